@@ -1,0 +1,5 @@
+"""``python -m ogverify``."""
+
+from ogverify.cli import main
+
+main()

@@ -1,0 +1,93 @@
+"""Child process of ``runner``: run one model once under one configuration, then exit.
+
+Invoked as ``python -m ogverify._replay JOB.json``. A fresh process per run matters: some
+onnxruntime settings (denormals-as-zero, thread pools) stick to the process that set them.
+It reads the job, writes each output as .npy and a result.json, and never raises past main.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def _session_options(config: Any, ort: Any) -> Any:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, config.graph_optimization_level)
+    options.execution_mode = getattr(ort.ExecutionMode, config.execution_mode)
+    options.intra_op_num_threads = config.intra_op_num_threads
+    options.inter_op_num_threads = config.inter_op_num_threads
+    options.log_severity_level = 3
+    for key, value in config.config_entries.items():
+        options.add_session_config_entry(key, value)
+    return options
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Run the job and return the result document (outputs are written next to the job)."""
+    started = time.perf_counter()
+    import numpy as np
+    import onnxruntime as ort
+
+    from ogverify.execution import ExecutionConfig
+    from ogverify.tensors import canonicalize, for_runtime
+
+    config = ExecutionConfig.from_json(job["execution"])
+    available = ort.get_available_providers()
+    for provider in config.providers:
+        if provider.name not in available:
+            return {"error": f"execution provider {provider.name} is not available here "
+                             f"(available: {', '.join(available)})", "kind": "environment"}
+    if not hasattr(ort.GraphOptimizationLevel, config.graph_optimization_level):
+        return {"error": f"onnxruntime {ort.__version__} has no {config.graph_optimization_level}",
+                "kind": "environment"}
+    session = ort.InferenceSession(
+        job["model"],
+        sess_options=_session_options(config, ort),
+        providers=[p.name for p in config.providers],
+        provider_options=[dict(p.options) for p in config.providers],
+    )
+    loaded = time.perf_counter()
+    feeds = {name: for_runtime(np.load(path, allow_pickle=False)) for name, path in job["inputs"].items()}
+    run_options = ort.RunOptions()
+    for key, value in config.run_config_entries.items():
+        run_options.add_run_config_entry(key, value)
+    values = session.run(job["outputs"], feeds, run_options)
+    ran = time.perf_counter()
+    out_dir = Path(job["out_dir"])
+    files = {}
+    for index, (name, value) in enumerate(zip(job["outputs"], values, strict=True)):
+        if not isinstance(value, np.ndarray):
+            return {"error": f"output {name!r} is a {type(value).__name__}, not a tensor; "
+                             "only tensor outputs can be compared", "kind": "model"}
+        path = out_dir / f"output_{index}.npy"
+        np.save(path, canonicalize(value, f"output {name!r}"), allow_pickle=False)
+        files[name] = str(path)
+    return {
+        "outputs": files,
+        "providers_used": list(session.get_providers()),
+        "runtime_version": ort.__version__,
+        "seconds": {"load": loaded - started, "run": ran - loaded},
+    }
+
+
+def main(argv: list[str]) -> int:
+    job_path = Path(argv[1])
+    result_path = job_path.with_name("result.json")
+    try:
+        job = json.loads(job_path.read_text(encoding="utf-8"))
+        result = run_job(job)
+    except Exception as exc:  # reported to the parent as data; the parent decides the exit code
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        result = {"error": f"{type(exc).__name__}: {first_line[:500]}", "kind": "runtime",
+                  "traceback": traceback.format_exc(limit=5)}
+    result_path.write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,535 @@
+"""Reading and writing evidence bundles, in directory form and as a single ``.ogb`` tar file.
+
+Layout (both forms)::
+
+    ogverify-bundle.json          {"format": "ogverify-bundle", "version": 1}
+    manifest.json                 canonical JSON manifest
+    blobs/blake3/<64 hex>         one artifact each, named by the blake3 of its uncompressed bytes
+    signatures/<keyid>.dsse.json  DSSE envelopes
+
+Every bundle is untrusted input: member names must match the layout exactly, only regular
+files are accepted, sizes are bounded, and blobs are decompressed no further than their
+declared size. Writers stage into a temporary sibling and rename, so an interrupted pack
+never leaves a partial bundle at the target path.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal, Protocol
+
+import zstandard
+
+from ogverify import canonical_json
+from ogverify.digest import CHUNK, Algorithm, Digest, digest_bytes, new_hasher
+from ogverify.errors import BundleError, UsageError
+from ogverify.manifest import Artifact, Manifest
+
+MARKER = "ogverify-bundle.json"
+MANIFEST = "manifest.json"
+MARKER_CONTENT = {"format": "ogverify-bundle", "version": 1}
+BLOB_NAME = re.compile(r"^blobs/blake3/[0-9a-f]{64}$")
+SIGNATURE_NAME = re.compile(r"^signatures/[0-9a-f]{64}\.dsse\.json$")
+ZSTD_LEVEL = 3
+ZSTD_SAMPLE = 4 << 20
+MIN_SAVING = 0.05
+
+Form = Literal["directory", "file"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what a bundle may make ogverify read, allocate or write."""
+
+    max_members: int = 100_000
+    max_manifest_bytes: int = 64 << 20
+    max_signature_bytes: int = 1 << 20
+    max_blob_bytes: int = 1 << 40
+    max_total_bytes: int = 1 << 42
+    max_tensor_bytes: int = 4 << 30
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def form_for(path: Path) -> Form:
+    """``.ogb`` names the single-file form; anything else is the directory form."""
+    return "file" if path.suffix == ".ogb" else "directory"
+
+
+def _allowed_member(name: str) -> bool:
+    return name in (MARKER, MANIFEST) or bool(BLOB_NAME.match(name) or SIGNATURE_NAME.match(name))
+
+
+class BundleSource(Protocol):
+    """Random access to a bundle's members, whichever form it has."""
+
+    def names(self) -> list[str]: ...
+
+    def stored_size(self, name: str) -> int: ...
+
+    def open(self, name: str) -> BinaryIO: ...
+
+    def close(self) -> None: ...
+
+
+class DirectorySource:
+    """Members of a bundle directory; symlinks and special files are refused outright."""
+
+    def __init__(self, root: Path, limits: Limits) -> None:
+        self.root = root
+        self._sizes: dict[str, int] = {}
+        self._walk(root, "", limits)
+
+    def _walk(self, folder: Path, prefix: str, limits: Limits) -> None:
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                name = f"{prefix}{entry.name}"
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    if name not in ("blobs", "blobs/blake3", "signatures"):
+                        raise BundleError(f"bundle holds an unexpected directory {name!r}")
+                    self._walk(Path(entry.path), f"{name}/", limits)
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    raise BundleError(f"bundle member {name!r} is not a regular file")
+                if not _allowed_member(name):
+                    raise BundleError(f"bundle holds an unexpected file {name!r}")
+                self._sizes[name] = info.st_size
+                if len(self._sizes) > limits.max_members:
+                    raise BundleError(f"bundle has more than {limits.max_members} members")
+
+    def names(self) -> list[str]:
+        return list(self._sizes)
+
+    def stored_size(self, name: str) -> int:
+        return self._sizes[name]
+
+    def open(self, name: str) -> BinaryIO:
+        return (self.root / name).open("rb")
+
+    def close(self) -> None:
+        return None
+
+
+class _MemberReader(io.RawIOBase):
+    """A read-only window onto one tar member's data."""
+
+    def __init__(self, handle: BinaryIO, start: int, size: int) -> None:
+        self._handle, self._start, self._size, self._pos = handle, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        count = min(len(buffer), self._size - self._pos)
+        if count <= 0:
+            return 0
+        self._handle.seek(self._start + self._pos)
+        chunk = self._handle.read(count)
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
+class TarSource:
+    """Members of a ``.ogb`` file: a plain tar whose members are read in place."""
+
+    def __init__(self, path: Path, limits: Limits) -> None:
+        self._handle: BinaryIO = path.open("rb")
+        self._members: dict[str, tuple[int, int]] = {}
+        try:
+            self._index(path, limits)
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def _index(self, path: Path, limits: Limits) -> None:
+        file_size = path.stat().st_size
+        try:
+            archive = tarfile.open(fileobj=self._handle, mode="r:")
+        except tarfile.TarError as exc:
+            raise BundleError(f"{path} is not a bundle: not a tar archive or a bundle directory") from exc
+        with archive:
+            while True:
+                try:
+                    member = archive.next()
+                except tarfile.TarError as exc:
+                    raise BundleError(f"{path}: damaged tar archive ({exc})") from exc
+                if member is None:
+                    break
+                name = member.name
+                if not member.isreg() or member.issparse():
+                    raise BundleError(f"bundle member {name!r} is not a regular file")
+                if not _allowed_member(name):
+                    raise BundleError(f"bundle holds an unexpected member {name!r}")
+                if name in self._members:
+                    raise BundleError(f"bundle member {name!r} appears twice")
+                if member.offset_data + member.size > file_size:
+                    raise BundleError(f"bundle member {name!r} is truncated")
+                self._members[name] = (member.offset_data, member.size)
+                if len(self._members) > limits.max_members:
+                    raise BundleError(f"bundle has more than {limits.max_members} members")
+                # tarfile keeps every member object; forget them so huge archives stay bounded.
+                archive.members.clear()
+
+    def names(self) -> list[str]:
+        return list(self._members)
+
+    def stored_size(self, name: str) -> int:
+        return self._members[name][1]
+
+    def open(self, name: str) -> BinaryIO:
+        start, size = self._members[name]
+        return io.BufferedReader(_MemberReader(self._handle, start, size), CHUNK)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class BlobProblem(Exception):
+    """A blob does not hold what the manifest says (missing, wrong size or digest)."""
+
+
+class Bundle:
+    """An opened bundle: its source, manifest bytes, parsed manifest and signature envelopes."""
+
+    def __init__(self, path: Path, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.path = path
+        self.limits = limits
+        if path.is_dir():
+            self.form: Form = "directory"
+            self.source: BundleSource = DirectorySource(path, limits)
+        elif path.is_file():
+            self.form = "file"
+            self.source = TarSource(path, limits)
+        else:
+            raise BundleError(f"no such bundle: {path}")
+        try:
+            self._load()
+        except BaseException:
+            self.source.close()
+            raise
+
+    def _load(self) -> None:
+        names = set(self.source.names())
+        if MARKER not in names or MANIFEST not in names:
+            raise BundleError(f"{self.path} is not an ogverify bundle (no {MARKER} / {MANIFEST})")
+        marker = canonical_json.loads_strict(self.read_member(MARKER, 4096), MARKER)
+        if not isinstance(marker, dict) or marker.get("format") != "ogverify-bundle":
+            raise BundleError(f"{MARKER} does not name the ogverify-bundle format")
+        version = marker.get("version")
+        if version != MARKER_CONTENT["version"]:
+            raise BundleError(f"bundle format version {version!r} is not supported; this bundle needs a newer ogverify")
+        self.manifest_bytes = self.read_member(MANIFEST, self.limits.max_manifest_bytes)
+        self.manifest = Manifest.from_bytes(self.manifest_bytes)
+        self.signature_envelopes: dict[str, bytes] = {
+            name: self.read_member(name, self.limits.max_signature_bytes)
+            for name in sorted(names)
+            if SIGNATURE_NAME.match(name)
+        }
+        declared = sum(a.size for _, a in self.manifest.artifacts())
+        if declared > self.limits.max_total_bytes:
+            raise BundleError(f"bundle declares {declared} bytes of artifacts, over the limit")
+
+    def __enter__(self) -> Bundle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.source.close()
+
+    @property
+    def manifest_sha256(self) -> Digest:
+        return digest_bytes(self.manifest_bytes, "sha256")
+
+    def read_member(self, name: str, limit: int) -> bytes:
+        """Read a small member whole, refusing one larger than ``limit``."""
+        size = self.source.stored_size(name)
+        if size > limit:
+            raise BundleError(f"bundle member {name!r} is {size} bytes, over the {limit}-byte limit")
+        with self.source.open(name) as handle:
+            return handle.read(size)
+
+    def blob_names(self) -> set[str]:
+        return {name for name in self.source.names() if BLOB_NAME.match(name)}
+
+    def iter_blob(self, artifact: Artifact) -> Iterator[bytes]:
+        """Yield a blob's uncompressed bytes, checking stored size and declared size as it goes.
+
+        The digest is not checked here; callers hash what they consume (see ``verify_blob``).
+
+        Raises:
+            BlobProblem: missing blob, stored size or decompressed size not as declared,
+                corrupt compressed data.
+        """
+        name = artifact.blob_path
+        if name not in self.source.names():
+            raise BlobProblem("blob is missing from the bundle")
+        if artifact.size > self.limits.max_blob_bytes:
+            raise BlobProblem(f"declared size {artifact.size} is over the {self.limits.max_blob_bytes}-byte limit")
+        stored = self.source.stored_size(name)
+        if stored != artifact.stored_size:
+            raise BlobProblem(f"stored size is {stored} bytes, manifest says {artifact.stored_size}")
+        with self.source.open(name) as raw:
+            if artifact.encoding == "identity":
+                if stored != artifact.size:
+                    raise BlobProblem(f"size is {stored} bytes, manifest says {artifact.size}")
+                yield from iter(lambda: raw.read(CHUNK), b"")
+                return
+            yield from _bounded_zstd(raw, artifact.size)
+
+    def read_blob(self, artifact: Artifact, what: str, limit: int) -> bytes:
+        """A verified blob, whole, for small artifacts such as tensors."""
+        if artifact.size > limit:
+            raise BundleError(f"{what} is {artifact.size} bytes, over the {limit}-byte limit")
+        try:
+            data = b"".join(self.iter_blob(artifact))
+        except BlobProblem as exc:
+            raise BundleError(f"{what}: {exc}") from exc
+        if digest_bytes(data).hex != artifact.blake3:
+            raise BundleError(f"{what}: blake3 digest does not match the manifest")
+        return data
+
+    def verify_blob(self, artifact: Artifact) -> str | None:
+        """Stream a blob through its digests; return what is wrong with it, or None."""
+        hashers = {"blake3": new_hasher("blake3")}
+        if artifact.sha256 is not None:
+            hashers["sha256"] = new_hasher("sha256")
+        try:
+            for chunk in self.iter_blob(artifact):
+                for hasher in hashers.values():
+                    hasher.update(chunk)
+        except BlobProblem as exc:
+            return str(exc)
+        if hashers["blake3"].hexdigest() != artifact.blake3:
+            return "blake3 digest does not match the manifest (content changed)"
+        if artifact.sha256 is not None and hashers["sha256"].hexdigest() != artifact.sha256:
+            return "sha256 digest does not match the manifest (content changed)"
+        return None
+
+    def write_blob(self, artifact: Artifact, target: Path, what: str) -> None:
+        """Write a blob's verified content to ``target`` (removed again if it does not verify)."""
+        hasher = new_hasher("blake3")
+        try:
+            with target.open("xb") as out:
+                for chunk in self.iter_blob(artifact):
+                    hasher.update(chunk)
+                    out.write(chunk)
+            if hasher.hexdigest() != artifact.blake3:
+                raise BlobProblem("blake3 digest does not match the manifest (content changed)")
+        except BlobProblem as exc:
+            target.unlink(missing_ok=True)
+            raise BundleError(f"{what}: {exc}") from exc
+
+
+def _bounded_zstd(raw: BinaryIO, declared: int) -> Iterator[bytes]:
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    produced = 0
+    try:
+        while True:
+            chunk = reader.read(min(CHUNK, declared - produced + 1))
+            if not chunk:
+                break
+            produced += len(chunk)
+            if produced > declared:
+                raise BlobProblem(f"decompresses to more than its declared {declared} bytes")
+            yield chunk
+    except zstandard.ZstdError as exc:
+        raise BlobProblem(f"corrupt zstd data ({exc})") from exc
+    if produced != declared:
+        raise BlobProblem(f"decompresses to {produced} bytes, manifest says {declared}")
+
+
+def open_bundle(path: Path, limits: Limits = DEFAULT_LIMITS) -> Bundle:
+    """Open and validate a bundle (either form); close it with ``close()`` or ``with``."""
+    return Bundle(path, limits)
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+class BundleWriter:
+    """Stages blobs for a new bundle, then publishes it atomically at its target path.
+
+    Blobs are deduplicated by digest; each is zstd-compressed only when that saves at least
+    5 % (a sample of the first 4 MiB decides first, so incompressible weights are never
+    compressed whole).
+    """
+
+    def __init__(self, target: Path, *, with_sha256: bool = False, overwrite: bool = False) -> None:
+        if target.exists() and not overwrite:
+            raise UsageError(f"{target} already exists (use --force to replace it)")
+        if not target.parent.is_dir():
+            raise UsageError(f"directory {target.parent} does not exist")
+        self.target = target
+        self.with_sha256 = with_sha256
+        self.overwrite = overwrite
+        self._staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        (self._staging / "blobs" / "blake3").mkdir(parents=True)
+        self._artifacts: dict[str, Artifact] = {}
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove the staging area (a no-op once published)."""
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+    def add_bytes(self, data: bytes) -> Artifact:
+        """Add an in-memory artifact (a tensor)."""
+        return self._add(lambda: io.BytesIO(data), len(data))
+
+    def add_file(self, path: Path) -> Artifact:
+        """Add a file's content, streamed (model weights)."""
+        return self._add(lambda: path.open("rb"), path.stat().st_size)
+
+    def _add(self, opener: Callable[[], BinaryIO], size: int) -> Artifact:
+        digests = self._digest(opener)
+        blake3_hex = digests["blake3"].hex
+        sha256_hex = digests["sha256"].hex if "sha256" in digests else None
+        known = self._artifacts.get(blake3_hex)
+        if known is not None:
+            return known
+        blob = self._staging / "blobs" / "blake3" / blake3_hex
+        encoding, stored_size = self._store(opener, size, blob)
+        artifact = Artifact(blake3_hex, size, encoding, stored_size, sha256_hex)
+        self._artifacts[blake3_hex] = artifact
+        return artifact
+
+    def _digest(self, opener: Callable[[], BinaryIO]) -> dict[str, Digest]:
+        algorithms: list[Algorithm] = ["blake3", "sha256"] if self.with_sha256 else ["blake3"]
+        hashers = {algorithm: new_hasher(algorithm) for algorithm in algorithms}
+        with opener() as source:
+            for chunk in iter(lambda: source.read(CHUNK), b""):
+                for hasher in hashers.values():
+                    hasher.update(chunk)
+        return {algorithm: Digest(algorithm, hasher.hexdigest()) for algorithm, hasher in hashers.items()}
+
+    def _store(self, opener: Callable[[], BinaryIO], size: int, blob: Path) -> tuple[Literal["zstd", "identity"], int]:
+        with opener() as source:
+            sample = source.read(ZSTD_SAMPLE)
+        if size == 0 or len(_compress(sample)) > len(sample) * (1 - MIN_SAVING):
+            return "identity", _copy(opener, blob)
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False)
+        with opener() as source, blob.open("wb") as out:
+            compressor.copy_stream(source, out, size=size, read_size=CHUNK, write_size=CHUNK)
+        stored = blob.stat().st_size
+        if stored > size * (1 - MIN_SAVING):
+            blob.unlink()
+            return "identity", _copy(opener, blob)
+        return "zstd", stored
+
+    def publish(self, manifest: Manifest, signatures: dict[str, bytes]) -> Path:
+        """Write manifest and signatures, then move the finished bundle to its target.
+
+        Args:
+            manifest: the manifest naming exactly the blobs added.
+            signatures: keyid → DSSE envelope bytes.
+        """
+        (self._staging / MARKER).write_bytes(canonical_json.dumps(MARKER_CONTENT))
+        (self._staging / MANIFEST).write_bytes(manifest.to_bytes())
+        if signatures:
+            (self._staging / "signatures").mkdir()
+            for keyid, envelope in signatures.items():
+                (self._staging / "signatures" / f"{keyid}.dsse.json").write_bytes(envelope)
+        if form_for(self.target) == "file":
+            write_tar(self.target, _directory_members(self._staging), overwrite=self.overwrite)
+            self.discard()
+        else:
+            _replace(self._staging, self.target, self.overwrite)
+        return self.target
+
+
+def _compress(data: bytes) -> bytes:
+    return bytes(zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False).compress(data))
+
+
+def _copy(opener: Callable[[], BinaryIO], blob: Path) -> int:
+    with opener() as source, blob.open("wb") as out:
+        shutil.copyfileobj(source, out, CHUNK)
+    return blob.stat().st_size
+
+
+MemberOpener = Callable[[], BinaryIO]
+
+
+def _directory_members(root: Path) -> list[tuple[str, int, MemberOpener]]:
+    members: list[tuple[str, int, MemberOpener]] = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            name = path.relative_to(root).as_posix()
+            members.append((name, path.stat().st_size, lambda p=path: p.open("rb")))
+    return members
+
+
+def bundle_members(bundle: Bundle) -> list[tuple[str, int, MemberOpener]]:
+    """Every member of an opened bundle, as (name, size, opener) for ``write_tar``."""
+    return [
+        (name, bundle.source.stored_size(name), lambda n=name: bundle.source.open(n))
+        for name in bundle.source.names()
+    ]
+
+
+def write_tar(target: Path, members: list[tuple[str, int, MemberOpener]], *, overwrite: bool) -> None:
+    """Write a deterministic tar (sorted, mtime 0, root-owned, 0644) and rename it into place."""
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(handle, "wb") as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, size, opener in sorted(members, key=lambda m: m[0]):
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = size, 0, 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with opener() as source:
+                    tar.addfile(info, source)
+        _replace(temp, target, overwrite)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _replace(source: Path, target: Path, overwrite: bool) -> None:
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise UsageError(f"{target} already exists (use --force to replace it)")
+        if target.is_dir() and not target.is_symlink():
+            if source.is_dir():
+                # Swap through a sibling name so the target is never missing *and* half written.
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                target.rename(old)
+                source.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+                return
+            shutil.rmtree(target)
+        elif source.is_dir():
+            target.unlink()
+    os.replace(source, target)
+
+
+def write_member_atomically(path: Path, data: bytes) -> None:
+    """Write one small file next to its final name, then rename it there."""
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,86 @@
+"""Canonical (RFC 8785) JSON for bytes we hash or sign, and a strict parser for bytes we read.
+
+The strict parser rejects what a lenient one would silently accept and an attacker could use
+to make two readers disagree: duplicate keys, NaN/Infinity literals, and excessive nesting.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import rfc8785
+
+from ogverify.errors import BundleError
+
+MAX_NESTING = 64
+
+
+def dumps(value: Any) -> bytes:
+    """Serialise ``value`` as RFC 8785 canonical JSON bytes."""
+    try:
+        return bytes(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise ValueError(f"value cannot be written as canonical JSON: {exc}") from exc
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise BundleError(f"duplicate JSON key {key!r}")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise BundleError(f"JSON literal {name} is not allowed")
+
+
+def _nesting_depth(text: str) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def loads_strict(raw: bytes, what: str) -> Any:
+    """Parse untrusted JSON bytes, naming ``what`` in any error.
+
+    Raises:
+        BundleError: not UTF-8, not JSON, duplicate keys, NaN/Infinity, or nested too deep.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{what} is not UTF-8 text") from exc
+    if _nesting_depth(text) > MAX_NESTING:
+        raise BundleError(f"{what} is nested deeper than {MAX_NESTING} levels")
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+    except BundleError as exc:
+        raise BundleError(f"{what}: {exc.message}") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise BundleError(f"{what} is not valid JSON: {exc}") from exc
+
+
+def is_canonical(raw: bytes, value: Any) -> bool:
+    """True when ``raw`` is exactly the canonical serialisation of ``value``."""
+    try:
+        return dumps(value) == raw
+    except ValueError:
+        return False

@@ -1,0 +1,268 @@
+"""Comparing claimed outputs with reproduced ones: the pass rules and the numbers behind them.
+
+Pass rules (``claimed`` is c, ``reproduced`` is r, element-wise):
+
+- ``exact``: same dtype, same shape, same bytes.
+- ``ulp:N``: floats only; the distance in units in the last place between c and r is at most N
+  (+0 and -0 are 0 apart; NaN matches only NaN; ±inf match only themselves).
+- ``allclose:rtol,atol``: numpy ``allclose`` semantics with c as the reference:
+  ``|c - r| <= atol + rtol * |c|``; NaN equals only NaN; ±inf equal only themselves.
+- ``topk:K``: the decision is preserved: for every row along the last axis, the set of the K
+  largest classes is the same (order within the K is not compared).
+
+For integer, boolean and string outputs every mode compares values exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ogverify.errors import UsageError
+from ogverify.tensors import Array, describe
+
+Mode = Literal["exact", "ulp", "allclose", "topk"]
+
+
+@dataclass(frozen=True)
+class ComparisonSpec:
+    """A comparison mode with its parameters, e.g. ``allclose:1e-3,1e-5``."""
+
+    mode: Mode = "exact"
+    ulp: int = 0
+    rtol: float = 0.0
+    atol: float = 0.0
+    k: int = 1
+
+    def __str__(self) -> str:
+        if self.mode == "ulp":
+            return f"ulp:{self.ulp}"
+        if self.mode == "allclose":
+            return f"allclose:{self.rtol:g},{self.atol:g}"
+        if self.mode == "topk":
+            return f"topk:{self.k}"
+        return "exact"
+
+    @classmethod
+    def parse(cls, text: str) -> ComparisonSpec:
+        """Parse ``exact``, ``ulp:N``, ``allclose:RTOL,ATOL`` or ``topk:K``."""
+        mode, _, params = text.strip().partition(":")
+        try:
+            if mode == "exact" and not params:
+                return cls("exact")
+            if mode == "ulp":
+                return cls("ulp", ulp=_non_negative_int(params))
+            if mode == "allclose":
+                rtol_text, atol_text = params.split(",")
+                rtol, atol = float(rtol_text), float(atol_text)
+                if not (math.isfinite(rtol) and math.isfinite(atol) and rtol >= 0 and atol >= 0):
+                    raise ValueError
+                return cls("allclose", rtol=rtol, atol=atol)
+            if mode == "topk":
+                k = _non_negative_int(params)
+                if k < 1:
+                    raise ValueError
+                return cls("topk", k=k)
+        except ValueError:
+            pass
+        raise UsageError(
+            f"invalid comparison {text!r}; use exact, ulp:N, allclose:RTOL,ATOL or topk:K"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        if self.mode == "ulp":
+            return {"mode": "ulp", "ulp": self.ulp}
+        if self.mode == "allclose":
+            return {"mode": "allclose", "rtol": self.rtol, "atol": self.atol}
+        if self.mode == "topk":
+            return {"mode": "topk", "k": self.k}
+        return {"mode": "exact"}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ComparisonSpec:
+        mode = raw["mode"]
+        if mode == "ulp":
+            return cls("ulp", ulp=int(raw["ulp"]))
+        if mode == "allclose":
+            return cls("allclose", rtol=float(raw["rtol"]), atol=float(raw["atol"]))
+        if mode == "topk":
+            return cls("topk", k=int(raw["k"]))
+        return cls("exact")
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError
+    return value
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """Everything measured when one claimed output is compared with its reproduction.
+
+    Float metrics are over the elements where both sides are finite; ``None`` where they do
+    not apply (non-float outputs, shape mismatch).
+    """
+
+    name: str
+    spec: ComparisonSpec
+    passed: bool
+    reason: str
+    claimed_type: str
+    reproduced_type: str
+    bitwise_equal: bool
+    elements: int
+    elements_differing: int
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
+    max_ulp: int | None = None
+    nan_mismatches: int = 0
+    inf_mismatches: int = 0
+    argmax_flips: int | None = None
+    topk_changes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "comparison": str(self.spec),
+            "passed": self.passed,
+            "reason": self.reason,
+            "claimed_type": self.claimed_type,
+            "reproduced_type": self.reproduced_type,
+            "bitwise_equal": self.bitwise_equal,
+            "elements": self.elements,
+            "elements_differing": self.elements_differing,
+            "max_abs_diff": self.max_abs_diff,
+            "max_rel_diff": self.max_rel_diff,
+            "max_ulp": self.max_ulp,
+            "nan_mismatches": self.nan_mismatches,
+            "inf_mismatches": self.inf_mismatches,
+            "argmax_flips": self.argmax_flips,
+            "topk_changes": self.topk_changes,
+        }
+
+
+_ORDERED_INT = {2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def ulp_distance(claimed: Array, reproduced: Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """Element-wise distance in representable floats between two same-dtype float arrays.
+
+    The bit patterns are mapped onto a monotonic integer line (so -0 and +0 coincide) and
+    subtracted; opposite signs are summed in uint64 so the distance never overflows.
+    """
+    int_type = _ORDERED_INT[claimed.dtype.itemsize]
+    sign_mask = np.array(1, dtype=int_type) << (8 * claimed.dtype.itemsize - 1)
+
+    def ordered(values: Array) -> np.ndarray[Any, np.dtype[np.int64]]:
+        bits = values.view(int_type)
+        magnitude = (bits & ~sign_mask).astype(np.int64)
+        return np.where(bits < 0, -magnitude, magnitude)
+
+    a, b = ordered(claimed), ordered(reproduced)
+    same_sign = (a >= 0) == (b >= 0)
+    with np.errstate(over="ignore"):
+        same = np.abs(a - b).astype(np.uint64)
+        opposite = np.abs(a).astype(np.uint64) + np.abs(b).astype(np.uint64)
+    return np.where(same_sign, same, opposite)
+
+
+def _finite_max(values: Array) -> float:
+    # JSON has no inf: a difference too large for float64 is reported as float64's maximum.
+    if not values.size:
+        return 0.0
+    return float(min(float(values.max()), float(np.finfo(np.float64).max)))
+
+
+def _last_axis_rows(array: Array) -> Array:
+    return array.reshape(-1, array.shape[-1]) if array.ndim >= 1 and array.size else array.reshape(0, 1)
+
+
+def _topk_changes(claimed: Array, reproduced: Array, k: int) -> int:
+    rows_c, rows_r = _last_axis_rows(claimed), _last_axis_rows(reproduced)
+    k = min(k, rows_c.shape[1])
+    top_c = np.sort(np.argsort(-rows_c, axis=1, kind="stable")[:, :k], axis=1)
+    top_r = np.sort(np.argsort(-rows_r, axis=1, kind="stable")[:, :k], axis=1)
+    return int(np.any(top_c != top_r, axis=1).sum())
+
+
+def compare_output(name: str, claimed: Array, reproduced: Array, spec: ComparisonSpec) -> OutputComparison:
+    """Compare one output under ``spec`` and measure how far apart the two sides are."""
+    claimed_type, reproduced_type = describe(claimed), describe(reproduced)
+    if claimed.dtype != reproduced.dtype or claimed.shape != reproduced.shape:
+        return OutputComparison(
+            name, spec, False,
+            f"type differs: claimed {claimed_type}, reproduced {reproduced_type}",
+            claimed_type, reproduced_type, False, int(claimed.size), int(claimed.size),
+        )
+    bitwise = claimed.tobytes() == reproduced.tobytes()
+    if claimed.dtype.kind != "f":
+        differing = int(np.count_nonzero(claimed != reproduced))
+        passed = differing == 0
+        reason = "values equal" if passed else f"{differing} of {claimed.size} values differ"
+        return OutputComparison(
+            name, spec, passed, reason, claimed_type, reproduced_type, bitwise,
+            int(claimed.size), differing,
+        )
+    return _compare_floats(name, claimed, reproduced, spec, bitwise)
+
+
+def _compare_floats(
+    name: str, claimed: Array, reproduced: Array, spec: ComparisonSpec, bitwise: bool
+) -> OutputComparison:
+    c64, r64 = claimed.astype(np.float64), reproduced.astype(np.float64)
+    nan_c, nan_r = np.isnan(c64), np.isnan(r64)
+    inf_c, inf_r = np.isinf(c64), np.isinf(r64)
+    nan_mismatches = int(np.count_nonzero(nan_c != nan_r))
+    inf_mismatches = int(np.count_nonzero((inf_c | inf_r) & ~(nan_c | nan_r) & (c64 != r64)))
+    finite = np.isfinite(c64) & np.isfinite(r64)
+    abs_diff = np.abs(c64 - r64, where=finite, out=np.zeros_like(c64))
+    tiny = float(np.finfo(claimed.dtype).tiny)
+    with np.errstate(over="ignore"):
+        rel_diff = abs_diff / np.maximum(np.abs(c64), tiny)
+    ulps = ulp_distance(claimed, reproduced)
+    ulps = np.where(nan_c & nan_r, np.uint64(0), ulps)
+    differing = int(np.count_nonzero(ulps))
+    max_ulp = int(ulps.max()) if ulps.size else 0
+    argmax_flips = None
+    if claimed.ndim >= 1 and claimed.shape[-1] > 1 and claimed.size:
+        argmax_flips = int(
+            np.count_nonzero(np.argmax(_last_axis_rows(c64), 1) != np.argmax(_last_axis_rows(r64), 1))
+        )
+    topk_changes = _topk_changes(c64, r64, spec.k) if spec.mode == "topk" and claimed.ndim >= 1 else None
+
+    special_ok = nan_mismatches == 0 and inf_mismatches == 0
+    if spec.mode == "exact":
+        passed = bitwise
+        reason = "bitwise equal" if passed else f"{differing} of {claimed.size} elements differ bitwise"
+    elif spec.mode == "ulp":
+        passed = special_ok and max_ulp <= spec.ulp
+        reason = f"max ULP distance {max_ulp} {'<=' if passed else '>'} {spec.ulp}"
+    elif spec.mode == "allclose":
+        bound = spec.atol + spec.rtol * np.abs(c64)
+        outside = int(np.count_nonzero(finite & (abs_diff > bound)))
+        passed = special_ok and outside == 0
+        reason = (
+            f"all elements within atol + rtol*|claimed| ({spec.atol:g} + {spec.rtol:g}*|claimed|)"
+            if passed
+            else f"{outside} of {claimed.size} elements outside atol + rtol*|claimed| "
+            f"(atol={spec.atol:g}, rtol={spec.rtol:g})"
+        )
+    else:
+        changes = topk_changes if topk_changes is not None else int(not bitwise)
+        passed = special_ok and changes == 0
+        reason = f"top-{spec.k} classes {'unchanged' if passed else f'changed in {changes} row(s)'}"
+    if not special_ok and spec.mode != "exact":
+        reason += f"; NaN mismatches {nan_mismatches}, inf mismatches {inf_mismatches}"
+    return OutputComparison(
+        name, spec, passed, reason, describe(claimed), describe(reproduced), bitwise,
+        int(claimed.size), differing,
+        max_abs_diff=_finite_max(abs_diff),
+        max_rel_diff=_finite_max(rel_diff),
+        max_ulp=max_ulp, nan_mismatches=nan_mismatches, inf_mismatches=inf_mismatches,
+        argmax_flips=argmax_flips, topk_changes=topk_changes,
+    )

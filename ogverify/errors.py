@@ -1,0 +1,65 @@
+"""One error root for everything that stops ogverify from *performing* its work.
+
+Findings ("output y differs by 3 ULP") are data in a Report; an exception here means the
+work itself could not be done. Each error carries the exit code the CLI should use and a
+one-line message; ``diagnostics()`` may add a paragraph of detail.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The stable exit codes of the ogverify command line."""
+
+    VERIFIED = 0
+    FAILED = 1
+    USAGE = 2
+    CANNOT_VERIFY = 3
+
+
+class OgverifyError(Exception):
+    """Root of every error ogverify raises on purpose.
+
+    Args:
+        message: one line saying what went wrong, naming the artifact or argument.
+        detail: optional further explanation, shown after the message.
+    """
+
+    exit_code: ExitCode = ExitCode.CANNOT_VERIFY
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def diagnostics(self) -> str:
+        """A human paragraph: the one-line message, then any detail."""
+        return f"{self.message}\n{self.detail}" if self.detail else self.message
+
+
+class UsageError(OgverifyError):
+    """The caller asked for something impossible: bad argument, missing file, wrong shape."""
+
+    exit_code = ExitCode.USAGE
+
+
+class BundleError(OgverifyError):
+    """A bundle cannot be read: not a bundle, malformed, unsafe, or over a limit."""
+
+    exit_code = ExitCode.CANNOT_VERIFY
+
+
+class KeyFileError(UsageError):
+    """A key file is missing, unreadable, or not an ed25519 key."""
+
+
+class ModelError(UsageError):
+    """A model cannot be parsed or does not fit the tensors given for it."""
+
+
+class ReplayError(OgverifyError):
+    """Re-executing a model failed for a reason other than a numeric mismatch."""
+
+    exit_code = ExitCode.CANNOT_VERIFY

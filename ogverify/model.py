@@ -1,0 +1,136 @@
+"""What an ONNX model declares: its input/output signature and its external-data files.
+
+Parsed with ``onnx`` without loading external data, so a multi-GB model costs only its graph.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ogverify.errors import ModelError
+from ogverify.tensors import Array, describe, dtype_name
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A declared graph input or output: dtype name (None if not a tensor) and dims.
+
+    A dim is an int when fixed, a string when symbolic, None when unknown.
+    """
+
+    name: str
+    dtype: str | None
+    shape: tuple[int | str | None, ...] | None
+
+    def describe(self) -> str:
+        if self.shape is None:
+            return f"{self.dtype or 'non-tensor'}[?]"
+        dims = ",".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype or 'non-tensor'}[{dims}]"
+
+    def accepts(self, array: Array) -> bool:
+        if self.dtype is not None and dtype_name(array.dtype) != self.dtype:
+            return False
+        if self.shape is None:
+            return True
+        if len(self.shape) != array.ndim:
+            return False
+        return all(not isinstance(d, int) or d == a for d, a in zip(self.shape, array.shape, strict=True))
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """The graph's real inputs (initializers excluded), outputs, and external-data locations."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    external_data: tuple[str, ...]
+    opsets: dict[str, int]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [spec.name for spec in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [spec.name for spec in self.outputs]
+
+    def check_inputs(self, arrays: dict[str, Array]) -> None:
+        """Raise a ModelError naming the first input that is missing, unknown or mistyped."""
+        declared = {spec.name: spec for spec in self.inputs}
+        for name in arrays:
+            if name not in declared:
+                raise ModelError(f"the model has no input {name!r} (inputs: {', '.join(declared) or 'none'})")
+        for spec in self.inputs:
+            if spec.name not in arrays:
+                raise ModelError(f"input {spec.name!r} ({spec.describe()}) is not given")
+            if not spec.accepts(arrays[spec.name]):
+                raise ModelError(f"input {spec.name!r} expects {spec.describe()}, got {describe(arrays[spec.name])}")
+
+
+def _tensor_spec(value_info: Any) -> TensorSpec:
+    from onnx import helper
+
+    kind = value_info.type.WhichOneof("value")
+    if kind != "tensor_type":
+        return TensorSpec(value_info.name, None, None)
+    tensor_type = value_info.type.tensor_type
+    try:
+        dtype = dtype_name(np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)))
+    except (KeyError, TypeError, ValueError):
+        dtype = None
+    if dtype is not None and dtype.startswith("<U") or dtype == "object":
+        dtype = "string"
+    if not tensor_type.HasField("shape"):
+        return TensorSpec(value_info.name, dtype, None)
+    dims: list[int | str | None] = []
+    for dim in tensor_type.shape.dim:
+        which = dim.WhichOneof("value")
+        dims.append(dim.dim_value if which == "dim_value" else dim.dim_param if which == "dim_param" else None)
+    return TensorSpec(value_info.name, dtype, tuple(dims))
+
+
+def _safe_location(location: str, model_name: str) -> str:
+    base = posixpath.dirname(model_name)
+    joined = posixpath.normpath(posixpath.join(base, location.replace("\\", "/")))
+    if location.startswith(("/", "\\")) or joined.startswith("../") or joined == ".." or ":" in location:
+        raise ModelError(f"model {model_name!r} names external data {location!r} outside its directory")
+    return joined
+
+
+def read_signature(path: Path, model_name: str | None = None) -> ModelSignature:
+    """Parse ``path`` (graph only) and return its signature.
+
+    Raises:
+        ModelError: not an ONNX model, or external data that points outside the model's directory.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    name = model_name or path.name
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError, RuntimeError) as exc:
+        raise ModelError(f"{name} is not a readable ONNX model ({exc})") from exc
+    graph = proto.graph
+    initializers = {init.name for init in graph.initializer}
+    locations: set[str] = set()
+    tensors = list(graph.initializer) + [
+        attr.t for node in graph.node for attr in node.attribute if attr.HasField("t")
+    ]
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    locations.add(_safe_location(entry.value, name))
+    return ModelSignature(
+        inputs=tuple(_tensor_spec(v) for v in graph.input if v.name not in initializers),
+        outputs=tuple(_tensor_spec(v) for v in graph.output),
+        external_data=tuple(sorted(locations)),
+        opsets={opset.domain or "ai.onnx": opset.version for opset in proto.opset_import},
+    )

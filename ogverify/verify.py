@@ -1,0 +1,230 @@
+"""``check``: integrity → signatures → environment → re-execution → comparison, as a Report.
+
+Failures to *perform* a stage become ERROR findings (exit 3); evidence that does not hold
+becomes FAIL findings (exit 1). Nothing is executed unless integrity and signatures hold.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ogverify.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
+from ogverify.compare import compare_output
+from ogverify.errors import OgverifyError
+from ogverify.fingerprint import EnvironmentDifference, capture, diff_environments
+from ogverify.model import read_signature
+from ogverify.report import Finding, Report, Status
+from ogverify.runner import DEFAULT_TIMEOUT, ReplayResult, replay
+from ogverify.signing import TrustedKey, verify_envelope
+from ogverify.tensors import Array, describe, dtype_name, parse_npy
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What ``check`` trusts and how far it goes.
+
+    Attributes:
+        trusted_keys: keyid → public key; a signature counts only if made by one of these.
+        allow_unsigned: accept a bundle with no signature from a trusted key (a warning, not a failure).
+        rerun: re-execute the model and compare outputs (False: integrity and signatures only).
+        timeout: seconds the re-execution may take.
+        limits: bounds on what the bundle may make ogverify read.
+    """
+
+    trusted_keys: Mapping[str, TrustedKey] = field(default_factory=dict)
+    allow_unsigned: bool = False
+    rerun: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+    limits: Limits = DEFAULT_LIMITS
+
+
+def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
+    """Check one bundle and return its report; never raises for a bad bundle."""
+    options = options or CheckOptions()
+    try:
+        bundle = open_bundle(path, options.limits)
+    except OgverifyError as exc:
+        return Report(str(path), (Finding("bundle", "bundle", Status.ERROR, exc.message),), rerun=options.rerun)
+    with bundle:
+        return _check_open(bundle, options)
+
+
+def _check_open(bundle: Bundle, options: CheckOptions) -> Report:
+    integrity = _integrity(bundle)
+    signatures = _signatures(bundle, options)
+    differences = tuple(diff_environments(bundle.manifest.environment, capture()))
+    findings = [integrity, signatures, _environment(differences)]
+    comparisons = ()
+    replay_facts = None
+    if not options.rerun:
+        findings.append(Finding("replay", "re-execution", Status.SKIP, "re-execution skipped (--no-rerun)"))
+    elif integrity.status is not Status.PASS or signatures.status not in (Status.PASS, Status.WARN):
+        findings.append(Finding(
+            "replay", "re-execution", Status.SKIP, "re-execution skipped: integrity or signatures do not hold"
+        ))
+    else:
+        replay_finding, result, comparison_findings, comparisons = _replay_and_compare(bundle, options)
+        findings.append(replay_finding)
+        findings.extend(comparison_findings)
+        replay_facts = result.to_json() if result is not None else None
+    return Report(
+        str(bundle.path),
+        tuple(findings),
+        manifest_sha256=bundle.manifest_sha256.hex,
+        comparisons=tuple(comparisons),
+        environment_differences=differences,
+        replay=replay_facts,
+        rerun=options.rerun,
+    )
+
+
+def _integrity(bundle: Bundle) -> Finding:
+    children = []
+    referenced = set()
+    for label, artifact in bundle.manifest.artifacts():
+        referenced.add(artifact.blob_path)
+        problem = bundle.verify_blob(artifact)
+        evidence = {"blake3": artifact.blake3, "size": artifact.size}
+        if problem is None:
+            children.append(Finding("integrity", label, Status.PASS, f"{label} matches its digest", evidence))
+        else:
+            children.append(Finding("integrity", label, Status.FAIL, f"{label}: {problem}", evidence))
+    for extra in sorted(bundle.blob_names() - referenced):
+        children.append(Finding(
+            "integrity", extra, Status.FAIL, f"blob {extra} is not named by the manifest (something was added)"
+        ))
+    failed = [c for c in children if c.status is Status.FAIL]
+    if failed:
+        message = failed[0].message if len(failed) == 1 else f"{len(failed)} artifacts fail: {failed[0].message}; ..."
+        return Finding("integrity", "blobs", Status.FAIL, message, children=tuple(children))
+    return Finding("integrity", "blobs", Status.PASS, f"all {len(children)} artifacts match their digests",
+                   children=tuple(children))
+
+
+def _signatures(bundle: Bundle, options: CheckOptions) -> Finding:
+    checks = [
+        check
+        for name, raw in bundle.signature_envelopes.items()
+        for check in verify_envelope(name, raw, bundle.manifest_bytes, bundle.manifest, options.trusted_keys)
+    ]
+    children = []
+    for check in checks:
+        status = {
+            "trusted": Status.PASS, "untrusted": Status.WARN,
+        }.get(check.status, Status.FAIL)
+        evidence = {"keyid": check.keyid, "status": check.status, "envelope": check.source}
+        if check.changed_fields:
+            evidence["changed_since_signing"] = list(check.changed_fields)
+        children.append(Finding("signatures", f"signature {check.keyid[:12]}", status, check.message, evidence))
+    broken = [c for c in children if c.status is Status.FAIL]
+    trusted = [c for c in checks if c.ok]
+    if broken:
+        return Finding("signatures", "signatures", Status.FAIL, broken[0].message, children=tuple(children))
+    if trusted:
+        return Finding("signatures", "signatures", Status.PASS,
+                       f"signed by {len(trusted)} trusted key(s)", children=tuple(children))
+    if not checks:
+        reason = "bundle is not signed"
+    elif not options.trusted_keys:
+        reason = "bundle is signed, but no trusted key was given (--trusted-key)"
+    else:
+        reason = "bundle is signed only by untrusted keys"
+    if options.allow_unsigned:
+        return Finding("signatures", "signatures", Status.WARN, f"{reason} (accepted: --allow-unsigned)",
+                       children=tuple(children))
+    return Finding("signatures", "signatures", Status.FAIL, reason, children=tuple(children))
+
+
+def _environment(differences: tuple[EnvironmentDifference, ...]) -> Finding:
+    if not differences:
+        return Finding("environment", "environment", Status.PASS, "environment matches the recorded fingerprint")
+    children = tuple(
+        Finding("environment", d.field, Status.WARN if d.impact == "high" else Status.PASS,
+                f"{d.field}: recorded {d.recorded!r}, here {d.current!r} ({d.impact} impact: {d.why})",
+                d.to_json())
+        for d in differences
+    )
+    high = [d for d in differences if d.impact == "high"]
+    if high:
+        return Finding("environment", "environment", Status.WARN,
+                       f"{len(differences)} environment difference(s), {len(high)} likely to change numerics: "
+                       + ", ".join(d.field for d in high), children=children)
+    return Finding("environment", "environment", Status.PASS,
+                   f"{len(differences)} environment difference(s), none known to change numerics",
+                   children=children)
+
+
+def _load_tensor(bundle: Bundle, entry_name: str, artifact_label: str, entry: object) -> Array:
+    from ogverify.manifest import TensorEntry
+
+    assert isinstance(entry, TensorEntry)
+    raw = bundle.read_blob(entry.artifact, artifact_label, bundle.limits.max_tensor_bytes)
+    array = parse_npy(raw, artifact_label)
+    if dtype_name(array.dtype) != entry.dtype or tuple(array.shape) != entry.shape:
+        raise _EvidenceMismatch(
+            f"{artifact_label} holds {describe(array)}, manifest says {entry.dtype}[{','.join(map(str, entry.shape))}]"
+        )
+    return array
+
+
+class _EvidenceMismatch(Exception):
+    """The bundle's pieces contradict each other: the evidence does not hold."""
+
+
+def _replay_and_compare(
+    bundle: Bundle, options: CheckOptions
+) -> tuple[Finding, ReplayResult | None, list[Finding], list]:  # type: ignore[type-arg]
+    manifest = bundle.manifest
+    try:
+        with tempfile.TemporaryDirectory(prefix="ogverify-check-") as work:
+            model_dir = Path(work) / "model"
+            model_path = _materialize(bundle, model_dir)
+            inputs = {t.name: _load_tensor(bundle, t.name, f"input '{t.name}'", t) for t in manifest.inputs}
+            claimed = {t.name: _load_tensor(bundle, t.name, f"claimed output '{t.name}'", t) for t in manifest.outputs}
+            signature = read_signature(model_path, manifest.model.name)
+            packed_files = {f.name for f in manifest.model_files}
+            for location in signature.external_data:
+                if location not in packed_files:
+                    raise _EvidenceMismatch(f"model names external data {location!r}, which the bundle does not hold")
+            try:
+                signature.check_inputs(inputs)
+            except OgverifyError as exc:
+                raise _EvidenceMismatch(f"the model does not accept the packed inputs: {exc.message}") from exc
+            result = replay(model_path, inputs, list(claimed), manifest.execution, timeout=options.timeout)
+    except _EvidenceMismatch as exc:
+        return Finding("replay", "re-execution", Status.FAIL, str(exc)), None, [], []
+    except OgverifyError as exc:
+        return Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}), None, [], []
+    replay_finding = Finding(
+        "replay", "re-execution", Status.PASS,
+        f"re-executed with onnxruntime {result.runtime_version} on {', '.join(result.providers_used)}",
+        result.to_json(),
+    )
+    comparisons = [
+        compare_output(name, claimed[name], result.outputs[name], manifest.comparison.for_output(name))
+        for name in claimed
+    ]
+    findings = [
+        Finding("comparison", f"output '{c.name}'", Status.PASS if c.passed else Status.FAIL,
+                f"output '{c.name}' [{c.spec}]: {c.reason}", c.to_json())
+        for c in comparisons
+    ]
+    return replay_finding, result, findings, comparisons
+
+
+def _materialize(bundle: Bundle, model_dir: Path) -> Path:
+    """Write the model and its external-data files, verified, under ``model_dir``."""
+    manifest = bundle.manifest
+    model_dir.mkdir(parents=True)
+    for entry in (manifest.model, *manifest.model_files):
+        target = (model_dir / entry.name).resolve()
+        if not target.is_relative_to(model_dir.resolve()):
+            raise _EvidenceMismatch(f"model file name {entry.name!r} points outside the model directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            raise _EvidenceMismatch(f"model file {entry.name!r} appears twice")
+        bundle.write_blob(entry.artifact, target, f"model file '{entry.name}'")
+    return model_dir / manifest.model.name
