@@ -15,6 +15,7 @@ never leaves a partial bundle at the target path.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -156,7 +157,7 @@ class TarSource:
     def _index(self, path: Path, limits: Limits) -> None:
         file_size = path.stat().st_size
         try:
-            archive = tarfile.open(fileobj=self._handle, mode="r:")
+            archive = tarfile.open(fileobj=self._handle, mode="r:")  # noqa: SIM115 - closed by `with` below
         except tarfile.TarError as exc:
             raise BundleError(f"{path} is not a bundle: not a tar archive or a bundle directory") from exc
         with archive:
@@ -180,7 +181,7 @@ class TarSource:
                 if len(self._members) > limits.max_members:
                     raise BundleError(f"bundle has more than {limits.max_members} members")
                 # tarfile keeps every member object; forget them so huge archives stay bounded.
-                archive.members.clear()
+                archive.members.clear()  # type: ignore[attr-defined]
 
     def names(self) -> list[str]:
         return list(self._members)
@@ -196,7 +197,7 @@ class TarSource:
         self._handle.close()
 
 
-class BlobProblem(Exception):
+class BlobError(Exception):
     """A blob does not hold what the manifest says (missing, wrong size or digest)."""
 
 
@@ -271,21 +272,21 @@ class Bundle:
         The digest is not checked here; callers hash what they consume (see ``verify_blob``).
 
         Raises:
-            BlobProblem: missing blob, stored size or decompressed size not as declared,
+            BlobError: missing blob, stored size or decompressed size not as declared,
                 corrupt compressed data.
         """
         name = artifact.blob_path
         if name not in self.source.names():
-            raise BlobProblem("blob is missing from the bundle")
+            raise BlobError("blob is missing from the bundle")
         if artifact.size > self.limits.max_blob_bytes:
-            raise BlobProblem(f"declared size {artifact.size} is over the {self.limits.max_blob_bytes}-byte limit")
+            raise BlobError(f"declared size {artifact.size} is over the {self.limits.max_blob_bytes}-byte limit")
         stored = self.source.stored_size(name)
         if stored != artifact.stored_size:
-            raise BlobProblem(f"stored size is {stored} bytes, manifest says {artifact.stored_size}")
+            raise BlobError(f"stored size is {stored} bytes, manifest says {artifact.stored_size}")
         with self.source.open(name) as raw:
             if artifact.encoding == "identity":
                 if stored != artifact.size:
-                    raise BlobProblem(f"size is {stored} bytes, manifest says {artifact.size}")
+                    raise BlobError(f"size is {stored} bytes, manifest says {artifact.size}")
                 yield from iter(lambda: raw.read(CHUNK), b"")
                 return
             yield from _bounded_zstd(raw, artifact.size)
@@ -296,7 +297,7 @@ class Bundle:
             raise BundleError(f"{what} is {artifact.size} bytes, over the {limit}-byte limit")
         try:
             data = b"".join(self.iter_blob(artifact))
-        except BlobProblem as exc:
+        except BlobError as exc:
             raise BundleError(f"{what}: {exc}") from exc
         if digest_bytes(data).hex != artifact.blake3:
             raise BundleError(f"{what}: blake3 digest does not match the manifest")
@@ -311,7 +312,7 @@ class Bundle:
             for chunk in self.iter_blob(artifact):
                 for hasher in hashers.values():
                     hasher.update(chunk)
-        except BlobProblem as exc:
+        except BlobError as exc:
             return str(exc)
         if hashers["blake3"].hexdigest() != artifact.blake3:
             return "blake3 digest does not match the manifest (content changed)"
@@ -328,8 +329,8 @@ class Bundle:
                     hasher.update(chunk)
                     out.write(chunk)
             if hasher.hexdigest() != artifact.blake3:
-                raise BlobProblem("blake3 digest does not match the manifest (content changed)")
-        except BlobProblem as exc:
+                raise BlobError("blake3 digest does not match the manifest (content changed)")
+        except BlobError as exc:
             target.unlink(missing_ok=True)
             raise BundleError(f"{what}: {exc}") from exc
 
@@ -344,12 +345,12 @@ def _bounded_zstd(raw: BinaryIO, declared: int) -> Iterator[bytes]:
                 break
             produced += len(chunk)
             if produced > declared:
-                raise BlobProblem(f"decompresses to more than its declared {declared} bytes")
+                raise BlobError(f"decompresses to more than its declared {declared} bytes")
             yield chunk
     except zstandard.ZstdError as exc:
-        raise BlobProblem(f"corrupt zstd data ({exc})") from exc
+        raise BlobError(f"corrupt zstd data ({exc})") from exc
     if produced != declared:
-        raise BlobProblem(f"decompresses to {produced} bytes, manifest says {declared}")
+        raise BlobError(f"decompresses to {produced} bytes, manifest says {declared}")
 
 
 def open_bundle(path: Path, limits: Limits = DEFAULT_LIMITS) -> Bundle:
@@ -468,19 +469,23 @@ def _copy(opener: Callable[[], BinaryIO], blob: Path) -> int:
 MemberOpener = Callable[[], BinaryIO]
 
 
+def _open_file(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
 def _directory_members(root: Path) -> list[tuple[str, int, MemberOpener]]:
     members: list[tuple[str, int, MemberOpener]] = []
     for path in root.rglob("*"):
         if path.is_file():
             name = path.relative_to(root).as_posix()
-            members.append((name, path.stat().st_size, lambda p=path: p.open("rb")))
+            members.append((name, path.stat().st_size, functools.partial(_open_file, path)))
     return members
 
 
 def bundle_members(bundle: Bundle) -> list[tuple[str, int, MemberOpener]]:
     """Every member of an opened bundle, as (name, size, opener) for ``write_tar``."""
     return [
-        (name, bundle.source.stored_size(name), lambda n=name: bundle.source.open(n))
+        (name, bundle.source.stored_size(name), functools.partial(bundle.source.open, name))
         for name in bundle.source.names()
     ]
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ogverify.errors import UsageError
 from ogverify.tensors import Array, describe
 
 Mode = Literal["exact", "ulp", "allclose", "topk"]
+F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def ulp_distance(claimed: Array, reproduced: Array) -> np.ndarray[Any, np.dtype[
     def ordered(values: Array) -> np.ndarray[Any, np.dtype[np.int64]]:
         bits = values.view(int_type)
         magnitude = (bits & ~sign_mask).astype(np.int64)
-        return np.where(bits < 0, -magnitude, magnitude)
+        return np.asarray(np.where(bits < 0, -magnitude, magnitude), dtype=np.int64)
 
     a, b = ordered(claimed), ordered(reproduced)
     same_sign = (a >= 0) == (b >= 0)
@@ -178,11 +180,11 @@ def _finite_max(values: Array) -> float:
     return float(min(float(values.max()), float(np.finfo(np.float64).max)))
 
 
-def _last_axis_rows(array: Array) -> Array:
+def _last_axis_rows(array: F64) -> F64:
     return array.reshape(-1, array.shape[-1]) if array.ndim >= 1 and array.size else array.reshape(0, 1)
 
 
-def _topk_changes(claimed: Array, reproduced: Array, k: int) -> int:
+def _topk_changes(claimed: F64, reproduced: F64, k: int) -> int:
     rows_c, rows_r = _last_axis_rows(claimed), _last_axis_rows(reproduced)
     k = min(k, rows_c.shape[1])
     top_c = np.sort(np.argsort(-rows_c, axis=1, kind="stable")[:, :k], axis=1)
@@ -221,7 +223,7 @@ def _compare_floats(
     inf_mismatches = int(np.count_nonzero((inf_c | inf_r) & ~(nan_c | nan_r) & (c64 != r64)))
     finite = np.isfinite(c64) & np.isfinite(r64)
     abs_diff = np.abs(c64 - r64, where=finite, out=np.zeros_like(c64))
-    tiny = float(np.finfo(claimed.dtype).tiny)
+    tiny = float(np.finfo(cast(Any, claimed.dtype)).tiny)
     with np.errstate(over="ignore"):
         rel_diff = abs_diff / np.maximum(np.abs(c64), tiny)
     ulps = ulp_distance(claimed, reproduced)

@@ -71,12 +71,12 @@ def _extract_into(bundle_path: Path, root: Path) -> None:
         manifest = bundle.manifest
         (root / MANIFEST).write_bytes(bundle.manifest_bytes)
         model_dir = (root / "model").resolve()
-        for entry in (manifest.model, *manifest.model_files):
-            destination = (model_dir / entry.name).resolve()
+        for model_file in (manifest.model, *manifest.model_files):
+            destination = (model_dir / model_file.name).resolve()
             if not destination.is_relative_to(model_dir):
-                raise BundleError(f"model file name {entry.name!r} points outside the bundle")
+                raise BundleError(f"model file name {model_file.name!r} points outside the bundle")
             destination.parent.mkdir(parents=True, exist_ok=True)
-            bundle.write_blob(entry.artifact, destination, f"model file '{entry.name}'")
+            bundle.write_blob(model_file.artifact, destination, f"model file '{model_file.name}'")
         index: dict[str, dict[str, str]] = {}
         for kind, entries in (("inputs", manifest.inputs), ("outputs", manifest.outputs)):
             (root / kind).mkdir()

@@ -106,7 +106,7 @@ _RANK = {"high": 0, "medium": 1, "low": 2}
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping) and not (prefix == "thread_env"):
+    if isinstance(value, Mapping) and prefix != "thread_env":
         flat: dict[str, Any] = {}
         for key, item in value.items():
             flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))

@@ -95,7 +95,7 @@ class TensorEntry:
 class ComparisonPolicy:
     """The comparison mode for each output: a default and per-output overrides."""
 
-    default: ComparisonSpec = ComparisonSpec()
+    default: ComparisonSpec = field(default_factory=ComparisonSpec)
     outputs: Mapping[str, ComparisonSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

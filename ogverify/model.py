@@ -84,7 +84,7 @@ def _tensor_spec(value_info: Any) -> TensorSpec:
         dtype = dtype_name(np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)))
     except (KeyError, TypeError, ValueError):
         dtype = None
-    if dtype is not None and dtype.startswith("<U") or dtype == "object":
+    if (dtype is not None and dtype.startswith("<U")) or dtype == "object":
         dtype = "string"
     if not tensor_type.HasField("shape"):
         return TensorSpec(value_info.name, dtype, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ogverify.compare import OutputComparison
@@ -14,7 +14,7 @@ from ogverify.fingerprint import EnvironmentDifference
 REPORT_VERSION = 1
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """The outcome of one finding."""
 
     PASS = "pass"
@@ -24,7 +24,7 @@ class Status(str, Enum):
     WARN = "warn"
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """The outcome of a whole check."""
 
     VERIFIED = "verified"

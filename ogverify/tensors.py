@@ -48,7 +48,7 @@ def canonicalize(array: Array, what: str) -> Array:
         text = [item.decode("utf-8") if isinstance(item, bytes) else item for item in flat]
         array = np.array(text, dtype=np.str_).reshape(array.shape)
     if array.dtype.kind == "S":
-        array = np.char.decode(array, "utf-8")
+        array = np.char.decode(array.astype(np.bytes_), "utf-8")
     if array.dtype.kind not in SUPPORTED_KINDS or array.dtype.fields is not None:
         raise UsageError(f"{what}: dtype {array.dtype} is not supported")
     if array.dtype.byteorder == ">":

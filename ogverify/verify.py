@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ogverify.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
-from ogverify.compare import compare_output
+from ogverify.compare import OutputComparison, compare_output
 from ogverify.errors import OgverifyError
 from ogverify.fingerprint import EnvironmentDifference, capture, diff_environments
+from ogverify.manifest import TensorEntry
 from ogverify.model import read_signature
 from ogverify.report import Finding, Report, Status
 from ogverify.runner import DEFAULT_TIMEOUT, ReplayResult, replay
@@ -57,7 +58,7 @@ def _check_open(bundle: Bundle, options: CheckOptions) -> Report:
     signatures = _signatures(bundle, options)
     differences = tuple(diff_environments(bundle.manifest.environment, capture()))
     findings = [integrity, signatures, _environment(differences)]
-    comparisons = ()
+    comparisons: list[OutputComparison] = []
     replay_facts = None
     if not options.rerun:
         findings.append(Finding("replay", "re-execution", Status.SKIP, "re-execution skipped (--no-rerun)"))
@@ -115,7 +116,7 @@ def _signatures(bundle: Bundle, options: CheckOptions) -> Finding:
         status = {
             "trusted": Status.PASS, "untrusted": Status.WARN,
         }.get(check.status, Status.FAIL)
-        evidence = {"keyid": check.keyid, "status": check.status, "envelope": check.source}
+        evidence: dict[str, object] = {"keyid": check.keyid, "status": check.status, "envelope": check.source}
         if check.changed_fields:
             evidence["changed_since_signing"] = list(check.changed_fields)
         children.append(Finding("signatures", f"signature {check.keyid[:12]}", status, check.message, evidence))
@@ -157,44 +158,43 @@ def _environment(differences: tuple[EnvironmentDifference, ...]) -> Finding:
                    children=children)
 
 
-def _load_tensor(bundle: Bundle, entry_name: str, artifact_label: str, entry: object) -> Array:
-    from ogverify.manifest import TensorEntry
-
-    assert isinstance(entry, TensorEntry)
+def _load_tensor(bundle: Bundle, entry: TensorEntry, artifact_label: str) -> Array:
     raw = bundle.read_blob(entry.artifact, artifact_label, bundle.limits.max_tensor_bytes)
     array = parse_npy(raw, artifact_label)
     if dtype_name(array.dtype) != entry.dtype or tuple(array.shape) != entry.shape:
-        raise _EvidenceMismatch(
+        raise _EvidenceMismatchError(
             f"{artifact_label} holds {describe(array)}, manifest says {entry.dtype}[{','.join(map(str, entry.shape))}]"
         )
     return array
 
 
-class _EvidenceMismatch(Exception):
+class _EvidenceMismatchError(Exception):
     """The bundle's pieces contradict each other: the evidence does not hold."""
 
 
 def _replay_and_compare(
     bundle: Bundle, options: CheckOptions
-) -> tuple[Finding, ReplayResult | None, list[Finding], list]:  # type: ignore[type-arg]
+) -> tuple[Finding, ReplayResult | None, list[Finding], list[OutputComparison]]:
     manifest = bundle.manifest
     try:
         with tempfile.TemporaryDirectory(prefix="ogverify-check-") as work:
             model_dir = Path(work) / "model"
             model_path = _materialize(bundle, model_dir)
-            inputs = {t.name: _load_tensor(bundle, t.name, f"input '{t.name}'", t) for t in manifest.inputs}
-            claimed = {t.name: _load_tensor(bundle, t.name, f"claimed output '{t.name}'", t) for t in manifest.outputs}
+            inputs = {t.name: _load_tensor(bundle, t, f"input '{t.name}'") for t in manifest.inputs}
+            claimed = {t.name: _load_tensor(bundle, t, f"claimed output '{t.name}'") for t in manifest.outputs}
             signature = read_signature(model_path, manifest.model.name)
             packed_files = {f.name for f in manifest.model_files}
             for location in signature.external_data:
                 if location not in packed_files:
-                    raise _EvidenceMismatch(f"model names external data {location!r}, which the bundle does not hold")
+                    raise _EvidenceMismatchError(
+                        f"model names external data {location!r}, which the bundle does not hold"
+                    )
             try:
                 signature.check_inputs(inputs)
             except OgverifyError as exc:
-                raise _EvidenceMismatch(f"the model does not accept the packed inputs: {exc.message}") from exc
+                raise _EvidenceMismatchError(f"the model does not accept the packed inputs: {exc.message}") from exc
             result = replay(model_path, inputs, list(claimed), manifest.execution, timeout=options.timeout)
-    except _EvidenceMismatch as exc:
+    except _EvidenceMismatchError as exc:
         return Finding("replay", "re-execution", Status.FAIL, str(exc)), None, [], []
     except OgverifyError as exc:
         return Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}), None, [], []
@@ -222,9 +222,9 @@ def _materialize(bundle: Bundle, model_dir: Path) -> Path:
     for entry in (manifest.model, *manifest.model_files):
         target = (model_dir / entry.name).resolve()
         if not target.is_relative_to(model_dir.resolve()):
-            raise _EvidenceMismatch(f"model file name {entry.name!r} points outside the model directory")
+            raise _EvidenceMismatchError(f"model file name {entry.name!r} points outside the model directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
-            raise _EvidenceMismatch(f"model file {entry.name!r} appears twice")
+            raise _EvidenceMismatchError(f"model file {entry.name!r} appears twice")
         bundle.write_blob(entry.artifact, target, f"model file '{entry.name}'")
     return model_dir / manifest.model.name
