@@ -452,6 +452,7 @@ class BundleWriter:
             write_tar(self.target, _directory_members(self._staging), overwrite=self.overwrite)
             self.discard()
         else:
+            publish_mode(self._staging)
             _replace(self._staging, self.target, self.overwrite)
         return self.target
 
@@ -503,6 +504,7 @@ def write_tar(target: Path, members: list[tuple[str, int, MemberOpener]], *, ove
                 info.uname = info.gname = ""
                 with opener() as source:
                     tar.addfile(info, source)
+        publish_mode(temp)
         _replace(temp, target, overwrite)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -528,12 +530,24 @@ def _replace(source: Path, target: Path, overwrite: bool) -> None:
     os.replace(source, target)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: Path) -> None:
+    """Give a staged file or directory the permissions a plain create would have (mkstemp uses 0600/0700)."""
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_current_umask())
+
+
 def write_member_atomically(path: Path, data: bytes) -> None:
     """Write one small file next to its final name, then rename it there."""
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
+        publish_mode(Path(temp_name))
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

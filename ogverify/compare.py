@@ -240,7 +240,10 @@ def _compare_floats(
     special_ok = nan_mismatches == 0 and inf_mismatches == 0
     if spec.mode == "exact":
         passed = bitwise
-        reason = "bitwise equal" if passed else f"{differing} of {claimed.size} elements differ bitwise"
+        reason = "bitwise equal" if passed else (
+            f"{differing} of {claimed.size} elements differ bitwise "
+            f"(max abs diff {_finite_max(abs_diff):.3g}, max {max_ulp} ULP)"
+        )
     elif spec.mode == "ulp":
         passed = special_ok and max_ulp <= spec.ulp
         reason = f"max ULP distance {max_ulp} {'<=' if passed else '>'} {spec.ulp}"

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ogverify.bundle import MANIFEST, open_bundle
+from ogverify.bundle import MANIFEST, open_bundle, publish_mode
 from ogverify.errors import BundleError, UsageError
 from ogverify.manifest import TensorEntry
 
@@ -57,6 +57,7 @@ def extract_bundle(bundle_path: Path, target: Path, *, overwrite: bool = False) 
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         _extract_into(bundle_path, staging)
+        publish_mode(staging)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

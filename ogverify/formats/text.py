@@ -34,7 +34,7 @@ def render_to_text(renderable: RenderableType, *, color: bool) -> str:
     console = Console(file=buffer, width=WIDTH, force_terminal=color, no_color=not color,
                       color_system="standard" if color else None, highlight=False, soft_wrap=False)
     console.print(renderable)
-    return buffer.getvalue()
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 def _finding_label(finding: Finding) -> Text:
