@@ -1,5 +1,128 @@
-"""ogverify: pack the evidence of an AI inference into a signed bundle and check it by re-execution."""
+"""ogverify: pack the evidence of an AI inference into a signed bundle and check it by re-execution.
+
+The public API (everything else is internal)::
+
+    import ogverify
+
+    result = ogverify.pack("model.onnx", "run.ogb", inputs={"x": x}, sign_keys=["me.key"])
+    report = ogverify.check("run.ogb", trusted_keys=["me.key.pub"])
+    report.verdict, report.exit_code, report.headline, report.to_json()
+
+Heavy modules load on first use, so importing ogverify stays cheap.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from ogverify.bundle import Bundle
+    from ogverify.execution import ExecutionConfig
+    from ogverify.manifest import ComparisonPolicy
+    from ogverify.packing import PackResult
+    from ogverify.report import Report
+
+__all__ = ["Report", "__version__", "check", "load_bundle", "pack"]
+
+StrPath = str | PathLike[str]
+
+
+def pack(
+    model: StrPath,
+    out: StrPath,
+    *,
+    inputs: Mapping[str, Any],
+    claimed_outputs: Mapping[str, Any] | None = None,
+    config: ExecutionConfig | None = None,
+    comparison: ComparisonPolicy | str | None = None,
+    sign_keys: Sequence[StrPath] = (),
+    annotations: Mapping[str, str] | None = None,
+    with_sha256: bool = False,
+    overwrite: bool = False,
+) -> PackResult:
+    """Pack a model run into an evidence bundle (``.ogb`` → one file, else a directory).
+
+    Args:
+        model: the ONNX model file (external-data files beside it are packed too).
+        out: where to write the bundle.
+        inputs: input name → numpy array.
+        claimed_outputs: output name → array as claimed; None computes them now in a fresh process.
+        config: execution configuration; default: installed onnxruntime, CPU, ORT_ENABLE_ALL, 1 thread.
+        comparison: a ComparisonPolicy, or a mode string such as ``"allclose:1e-4,1e-5"``; default exact.
+        sign_keys: private key files to sign with.
+        annotations: free-form strings stored in the manifest.
+        with_sha256: add per-blob sha256 digests.
+        overwrite: replace an existing bundle.
+    """
+    import numpy as np
+
+    from ogverify.compare import ComparisonSpec
+    from ogverify.manifest import ComparisonPolicy
+    from ogverify.packing import pack as pack_bundle
+    from ogverify.tensors import canonicalize
+
+    def arrays(values: Mapping[str, Any], what: str) -> dict[str, Any]:
+        return {name: canonicalize(np.asarray(value), f"{what} {name!r}") for name, value in values.items()}
+
+    policy = ComparisonPolicy(ComparisonSpec.parse(comparison)) if isinstance(comparison, str) else comparison
+    return pack_bundle(
+        Path(model),
+        Path(out),
+        inputs=arrays(inputs, "input"),
+        claimed_outputs=None if claimed_outputs is None else arrays(claimed_outputs, "claimed output"),
+        config=config,
+        comparison=policy,
+        sign_keys=[Path(k) for k in sign_keys],
+        annotations=annotations,
+        with_sha256=with_sha256,
+        overwrite=overwrite,
+    )
+
+
+def check(
+    bundle: StrPath,
+    *,
+    trusted_keys: Sequence[StrPath] = (),
+    allow_unsigned: bool = False,
+    rerun: bool = True,
+    timeout: float = 600.0,
+) -> Report:
+    """Check a bundle and return its Report (never raises for a bad bundle; bad keys raise).
+
+    Args:
+        bundle: ``.ogb`` file or bundle directory.
+        trusted_keys: public key files, or directories of ``.pub`` files.
+        allow_unsigned: accept a bundle without a signature from a trusted key.
+        rerun: re-execute and compare (False: integrity and signatures only).
+        timeout: seconds the re-execution may take.
+    """
+    from ogverify.signing import load_trusted_keys
+    from ogverify.verify import CheckOptions, check_bundle
+
+    options = CheckOptions(
+        trusted_keys=load_trusted_keys(Path(k) for k in trusted_keys),
+        allow_unsigned=allow_unsigned,
+        rerun=rerun,
+        timeout=timeout,
+    )
+    return check_bundle(Path(bundle), options)
+
+
+def load_bundle(path: StrPath) -> Bundle:
+    """Open a bundle for reading (validated layout and manifest); use it as a context manager."""
+    from ogverify.bundle import open_bundle
+
+    return open_bundle(Path(path))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Report":
+        from ogverify.report import Report
+
+        return Report
+    raise AttributeError(f"module 'ogverify' has no attribute {name!r}")

@@ -60,13 +60,11 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
         except MemoryError:
             _fail("out of memory", int(ExitCode.CANNOT_VERIFY))
         except OSError as exc:
-            _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc),
-                  int(ExitCode.CANNOT_VERIFY))
+            _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), int(ExitCode.CANNOT_VERIFY))
         except Exception as exc:  # the promise: no traceback, and never exit 0 or 1 on a crash
             import traceback
 
-            _fail(f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.CANNOT_VERIFY),
-                  traceback.format_exc())
+            _fail(f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.CANNOT_VERIFY), traceback.format_exc())
 
     return wrapper
 
@@ -109,9 +107,9 @@ def main_options(
 @app.command()
 @guarded
 def keygen(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Private key file; the public key goes to OUT.pub.")] = Path(
-        "ogverify.key"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="KEY", help="Private key file; the public key goes to KEY.pub.")
+    ] = Path("ogverify.key"),
     force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
 ) -> None:
     """Create an ed25519 signing key pair (private key file mode 0600)."""
@@ -128,17 +126,30 @@ def keygen(
 @app.command()
 @guarded
 def pack(
-    model: Annotated[Path, typer.Argument(help="The ONNX model (external-data files beside it are packed too).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle to write: NAME.ogb for one file, else a directory.")],
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="The ONNX model (external-data files beside it are packed too).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="BUNDLE", help="Bundle to write: NAME.ogb for one file, else a directory."),
+    ],
     input_args: Annotated[
         list[str] | None,
-        typer.Option("--input", "-i", metavar="NAME=PATH",
-                     help="A model input: .npy, .npz (all arrays) or ONNX TensorProto .pb. Repeatable."),
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="NAME=PATH",
+            help="A model input: .npy, .npz (all arrays) or ONNX TensorProto .pb. Repeatable.",
+        ),
     ] = None,
     output_args: Annotated[
         list[str] | None,
-        typer.Option("--claimed-output", "-O", metavar="NAME=PATH",
-                     help="An output the producer claims, same file forms. Repeatable."),
+        typer.Option(
+            "--claimed-output",
+            "-O",
+            metavar="NAME=PATH",
+            help="An output the producer claims, same file forms. Repeatable.",
+        ),
     ] = None,
     run: Annotated[bool, typer.Option("--run", help="Compute the outputs now (fresh process) instead.")] = False,
     test_data: Annotated[
@@ -146,16 +157,23 @@ def pack(
         typer.Option("--test-data", metavar="DIR", help="An ONNX test_data_set_N dir of input_*.pb / output_*.pb."),
     ] = None,
     opt_level: Annotated[
-        str, typer.Option("--opt-level", help="Graph optimisation: disable, basic, extended, layout or all.")
+        str,
+        typer.Option(
+            "--opt-level", metavar="LEVEL", help="Graph optimisation: disable, basic, extended, layout or all."
+        ),
     ] = "all",
-    threads: Annotated[int, typer.Option("--threads", help="intra_op_num_threads (0 = runtime default).")] = 1,
-    inter_threads: Annotated[int, typer.Option("--inter-threads", help="inter_op_num_threads.")] = 1,
+    threads: Annotated[
+        int, typer.Option("--threads", metavar="N", help="intra_op_num_threads (0 = runtime default).")
+    ] = 1,
+    inter_threads: Annotated[int, typer.Option("--inter-threads", metavar="N", help="inter_op_num_threads.")] = 1,
     execution_mode: Annotated[
-        str, typer.Option("--execution-mode", help="sequential or parallel.")
+        str, typer.Option("--execution-mode", metavar="MODE", help="sequential or parallel.")
     ] = "sequential",
     providers: Annotated[
         list[str] | None,
-        typer.Option("--provider", help="Execution provider, in priority order. Default: CPUExecutionProvider."),
+        typer.Option(
+            "--provider", metavar="NAME", help="Execution provider, in priority order. Default: CPUExecutionProvider."
+        ),
     ] = None,
     session_config: Annotated[
         list[str] | None,
@@ -166,7 +184,7 @@ def pack(
         typer.Option("--run-config", metavar="KEY=VALUE", help="Run-options config entry. Repeatable."),
     ] = None,
     compare: Annotated[
-        str, typer.Option("--compare", help="exact, ulp:N, allclose:RTOL,ATOL or topk:K.")
+        str, typer.Option("--compare", metavar="MODE", help="exact, ulp:N, allclose:RTOL,ATOL or topk:K.")
     ] = "exact",
     compare_output: Annotated[
         list[str] | None,
@@ -211,8 +229,10 @@ def pack(
     )
     comparison = ComparisonPolicy(
         ComparisonSpec.parse(compare),
-        {name: ComparisonSpec.parse(mode)
-         for name, mode in parse_key_values(compare_output or [], "--compare-output").items()},
+        {
+            name: ComparisonSpec.parse(mode)
+            for name, mode in parse_key_values(compare_output or [], "--compare-output").items()
+        },
     )
     signature = read_signature(model)
     inputs: dict[str, Any] = {}
@@ -229,9 +249,16 @@ def pack(
     if run:
         typer.echo("running the model in a fresh process to compute its outputs...", err=True)
     result = pack(
-        model, out, inputs=inputs, claimed_outputs=claimed, config=config, comparison=comparison,
-        sign_keys=sign_keys or [], annotations=parse_key_values(annotate or [], "--annotate"),
-        with_sha256=sha256, overwrite=force,
+        model,
+        out,
+        inputs=inputs,
+        claimed_outputs=claimed,
+        config=config,
+        comparison=comparison,
+        sign_keys=sign_keys or [],
+        annotations=parse_key_values(annotate or [], "--annotate"),
+        with_sha256=sha256,
+        overwrite=force,
     )
     signed = f", signed by {', '.join(k[:12] for k in result.signed_by)}" if result.signed_by else ", unsigned"
     typer.echo(f"wrote {result.path} (manifest sha256:{result.manifest_sha256}{signed})", err=True)
@@ -243,7 +270,7 @@ def pack(
 @app.command()
 @guarded
 def sign(
-    bundle: Annotated[Path, typer.Argument(help="Bundle to sign (either form).")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle to sign (either form).")],
     keys: Annotated[list[Path], typer.Option("--key", "-k", metavar="KEY", help="Private key. Repeatable.")],
 ) -> None:
     """Add a signature (DSSE envelope over an in-toto statement) to a bundle."""
@@ -260,11 +287,14 @@ def sign(
 @app.command()
 @guarded
 def check(
-    bundles: Annotated[list[Path], typer.Argument(help="Bundles to check (.ogb files or bundle directories).")],
+    bundles: Annotated[
+        list[Path], typer.Argument(metavar="BUNDLE", help="Bundles to check (.ogb files or bundle directories).")
+    ],
     trusted_keys: Annotated[
         list[Path] | None,
-        typer.Option("--trusted-key", "-k", metavar="PUB",
-                     help="Trusted public key, or a directory of .pub files. Repeatable."),
+        typer.Option(
+            "--trusted-key", "-k", metavar="PUB", help="Trusted public key, or a directory of .pub files. Repeatable."
+        ),
     ] = None,
     allow_unsigned: Annotated[
         bool, typer.Option("--allow-unsigned", help="Accept bundles with no signature from a trusted key.")
@@ -272,9 +302,13 @@ def check(
     no_rerun: Annotated[
         bool, typer.Option("--no-rerun", help="Stop after integrity and signatures; do not execute the model.")
     ] = False,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
-    output: Annotated[Path | None, typer.Option("--output", help="Write the report here instead of stdout.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds one re-execution may take.")] = 600.0,
+    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
+    output: Annotated[
+        Path | None, typer.Option("--output", metavar="FILE", help="Write the report here instead of stdout.")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one re-execution may take.")
+    ] = 600.0,
 ) -> None:
     """Verify bundles: integrity, signatures, re-execution and comparison of outputs."""
     from ogverify.formats import get_formatter
@@ -306,8 +340,8 @@ def check(
 @app.command()
 @guarded
 def inspect(
-    bundle: Annotated[Path, typer.Argument(help="Bundle to describe.")],
-    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle to describe.")],
+    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
 ) -> None:
     """Show what a bundle holds, without executing anything or verifying signatures."""
     import json
@@ -327,8 +361,8 @@ def inspect(
 @app.command()
 @guarded
 def extract(
-    bundle: Annotated[Path, typer.Argument(help="Bundle to unpack.")],
-    directory: Annotated[Path, typer.Argument(help="Target directory (must not exist or be empty).")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle to unpack.")],
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Target directory (must not exist or be empty).")],
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty target directory.")] = False,
 ) -> None:
     """Unpack model files, tensors (.npy) and manifest, verifying every blob."""
@@ -341,7 +375,7 @@ def extract(
 @app.command()
 @guarded
 def fingerprint(
-    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
 ) -> None:
     """Print this machine's execution-environment fingerprint."""
     import json
