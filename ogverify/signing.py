@@ -63,7 +63,9 @@ def generate_key_pair(private_path: Path, *, overwrite: bool = False) -> tuple[P
     """
     public_path = private_path.with_name(private_path.name + ".pub")
     for path in (private_path, public_path):
-        if (path.exists() or path.is_symlink()) and not overwrite:
+        if path.is_symlink():
+            raise UsageError(f"{path} is a symbolic link; refusing to write a key through it")
+        if path.exists() and not overwrite:
             raise UsageError(f"{path} already exists; refusing to overwrite a key")
     if not private_path.parent.is_dir():
         raise UsageError(f"directory {private_path.parent} does not exist")
@@ -74,12 +76,17 @@ def generate_key_pair(private_path: Path, *, overwrite: bool = False) -> tuple[P
     public_pem = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if overwrite else os.O_EXCL)
     descriptor = os.open(private_path, flags, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(private_pem)
-    os.chmod(private_path, 0o600)
-    public_path.write_bytes(public_pem)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(private_pem)
+        public_path.write_bytes(public_pem)
+    except BaseException:
+        # Half a key pair is worse than none: the next keygen would refuse to overwrite it.
+        private_path.unlink(missing_ok=True)
+        raise
     return private_path, public_path, keyid_of(private_key.public_key())
 
 
@@ -120,6 +127,8 @@ def load_trusted_keys(paths: Iterable[Path]) -> dict[str, TrustedKey]:
     keys: dict[str, TrustedKey] = {}
     for path in paths:
         files = sorted(p for p in path.iterdir() if p.suffix in (".pub", ".pem")) if path.is_dir() else [path]
+        if not files:
+            raise KeyFileError(f"trusted-key directory {path} holds no .pub or .pem files")
         for file in files:
             trusted = load_public_key(file)
             keys[trusted.keyid] = trusted
