@@ -33,6 +33,13 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BundleError(f"JSON number {text[:40]} is out of range")
+    return value
+
+
 def _reject_constant(name: str) -> Any:
     raise BundleError(f"JSON literal {name} is not allowed")
 
@@ -71,10 +78,12 @@ def loads_strict(raw: bytes, what: str) -> Any:
     if _nesting_depth(text) > MAX_NESTING:
         raise BundleError(f"{what} is nested deeper than {MAX_NESTING} levels")
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+        return json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
+        )
     except BundleError as exc:
         raise BundleError(f"{what}: {exc.message}") from exc
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer over Python's digit limit
         raise BundleError(f"{what} is not valid JSON: {exc}") from exc
 
 

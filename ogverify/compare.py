@@ -16,6 +16,7 @@ For integer, boolean and string outputs every mode compares values exactly.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -43,7 +44,7 @@ class ComparisonSpec:
         if self.mode == "ulp":
             return f"ulp:{self.ulp}"
         if self.mode == "allclose":
-            return f"allclose:{self.rtol:g},{self.atol:g}"
+            return f"allclose:{_short_float(self.rtol)},{_short_float(self.atol)}"
         if self.mode == "topk":
             return f"topk:{self.k}"
         return "exact"
@@ -51,15 +52,15 @@ class ComparisonSpec:
     @classmethod
     def parse(cls, text: str) -> ComparisonSpec:
         """Parse ``exact``, ``ulp:N``, ``allclose:RTOL,ATOL`` or ``topk:K``."""
-        mode, _, params = text.strip().partition(":")
+        mode, separator, params = text.strip().partition(":")
         try:
-            if mode == "exact" and not params:
+            if mode == "exact" and not separator:
                 return cls("exact")
             if mode == "ulp":
                 return cls("ulp", ulp=_non_negative_int(params))
             if mode == "allclose":
                 rtol_text, atol_text = params.split(",")
-                rtol, atol = float(rtol_text), float(atol_text)
+                rtol, atol = _tolerance(rtol_text), _tolerance(atol_text)
                 if not (math.isfinite(rtol) and math.isfinite(atol) and rtol >= 0 and atol >= 0):
                     raise ValueError
                 return cls("allclose", rtol=rtol, atol=atol)
@@ -95,11 +96,27 @@ class ComparisonSpec:
         return cls("exact")
 
 
+def _short_float(value: float) -> str:
+    # ``:g`` where it is exact (``1e-05``), else the shortest repr that round-trips (``0.0012345678``).
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
+_DIGITS = re.compile(r"^[0-9]+$")
+_DECIMAL = re.compile(r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
+
+
 def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
+    # Plain digits only: int() would also take "+3", " 3" and "1_000".
+    if not _DIGITS.match(text):
         raise ValueError
-    return value
+    return int(text)
+
+
+def _tolerance(text: str) -> float:
+    if not _DECIMAL.match(text):
+        raise ValueError
+    return float(text)
 
 
 @dataclass(frozen=True)
@@ -222,13 +239,14 @@ def _compare_floats(
     nan_mismatches = int(np.count_nonzero(nan_c != nan_r))
     inf_mismatches = int(np.count_nonzero((inf_c | inf_r) & ~(nan_c | nan_r) & (c64 != r64)))
     finite = np.isfinite(c64) & np.isfinite(r64)
-    abs_diff = np.abs(c64 - r64, where=finite, out=np.zeros_like(c64))
     tiny = float(np.finfo(cast(Any, claimed.dtype)).tiny)
-    with np.errstate(over="ignore"):
-        rel_diff = abs_diff / np.maximum(np.abs(c64), tiny)
+    with np.errstate(over="ignore"):  # float64 extremes: the difference may overflow to inf
+        abs_diff = np.abs(np.subtract(c64, r64, where=finite, out=np.zeros_like(c64)))
+        rel_diff = np.divide(abs_diff, np.maximum(np.abs(c64), tiny), where=finite, out=np.zeros_like(c64))
     ulps = ulp_distance(claimed, reproduced)
     ulps = np.where(nan_c & nan_r, np.uint64(0), ulps)
-    differing = int(np.count_nonzero(ulps))
+    int_type = _ORDERED_INT[claimed.dtype.itemsize]
+    differing = int(np.count_nonzero(claimed.view(int_type) != reproduced.view(int_type)))
     max_ulp = int(ulps.max()) if ulps.size else 0
     argmax_flips = None
     if claimed.ndim >= 1 and claimed.shape[-1] > 1 and claimed.size:
@@ -246,9 +264,10 @@ def _compare_floats(
         )
     elif spec.mode == "ulp":
         passed = special_ok and max_ulp <= spec.ulp
-        reason = f"max ULP distance {max_ulp} {'<=' if passed else '>'} {spec.ulp}"
+        reason = f"max ULP distance {max_ulp} {'<=' if max_ulp <= spec.ulp else '>'} {spec.ulp}"
     elif spec.mode == "allclose":
-        bound = spec.atol + spec.rtol * np.abs(c64)
+        with np.errstate(over="ignore", invalid="ignore"):  # 0 * inf: such elements are judged as inf
+            bound = spec.atol + spec.rtol * np.abs(c64)
         outside = int(np.count_nonzero(finite & (abs_diff > bound)))
         passed = special_ok and outside == 0
         reason = (
@@ -260,7 +279,7 @@ def _compare_floats(
     else:
         changes = topk_changes if topk_changes is not None else int(not bitwise)
         passed = special_ok and changes == 0
-        reason = f"top-{spec.k} classes {'unchanged' if passed else f'changed in {changes} row(s)'}"
+        reason = f"top-{spec.k} classes {'unchanged' if changes == 0 else f'changed in {changes} row(s)'}"
     if not special_ok and spec.mode != "exact":
         reason += f"; NaN mismatches {nan_mismatches}, inf mismatches {inf_mismatches}"
     return OutputComparison(

@@ -136,9 +136,10 @@ def parse_key_values(pairs: list[str], what: str) -> dict[str, str]:
     result: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise UsageError(f"{what} must be KEY=VALUE, got {pair!r}")
         if key in result:
             raise UsageError(f"{what} {key!r} given twice")
-        result[key.strip()] = value
+        result[key] = value
     return result

@@ -41,14 +41,17 @@ def canonicalize(array: Array, what: str) -> Array:
         UsageError: the dtype cannot be stored without pickling (objects other than strings,
             structured or complex types).
     """
-    if array.dtype.kind == "O":
-        flat = array.ravel().tolist()
-        if not all(isinstance(item, str | bytes) for item in flat):
-            raise UsageError(f"{what}: object arrays are only supported when they hold strings")
-        text = [item.decode("utf-8") if isinstance(item, bytes) else item for item in flat]
-        array = np.array(text, dtype=np.str_).reshape(array.shape)
-    if array.dtype.kind == "S":
-        array = np.char.decode(array.astype(np.bytes_), "utf-8")
+    try:
+        if array.dtype.kind == "O":
+            flat = array.ravel().tolist()
+            if not all(isinstance(item, str | bytes) for item in flat):
+                raise UsageError(f"{what}: object arrays are only supported when they hold strings")
+            text = [item.decode("utf-8") if isinstance(item, bytes) else item for item in flat]
+            array = np.array(text, dtype=np.str_).reshape(array.shape)
+        if array.dtype.kind == "S":
+            array = np.char.decode(array.astype(np.bytes_), "utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what}: byte strings must be UTF-8 text ({exc.reason})") from exc
     if array.dtype.kind not in SUPPORTED_KINDS or array.dtype.fields is not None:
         raise UsageError(f"{what}: dtype {array.dtype} is not supported")
     if array.dtype.byteorder == ">":
@@ -70,8 +73,12 @@ def for_runtime(array: Array) -> Array:
     return array
 
 
-def parse_npy(raw: bytes, what: str) -> Array:
+def parse_npy(raw: bytes, what: str, *, allow_fortran: bool = False) -> Array:
     """Parse untrusted .npy bytes without ever unpickling.
+
+    Args:
+        allow_fortran: accept Fortran-ordered data (a user's file, e.g. ``np.save(p, x.T)``);
+            bundles hold only C-ordered canonical tensors.
 
     Raises:
         BundleError: bad magic, bad header, object dtype, or data size not matching the header.
@@ -95,11 +102,11 @@ def parse_npy(raw: bytes, what: str) -> Array:
         dtype = np.dtype(descr) if isinstance(descr, str) else None
     except (SyntaxError, ValueError, KeyError, TypeError, MemoryError, RecursionError) as exc:
         raise BundleError(f"{what}: .npy header is malformed") from exc
-    if dtype is None or dtype.kind not in SUPPORTED_KINDS or dtype.fields is not None:
+    if dtype is None or dtype.kind not in SUPPORTED_KINDS or dtype.fields is not None or not dtype.itemsize:
         raise BundleError(f"{what}: .npy dtype {descr!r} is not allowed")
     if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise BundleError(f"{what}: .npy shape {shape!r} is malformed")
-    if fortran is not False:
+    if fortran is not False and not (allow_fortran and fortran is True):
         raise BundleError(f"{what}: .npy data must be in C order")
     count = 1
     for dim in shape:
@@ -109,13 +116,13 @@ def parse_npy(raw: bytes, what: str) -> Array:
         raise BundleError(
             f"{what}: .npy header declares {count * dtype.itemsize} data bytes, found {len(data)}"
         )
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def load_npy_file(path: Path, what: str) -> Array:
     """Load a .npy file given by a user (never unpickles)."""
     try:
-        return parse_npy(path.read_bytes(), what)
+        return parse_npy(path.read_bytes(), what, allow_fortran=True)
     except BundleError as exc:
         raise UsageError(exc.message) from exc
 
@@ -127,7 +134,7 @@ def load_npz_file(path: Path, what: str) -> dict[str, Array]:
         with zipfile.ZipFile(path) as archive:
             for member in sorted(archive.namelist()):
                 name = member.removesuffix(".npy")
-                arrays[name] = parse_npy(archive.read(member), f"{what} [{name}]")
+                arrays[name] = parse_npy(archive.read(member), f"{what} [{name}]", allow_fortran=True)
     except zipfile.BadZipFile as exc:
         raise UsageError(f"{what}: {path} is not a .npz archive") from exc
     except BundleError as exc:
