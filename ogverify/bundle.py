@@ -89,6 +89,8 @@ class DirectorySource:
     def __init__(self, root: Path, limits: Limits) -> None:
         self.root = root
         self._sizes: dict[str, int] = {}
+        if not (root / MARKER).is_file() and not (root / MANIFEST).is_file():
+            raise BundleError(f"{root} is not an ogverify bundle (no {MARKER} / {MANIFEST})")
         self._walk(root, "", limits)
 
     def _walk(self, folder: Path, prefix: str, limits: Limits) -> None:

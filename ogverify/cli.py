@@ -246,6 +246,7 @@ def pack(
         claimed = None
     elif claimed is None:
         raise UsageError("no outputs: give --claimed-output NAME=PATH, --test-data DIR, or --run")
+    signature.check_inputs(inputs)  # before announcing a run that could not start
     if run:
         typer.echo("running the model in a fresh process to compute its outputs...", err=True)
     result = pack(
@@ -343,7 +344,7 @@ def inspect(
     bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle to describe.")],
     output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
 ) -> None:
-    """Show what a bundle holds, without executing anything or verifying signatures."""
+    """Show what a bundle holds, from its manifest: nothing is executed or verified."""
     import json
 
     from ogverify.formats.text import render_inspection

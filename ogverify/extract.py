@@ -79,11 +79,14 @@ def _extract_into(bundle_path: Path, root: Path) -> None:
             destination.parent.mkdir(parents=True, exist_ok=True)
             bundle.write_blob(model_file.artifact, destination, f"model file '{model_file.name}'")
         index: dict[str, dict[str, str]] = {}
-        for kind, entries in (("inputs", manifest.inputs), ("outputs", manifest.outputs)):
+        for kind, label, entries in (
+            ("inputs", "input", manifest.inputs),
+            ("outputs", "claimed output", manifest.outputs),
+        ):
             (root / kind).mkdir()
             names = _file_names(entries)
             for entry in entries:
-                bundle.write_blob(entry.artifact, root / kind / names[entry.name], f"{kind[:-1]} '{entry.name}'")
+                bundle.write_blob(entry.artifact, root / kind / names[entry.name], f"{label} '{entry.name}'")
             index[kind] = {entry.name: f"{kind}/{names[entry.name]}" for entry in entries}
         (root / "tensors.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if bundle.signature_envelopes:

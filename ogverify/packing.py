@@ -210,7 +210,10 @@ def pack(
             producer={"tool": "ogverify", "version": __version__},
             annotations=dict(annotations or {}),
         )
-        manifest_bytes = manifest.to_bytes()
+        try:
+            manifest_bytes = manifest.to_bytes()
+        except ValueError as exc:  # e.g. an annotation that is not valid Unicode text
+            raise UsageError(f"the manifest cannot be written: {exc}") from exc
         signatures = dict(sign_manifest(manifest, manifest_bytes, key) for key in keys)
         path = writer.publish(manifest, signatures)
     from ogverify.digest import digest_bytes

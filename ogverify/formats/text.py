@@ -72,9 +72,8 @@ def comparison_table(comparisons: Sequence[OutputComparison]) -> Table:
 
 
 def report_renderable(report: Report) -> RenderableType:
-    """One report: headline, bundle identity, findings tree, output table."""
-    verdict = report.verdict
-    parts: list[RenderableType] = [Text(report.headline, style=VERDICT_STYLE[verdict])]
+    """One report below its headline: bundle identity, findings tree, output table."""
+    parts: list[RenderableType] = []
     identity = f"bundle   {report.bundle}"
     if report.manifest_sha256:
         identity += f"\nmanifest sha256:{report.manifest_sha256}"
@@ -94,8 +93,14 @@ class TextFormatter:
     def __init__(self, *, color: bool = False) -> None:
         self.color = color
 
+    def _headline(self, report: Report) -> str:
+        # Never wrapped: `ogverify check B | head -1` must give the whole verdict and reason.
+        if not self.color:
+            return report.headline + "\n"
+        return f"\x1b[{'32' if report.verdict is Verdict.VERIFIED else '31'};1m{report.headline}\x1b[0m\n"
+
     def render(self, reports: Sequence[Report]) -> str:
-        chunks = [render_to_text(report_renderable(r), color=self.color) for r in reports]
+        chunks = [self._headline(r) + render_to_text(report_renderable(r), color=self.color) for r in reports]
         if len(reports) > 1:
             summary = Table(title="summary", title_justify="left", show_edge=False, pad_edge=False)
             summary.add_column("bundle")
