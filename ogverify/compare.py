@@ -120,6 +120,87 @@ def _tolerance(text: str) -> float:
 
 
 @dataclass(frozen=True)
+class ErrorStatistics:
+    """How far two float tensors are apart (formulas in docs/drift.md).
+
+    Over the elements where both sides are finite: e = |c - r|, rel = e / max(|c|, tiny).
+    ``min_atol``/``min_rtol``: the smallest tolerance that alone (the other one 0) would have
+    passed ``allclose``; ``min_rtol`` is None when some element with c == 0 differs.
+    ``sqnr_db`` is None when the two are identical (infinite), ``cosine`` None when one side is all zero.
+    """
+
+    mean_abs: float
+    p99_abs: float
+    mean_rel: float
+    p99_rel: float
+    cosine: float | None
+    sqnr_db: float | None
+    signed_zero_mismatches: int
+    fraction_differing: float
+    min_atol: float
+    min_rtol: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mean_abs": self.mean_abs, "p99_abs": self.p99_abs, "mean_rel": self.mean_rel,
+            "p99_rel": self.p99_rel, "cosine": self.cosine, "sqnr_db": self.sqnr_db,
+            "signed_zero_mismatches": self.signed_zero_mismatches,
+            "fraction_differing": self.fraction_differing, "min_atol": self.min_atol, "min_rtol": self.min_rtol,
+        }
+
+
+def _json_float(value: float) -> float:
+    return float(min(max(value, -np.finfo(np.float64).max), np.finfo(np.float64).max))
+
+
+def error_statistics(claimed: Array, reproduced: Array) -> ErrorStatistics:
+    """Error statistics of two same-shape float arrays (``claimed`` is the reference)."""
+    c64, r64 = claimed.astype(np.float64).ravel(), reproduced.astype(np.float64).ravel()
+    finite = np.isfinite(c64) & np.isfinite(r64)
+    c, r = c64[finite], r64[finite]
+    tiny = float(np.finfo(cast(Any, claimed.dtype)).tiny) if claimed.dtype.kind == "f" else 1e-300
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = np.minimum(np.abs(c - r), np.finfo(np.float64).max)  # overflow: cap, JSON has no inf
+        rel = np.minimum(error / np.maximum(np.abs(c), tiny), np.finfo(np.float64).max)
+        norm_c, norm_r = float(np.linalg.norm(c)), float(np.linalg.norm(r))
+        cosine = None
+        if norm_c > 0 and norm_r > 0:
+            cosine = _json_float(float(np.dot(c / norm_c, r / norm_r)))
+        elif norm_c == 0 and norm_r == 0:
+            cosine = 1.0
+        # Scaled so that squares of float64 extremes do not overflow.
+        scale = max(float(np.max(np.abs(c))) if c.size else 0.0, float(np.max(error)) if error.size else 0.0)
+        noise = float(np.sum(np.square(error / scale))) if scale > 0 else 0.0
+        signal = float(np.sum(np.square(c / scale))) if scale > 0 else 0.0
+        mean_abs = _json_float(float(error.mean())) if error.size else 0.0
+        p99_abs = _json_float(float(np.percentile(error, 99))) if error.size else 0.0
+        mean_rel = _json_float(float(rel.mean())) if rel.size else 0.0
+        p99_rel = _json_float(float(np.percentile(rel, 99))) if rel.size else 0.0
+        sqnr: float | None = None
+        if noise > 0:
+            sqnr = _json_float(10 * np.log10(signal / noise)) if signal > 0 else -_json_float(np.inf)
+        zero_c = (c64 == 0) & (r64 == 0)
+        signed_zero = int(np.count_nonzero(zero_c & (np.signbit(c64) != np.signbit(r64))))
+        bits_c = claimed.ravel().view(_ORDERED_INT.get(claimed.dtype.itemsize, np.uint8))
+        bits_r = reproduced.ravel().view(_ORDERED_INT.get(claimed.dtype.itemsize, np.uint8))
+        differing = int(np.count_nonzero(bits_c != bits_r))
+        nonzero = c != 0
+        min_rtol = None if np.any((c == 0) & (error > 0)) else (_finite_max(error[nonzero] / np.abs(c[nonzero])))
+    return ErrorStatistics(
+        mean_abs=mean_abs,
+        p99_abs=p99_abs,
+        mean_rel=mean_rel,
+        p99_rel=p99_rel,
+        cosine=cosine,
+        sqnr_db=sqnr,
+        signed_zero_mismatches=signed_zero,
+        fraction_differing=differing / claimed.size if claimed.size else 0.0,
+        min_atol=_finite_max(error),
+        min_rtol=min_rtol,
+    )
+
+
+@dataclass(frozen=True)
 class OutputComparison:
     """Everything measured when one claimed output is compared with its reproduction.
 
@@ -143,6 +224,7 @@ class OutputComparison:
     inf_mismatches: int = 0
     argmax_flips: int | None = None
     topk_changes: int | None = None
+    statistics: ErrorStatistics | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -162,6 +244,7 @@ class OutputComparison:
             "inf_mismatches": self.inf_mismatches,
             "argmax_flips": self.argmax_flips,
             "topk_changes": self.topk_changes,
+            "statistics": self.statistics.to_json() if self.statistics is not None else None,
         }
 
 
@@ -289,4 +372,5 @@ def _compare_floats(
         max_rel_diff=_finite_max(rel_diff),
         max_ulp=max_ulp, nan_mismatches=nan_mismatches, inf_mismatches=inf_mismatches,
         argmax_flips=argmax_flips, topk_changes=topk_changes,
+        statistics=error_statistics(claimed, reproduced),
     )

@@ -555,3 +555,29 @@ def test_to_json_names_the_comparison() -> None:
 def test_parse_refuses_loose_number_forms(text: str) -> None:
     with pytest.raises(UsageError, match="invalid comparison"):
         ComparisonSpec.parse(text)
+
+
+def test_error_statistics_on_a_known_example() -> None:
+    from ogverify.compare import error_statistics
+
+    claimed = np.array([1.0, 2.0, 0.0, -4.0], dtype=np.float32)
+    reproduced = np.array([1.0, 2.5, -0.0, -4.0], dtype=np.float32)
+    stats = error_statistics(claimed, reproduced)
+    assert stats.mean_abs == pytest.approx(0.125)
+    assert stats.min_atol == pytest.approx(0.5)
+    assert stats.min_rtol == pytest.approx(0.25)
+    assert stats.signed_zero_mismatches == 1
+    assert stats.fraction_differing == pytest.approx(0.5)
+    signal, noise = 1 + 4 + 0 + 16, 0.25
+    assert stats.sqnr_db == pytest.approx(10 * math.log10(signal / noise))
+    assert stats.cosine is not None and 0.99 < stats.cosine < 1.0
+    same = error_statistics(claimed, claimed.copy())
+    assert same.sqnr_db is None and same.min_atol == 0 and same.cosine == pytest.approx(1.0)
+
+
+def test_min_rtol_is_none_when_a_zero_claim_differs() -> None:
+    from ogverify.compare import error_statistics
+
+    stats = error_statistics(np.array([0.0, 1.0], np.float32), np.array([1e-3, 1.0], np.float32))
+    assert stats.min_rtol is None
+    assert stats.min_atol == pytest.approx(1e-3)
