@@ -6,10 +6,13 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,12 +31,15 @@ class ReplayResult:
     providers_used: tuple[str, ...]
     runtime_version: str
     seconds: Mapping[str, float] = field(default_factory=dict)
+    process: str = "fresh"
+    """``fresh``: a new process for this one run; ``worker``: a check worker's cached session."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "providers_used": list(self.providers_used),
             "runtime_version": self.runtime_version,
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+            "process": self.process,
         }
 
 
@@ -87,3 +93,146 @@ def replay(
         return ReplayResult(
             outputs, tuple(result["providers_used"]), str(result["runtime_version"]), result["seconds"]
         )
+
+
+# Session config entries whose effect sticks to the process (or its threads) that created a
+# session with them: such configurations are never run on a shared worker, always fresh.
+PROCESS_STICKY_ENTRIES = frozenset({"session.set_denormal_as_zero"})
+
+
+class Replayer(Protocol):
+    """Something that re-executes a materialised model: ``check`` calls it once per bundle."""
+
+    def __call__(
+        self,
+        model_path: Path,
+        inputs: Mapping[str, Array],
+        output_names: Sequence[str],
+        config: ExecutionConfig,
+        *,
+        timeout: float,
+        model_key: str,
+    ) -> ReplayResult: ...
+
+
+def is_process_sticky(config: ExecutionConfig) -> bool:
+    """Whether this configuration changes process-wide state, so it needs a process of its own."""
+    return any(key in PROCESS_STICKY_ENTRIES for key in config.config_entries)
+
+
+class SessionCache:
+    """In-worker re-execution: InferenceSessions kept per (model digest, execution config).
+
+    A check worker is itself a fresh process with respect to the CLI, and it re-uses one loaded
+    session for every bundle that shares both the model (by digest) and the configuration: a
+    batch of 1000 bundles of one model loads it once per worker, not 1000 times. Configurations
+    with process-sticky settings (``PROCESS_STICKY_ENTRIES``) fall back to ``replay``, a new
+    process per run. A run that exceeds its timeout cannot be interrupted inside a process: the
+    cache is then marked ``poisoned`` and the worker that owns it must exit.
+
+    Thread-safe: sessions are created under a lock and ``InferenceSession.run`` is re-entrant.
+    """
+
+    def __init__(self, max_sessions: int = 4) -> None:
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0
+        self.reuses = 0
+        self.fresh_runs = 0
+        self.poisoned = False
+
+    def __call__(
+        self,
+        model_path: Path,
+        inputs: Mapping[str, Array],
+        output_names: Sequence[str],
+        config: ExecutionConfig,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        model_key: str,
+    ) -> ReplayResult:
+        if is_process_sticky(config):
+            with self._lock:
+                self.fresh_runs += 1
+            return replay(model_path, inputs, output_names, config, timeout=timeout)
+        import onnxruntime as ort
+
+        from ogverify.tensors import canonicalize, for_runtime
+
+        started = time.perf_counter()
+        session = self._session(model_path, config, model_key, ort)
+        loaded = time.perf_counter()
+        run_options = ort.RunOptions()
+        for key, value in config.run_config_entries.items():
+            run_options.add_run_config_entry(key, value)
+        feeds = {name: for_runtime(np.asarray(array)) for name, array in inputs.items()}
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["values"] = session.run(list(output_names), feeds, run_options)
+            except Exception as exc:  # reported as a ReplayError below
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, name="ogverify-replay", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            self.poisoned = True
+            with self._lock:
+                self._sessions.pop(self._key(model_key, config), None)
+            raise ReplayError(f"re-execution did not finish within {timeout:g} s")
+        if "error" in box:
+            exc = box["error"]
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ReplayError(f"re-execution failed: {type(exc).__name__}: {first_line[:500]}")
+        ran = time.perf_counter()
+        outputs: dict[str, Array] = {}
+        for name, value in zip(output_names, box["values"], strict=True):
+            if not isinstance(value, np.ndarray):
+                raise ReplayError(f"re-execution failed: output {name!r} is a {type(value).__name__}, not a tensor; "
+                                  "only tensor outputs can be compared")
+            outputs[name] = canonicalize(value, f"output {name!r}").copy()
+        return ReplayResult(
+            outputs, tuple(session.get_providers()), str(ort.__version__),
+            {"load": loaded - started, "run": ran - loaded}, process="worker",
+        )
+
+    @staticmethod
+    def _key(model_key: str, config: ExecutionConfig) -> tuple[str, str]:
+        return model_key, json.dumps(config.to_json(), sort_keys=True)
+
+    def _session(self, model_path: Path, config: ExecutionConfig, model_key: str, ort: Any) -> Any:
+        from ogverify._replay import _session_options
+
+        key = self._key(model_key, config)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is not None:
+                self._sessions.move_to_end(key)
+                self.reuses += 1
+                return session
+            available = ort.get_available_providers()
+            for provider in config.providers:
+                if provider.name not in available:
+                    raise ReplayError(f"re-execution failed: execution provider {provider.name} is not available "
+                                      f"here (available: {', '.join(available)})")
+            if not hasattr(ort.GraphOptimizationLevel, config.graph_optimization_level):
+                raise ReplayError(f"re-execution failed: onnxruntime {ort.__version__} has no "
+                                  f"{config.graph_optimization_level}")
+            try:
+                session = ort.InferenceSession(
+                    str(model_path),
+                    sess_options=_session_options(config, ort),
+                    providers=[p.name for p in config.providers],
+                    provider_options=[dict(p.options) for p in config.providers],
+                )
+            except Exception as exc:
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ReplayError(f"re-execution failed: {type(exc).__name__}: {first_line[:500]}") from exc
+            self.loads += 1
+            self._sessions[key] = session
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+            return session

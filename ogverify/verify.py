@@ -17,8 +17,9 @@ from ogverify.errors import OgverifyError
 from ogverify.fingerprint import EnvironmentDifference, capture, diff_environments
 from ogverify.manifest import TensorEntry
 from ogverify.model import read_signature
+from ogverify.policy import EnvironmentPolicy
 from ogverify.report import Finding, Report, Status
-from ogverify.runner import DEFAULT_TIMEOUT, ReplayResult, replay
+from ogverify.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult, replay
 from ogverify.signing import TrustedKey, verify_envelope
 from ogverify.tensors import Array, describe, dtype_name, parse_npy
 
@@ -33,6 +34,9 @@ class CheckOptions:
         rerun: re-execute the model and compare outputs (False: integrity and signatures only).
         timeout: seconds the re-execution may take.
         limits: bounds on what the bundle may make ogverify read.
+        replayer: how to re-execute; None runs each re-execution in a fresh subprocess
+            (``runner.replay``); a ``runner.SessionCache`` re-uses sessions inside a worker.
+        environment_policy: environment differences to accept or to fail (policy ``[environment]``).
     """
 
     trusted_keys: Mapping[str, TrustedKey] = field(default_factory=dict)
@@ -40,6 +44,8 @@ class CheckOptions:
     rerun: bool = True
     timeout: float = DEFAULT_TIMEOUT
     limits: Limits = DEFAULT_LIMITS
+    replayer: Replayer | None = None
+    environment_policy: EnvironmentPolicy | None = None
 
 
 def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
@@ -57,7 +63,7 @@ def _check_open(bundle: Bundle, options: CheckOptions) -> Report:
     integrity = _integrity(bundle)
     signatures = _signatures(bundle, options)
     differences = tuple(diff_environments(bundle.manifest.environment, capture()))
-    findings = [integrity, signatures, _environment(differences)]
+    findings = [integrity, signatures, _environment(differences, options.environment_policy)]
     comparisons: list[OutputComparison] = []
     replay_facts = None
     if not options.rerun:
@@ -139,23 +145,40 @@ def _signatures(bundle: Bundle, options: CheckOptions) -> Finding:
     return Finding("signatures", "signatures", Status.FAIL, reason, children=tuple(children))
 
 
-def _environment(differences: tuple[EnvironmentDifference, ...]) -> Finding:
+def _environment(
+    differences: tuple[EnvironmentDifference, ...], policy: EnvironmentPolicy | None = None
+) -> Finding:
     if not differences:
         return Finding("environment", "environment", Status.PASS, "environment matches the recorded fingerprint")
-    children = tuple(
-        Finding("environment", d.field, Status.WARN if d.impact == "high" else Status.PASS,
-                f"{d.field}: recorded {d.recorded!r}, here {d.current!r} ({d.impact} impact: {d.why})",
-                d.to_json())
-        for d in differences
-    )
-    high = [d for d in differences if d.impact == "high"]
+    decisions = {d.field: policy.decide(d) if policy is not None else None for d in differences}
+    children = []
+    for d in differences:
+        text = f"{d.field}: recorded {d.recorded!r}, here {d.current!r} ({d.impact} impact: {d.why})"
+        decision = decisions[d.field]
+        if decision is None:
+            children.append(Finding("environment", d.field, Status.WARN if d.impact == "high" else Status.PASS,
+                                    text, d.to_json()))
+        else:
+            verdict, rule = decision
+            status = Status.FAIL if verdict == "forbid" else Status.PASS
+            word = "forbidden" if verdict == "forbid" else "allowed"
+            children.append(Finding("environment", d.field, status, f"{text}; {word} by policy rule {rule!r}",
+                                    {**d.to_json(), "policy": verdict, "rule": rule}))
+    forbidden = [d for d in differences if (decisions[d.field] or ("", ""))[0] == "forbid"]
+    if forbidden:
+        return Finding("environment", "environment", Status.FAIL,
+                       "environment difference forbidden by policy: "
+                       + ", ".join(f"{d.field} (recorded {d.recorded!r}, here {d.current!r})" for d in forbidden),
+                       children=tuple(children))
+    high = [d for d in differences if d.impact == "high" and decisions[d.field] is None]
     if high:
         return Finding("environment", "environment", Status.WARN,
                        f"{len(differences)} environment difference(s), {len(high)} likely to change numerics: "
-                       + ", ".join(d.field for d in high), children=children)
+                       + ", ".join(d.field for d in high), children=tuple(children))
     return Finding("environment", "environment", Status.PASS,
-                   f"{len(differences)} environment difference(s), none known to change numerics",
-                   children=children)
+                   f"{len(differences)} environment difference(s), none known to change numerics"
+                   + (" or all allowed by policy" if any(decisions.values()) else ""),
+                   children=tuple(children))
 
 
 def _load_tensor(bundle: Bundle, entry: TensorEntry, artifact_label: str) -> Array:
@@ -193,7 +216,12 @@ def _replay_and_compare(
                 signature.check_inputs(inputs)
             except OgverifyError as exc:
                 raise _EvidenceMismatchError(f"the model does not accept the packed inputs: {exc.message}") from exc
-            result = replay(model_path, inputs, list(claimed), manifest.execution, timeout=options.timeout)
+            if options.replayer is None:
+                result = replay(model_path, inputs, list(claimed), manifest.execution, timeout=options.timeout)
+            else:
+                model_key = ";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files))
+                result = options.replayer(model_path, inputs, list(claimed), manifest.execution,
+                                          timeout=options.timeout, model_key=model_key)
     except _EvidenceMismatchError as exc:
         return Finding("replay", "re-execution", Status.FAIL, str(exc)), None, [], []
     except OgverifyError as exc:
