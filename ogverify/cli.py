@@ -288,8 +288,13 @@ def sign(
 @app.command()
 @guarded
 def check(
+    ctx: typer.Context,
     bundles: Annotated[
-        list[Path], typer.Argument(metavar="BUNDLE", help="Bundles to check (.ogb files or bundle directories).")
+        list[str],
+        typer.Argument(
+            metavar="BUNDLE",
+            help="Bundles to check: .ogb files, bundle directories, directories of bundles, quoted globs or URLs.",
+        ),
     ],
     trusted_keys: Annotated[
         list[Path] | None,
@@ -303,9 +308,54 @@ def check(
     no_rerun: Annotated[
         bool, typer.Option("--no-rerun", help="Stop after integrity and signatures; do not execute the model.")
     ] = False,
-    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", metavar="FORMAT", help="text, json, markdown, junit or sarif.")
+    ] = "text",
     output: Annotated[
         Path | None, typer.Option("--output", metavar="FILE", help="Write the report here instead of stdout.")
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            help="Check N bundles at once on N worker processes that keep loaded models "
+            "(default 1: every re-execution in a fresh process).",
+        ),
+    ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            metavar="FILE",
+            help="Policy file (default: ogverify.toml, or [tool.ogverify] in pyproject.toml, of this directory).",
+        ),
+    ] = None,
+    no_policy: Annotated[
+        bool, typer.Option("--no-policy", help="Ignore a policy file in the current directory.")
+    ] = False,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option("--dask-scheduler", metavar="ADDRESS", help="Distribute the checks over this Dask cluster."),
+    ] = None,
+    attest_keys: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--attest",
+            metavar="KEY",
+            help="Sign each verdict with this private key (in-toto test-result attestation). Repeatable.",
+        ),
+    ] = None,
+    attest_dir: Annotated[
+        Path | None,
+        typer.Option("--attest-dir", metavar="DIR", help="Where --attest writes (default: beside each bundle)."),
+    ] = None,
+    attestations: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--attestation", metavar="FILE", help="Verify this signed verdict about a checked bundle. Repeatable."
+        ),
     ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one re-execution may take.")
@@ -313,9 +363,9 @@ def check(
 ) -> None:
     """Verify bundles: integrity, signatures, re-execution and comparison of outputs."""
     from ogverify.formats import get_formatter
-    from ogverify.formats.json import worst_exit_code
+    from ogverify.gate import apply_policy, resolve_policy, run_gate
     from ogverify.signing import load_trusted_keys
-    from ogverify.verify import CheckOptions, check_bundle
+    from ogverify.verify import CheckOptions
 
     formatter = get_formatter(output_format, color=output is None and _use_color())
     if timeout <= 0:
@@ -326,13 +376,26 @@ def check(
         rerun=not no_rerun,
         timeout=timeout,
     )
-    reports = []
-    for bundle in bundles:
-        if len(bundles) > 1:
-            typer.echo(f"checking {bundle} ...", err=True)
-        reports.append(check_bundle(bundle, options))
-    _emit(formatter.render(reports), output)
-    raise typer.Exit(worst_exit_code(reports))
+    given = {"allow_unsigned": "allow_unsigned", "rerun": "no_rerun", "timeout": "timeout"}
+    explicit = {k for k, p in given.items() if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"}
+    policy = resolve_policy(policy_file, discover=not no_policy)
+    if policy is not None and policy_file is None:
+        typer.echo(f"using policy {policy.source}", err=True)
+    code = run_gate(
+        bundles,
+        apply_policy(options, policy, explicit),
+        render=formatter.render,
+        emit=lambda text: _emit(text, output),
+        echo=lambda line: typer.echo(line, err=True),
+        policy=policy,
+        jobs=jobs,
+        dask_scheduler=dask_scheduler,
+        attest_keys=attest_keys or [],
+        attest_dir=attest_dir,
+        attestations=attestations or [],
+        summary=output is not None or output_format != "text",
+    )
+    raise typer.Exit(code)
 
 
 # --- inspect / extract / fingerprint -------------------------------------------------------

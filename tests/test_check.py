@@ -422,4 +422,4 @@ def test_check_timeout_must_be_positive(mlp_bundle: Path, run_cli: RunCli) -> No
 def test_check_unknown_format(mlp_bundle: Path, run_cli: RunCli) -> None:
     result = run_cli("check", mlp_bundle, "--format", "xml")
     assert result.exit_code == 2
-    assert single_error_line(result) == "error: unknown format 'xml'; use text or json"
+    assert single_error_line(result) == "error: unknown format 'xml'; use text, json, markdown, junit or sarif"

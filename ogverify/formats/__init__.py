@@ -21,13 +21,22 @@ class Formatter(Protocol):
 def get_formatter(name: str, *, color: bool = False) -> Formatter:
     """The formatter registered under ``name``."""
     from ogverify.formats.json import JsonFormatter
+    from ogverify.formats.junit import JunitFormatter
+    from ogverify.formats.markdown import MarkdownFormatter
+    from ogverify.formats.sarif import SarifFormatter
     from ogverify.formats.text import TextFormatter
 
     if name == "json":
         return JsonFormatter()
     if name == "text":
         return TextFormatter(color=color)
-    raise UsageError(f"unknown format {name!r}; use text or json")
+    if name == "markdown":
+        return MarkdownFormatter()
+    if name == "junit":
+        return JunitFormatter()
+    if name == "sarif":
+        return SarifFormatter()
+    raise UsageError(f"unknown format {name!r}; use {', '.join(FORMAT_NAMES[:-1])} or {FORMAT_NAMES[-1]}")
 
 
-FORMAT_NAMES = ("text", "json")
+FORMAT_NAMES = ("text", "json", "markdown", "junit", "sarif")
