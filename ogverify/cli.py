@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,8 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
             raise
         except OgverifyError as exc:
             _fail(exc.message, int(exc.exit_code), exc.detail)
+        except Terminated:
+            _fail("terminated", 128 + signal.SIGTERM)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
         except MemoryError:
@@ -360,6 +363,17 @@ def check(
     timeout: Annotated[
         float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one re-execution may take.")
     ] = 600.0,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain/--no-explain", help="On a failed reproduction, search for the drifted knob."),
+    ] = True,
+    explain_budget: Annotated[
+        int, typer.Option("--explain-budget", metavar="RUNS", help="Most trial runs the explanation may spend.")
+    ] = 32,
+    candidate_model: Annotated[
+        Path | None,
+        typer.Option("--candidate-model", metavar="MODEL", help="A model that may have produced the claim instead."),
+    ] = None,
 ) -> None:
     """Verify bundles: integrity, signatures, re-execution and comparison of outputs."""
     from ogverify.formats import get_formatter
@@ -370,11 +384,18 @@ def check(
     formatter = get_formatter(output_format, color=output is None and _use_color())
     if timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if explain_budget < 0:
+        raise UsageError("--explain-budget must be 0 or more")
+    if candidate_model is not None and not candidate_model.is_file():
+        raise UsageError(f"--candidate-model {candidate_model} does not exist")
     options = CheckOptions(
         trusted_keys=load_trusted_keys(trusted_keys or []),
         allow_unsigned=allow_unsigned,
         rerun=not no_rerun,
         timeout=timeout,
+        explain=explain,
+        explain_budget=explain_budget,
+        candidate_model=candidate_model.resolve() if candidate_model is not None else None,
     )
     given = {"allow_unsigned": "allow_unsigned", "rerun": "no_rerun", "timeout": "timeout"}
     explicit = {k for k, p in given.items() if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"}
@@ -396,6 +417,41 @@ def check(
         summary=output is not None or output_format != "text",
     )
     raise typer.Exit(code)
+
+
+# --- diff ----------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def diff(
+    a: Annotated[Path, typer.Argument(metavar="A", help="A model (.onnx) or a bundle.")],
+    b: Annotated[Path, typer.Argument(metavar="B", help="Another model or bundle, of the same kind as A.")],
+    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
+) -> None:
+    """Show what differs between two models or bundles: tensors, attributes, opsets, config, environment.
+
+    Exits 0 when nothing differs and 1 when something does.
+    """
+    import json
+
+    from ogverify.diffing import diff_paths
+
+    if output_format not in ("text", "json"):
+        raise UsageError(f"unknown format {output_format!r}; use text or json")
+    for path in (a, b):
+        if not path.exists():
+            raise UsageError(f"{path} does not exist")
+    difference = diff_paths(a, b)
+    if output_format == "json":
+        _emit(json.dumps(difference.to_json(), indent=2, sort_keys=True) + "\n", None)
+    else:
+        lines = difference.summary_lines()
+        header = (
+            f"identical: {a} and {b}" if difference.identical else f"{len(lines)} difference(s) between {a} and {b}"
+        )
+        _emit("\n".join([header, *(f"  {line}" for line in lines)]) + "\n", None)
+    raise typer.Exit(0 if difference.identical else 1)
 
 
 # --- inspect / extract / fingerprint -------------------------------------------------------
@@ -456,6 +512,16 @@ def fingerprint(
         _emit(render_fingerprint(current, color=_use_color()), None)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the program is, so that clean-up (staging directories) runs as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+    raise Terminated()
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="ogverify")

@@ -244,7 +244,7 @@ def explain(
     noise = _noise_floor(context, first_reproduction)
     if noise is not None:
         return noise
-    attempts = _counterfactuals(context, available_providers)
+    attempts = _counterfactuals(context, available_providers, reserve=1 if candidate_model is not None else 0)
     matching = [a for a in attempts if a.reproduced]
     if not matching:
         return _unexplained(context, attempts, candidate_model)
@@ -314,7 +314,7 @@ def _attempt(context: _Context, changes: tuple[KnobChange, ...], result: TrialRe
                    differing_elements(context.claimed, result.outputs))
 
 
-def _counterfactuals(context: _Context, available_providers: Sequence[str]) -> list[Attempt]:
+def _counterfactuals(context: _Context, available_providers: Sequence[str], reserve: int) -> list[Attempt]:
     singles = single_knob_changes(context.recorded, available_providers)
     singles = singles[: context.budget.take(len(singles))]
     results = context.run([Trial(str(c), context.config_for([c])) for c in singles])
@@ -331,7 +331,7 @@ def _counterfactuals(context: _Context, available_providers: Sequence[str]) -> l
         for second in ranked[i + 1:]:
             if first.changes[0].knob != second.changes[0].knob:
                 pairs.append((first.changes[0], second.changes[0]))
-    pairs = pairs[: context.budget.take(len(pairs))]
+    pairs = pairs[: context.budget.take(min(len(pairs), context.budget.left - reserve))]
     if pairs:
         results = context.run([Trial(", ".join(map(str, p)), context.config_for(p)) for p in pairs])
         attempts += [_attempt(context, pair, result) for pair, result in zip(pairs, results, strict=True)]

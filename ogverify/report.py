@@ -46,7 +46,7 @@ class Finding:
 
     Attributes:
         stage: the pipeline stage: ``bundle``, ``integrity``, ``signatures``, ``environment``,
-            ``replay`` or ``comparison``.
+            ``replay``, ``comparison`` or ``drift`` (the explanation of a failed reproduction).
         subject: what the finding is about, as a person names it (``input 'x'``).
         status: pass, fail (evidence does not hold), error (could not verify), skip or warn.
         message: one line.
@@ -110,6 +110,17 @@ class Report:
         return self.verdict.exit_code
 
     @property
+    def explanation(self) -> Finding | None:
+        """The drift engine's finding, when a failed reproduction was explained."""
+        return next((f for f in self.findings if f.stage == "drift" and f.subject == "explanation"), None)
+
+    @property
+    def cause(self) -> str | None:
+        """One line: why the reproduction failed, when the drift engine could say."""
+        explanation = self.explanation
+        return explanation.message if explanation is not None else None
+
+    @property
     def headline(self) -> str:
         """One line: the verdict and its first reason."""
         verdict = self.verdict
@@ -134,4 +145,6 @@ class Report:
             "outputs": [c.to_json() for c in self.comparisons],
             "environment_differences": [d.to_json() for d in self.environment_differences],
             "replay": dict(self.replay) if self.replay is not None else None,
+            "cause": self.cause,
+            "explanation": dict(self.explanation.evidence) if self.explanation is not None else None,
         }

@@ -50,11 +50,19 @@ def replay(
     config: ExecutionConfig,
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int | None = None,
+    max_output_bytes: int | None = None,
 ) -> ReplayResult:
     """Run ``model_path`` once in a new Python process and return the requested outputs.
 
+    Args:
+        memory_limit: bytes of data memory the process may allocate (``RLIMIT_DATA``, Linux);
+            None: no limit.
+        max_output_bytes: refuse to read back an output file larger than this.
+
     Raises:
-        ReplayError: the runtime failed to load or run the model, or the process died or timed out.
+        ReplayError: the runtime failed to load or run the model, the process died, timed out or
+            exceeded ``memory_limit``.
     """
     with tempfile.TemporaryDirectory(prefix="ogverify-replay-") as work:
         work_dir = Path(work)
@@ -64,35 +72,53 @@ def replay(
             np.save(path, array, allow_pickle=False)
             input_files[name] = str(path)
         job = {
-            "model": str(model_path),
+            "model": str(model_path.resolve()),  # the child runs in its own cwd
             "inputs": input_files,
             "outputs": list(output_names),
             "execution": config.to_json(),
             "out_dir": str(work_dir),
+            "memory_limit": memory_limit,
         }
         job_path = work_dir / "job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
         try:
+            # cwd: anything the runtime writes by a relative path lands in the work dir and goes with it.
             process = subprocess.run(
                 [sys.executable, "-m", "ogverify._replay", str(job_path)],
-                capture_output=True, text=True, timeout=timeout, check=False,
+                capture_output=True, text=True, timeout=timeout, check=False, cwd=work_dir,
             )
         except subprocess.TimeoutExpired as exc:
             raise ReplayError(f"re-execution did not finish within {timeout:g} s") from exc
         result_path = work_dir / "result.json"
         if not result_path.is_file():
+            if memory_limit is not None and _out_of_memory(process.stderr):
+                raise ReplayError(memory_message(memory_limit))
             tail = (process.stderr.strip().splitlines() or ["no output"])[-1]
             raise ReplayError(f"re-execution process died (exit {process.returncode}): {tail[:300]}")
         result = json.loads(result_path.read_text(encoding="utf-8"))
         if "error" in result:
+            if result.get("kind") == "memory" and memory_limit is not None:
+                raise ReplayError(memory_message(memory_limit), result["error"])
             raise ReplayError(f"re-execution failed: {result['error']}", result.get("traceback", ""))
-        outputs = {
-            name: parse_npy(Path(path).read_bytes(), f"reproduced output {name!r}").copy()
-            for name, path in result["outputs"].items()
-        }
+        outputs = {}
+        for name, path in result["outputs"].items():
+            what = f"reproduced output {name!r}"
+            if max_output_bytes is not None and Path(path).stat().st_size > max_output_bytes:
+                raise ReplayError(f"{what} is larger than the max_tensor_bytes limit ({max_output_bytes})")
+            outputs[name] = parse_npy(Path(path).read_bytes(), what).copy()
         return ReplayResult(
             outputs, tuple(result["providers_used"]), str(result["runtime_version"]), result["seconds"]
         )
+
+
+def memory_message(memory_limit: int) -> str:
+    """The one line for a re-execution stopped by the memory limit."""
+    return (f"re-execution exceeded the memory limit of {memory_limit} bytes "
+            "(max_replay_memory); the model needs more memory than the policy allows")
+
+
+def _out_of_memory(stderr: str) -> bool:
+    return any(sign in stderr for sign in ("MemoryError", "std::bad_alloc", "Cannot allocate memory"))
 
 
 # Session config entries whose effect sticks to the process (or its threads) that created a

@@ -37,6 +37,9 @@ class CheckOptions:
         replayer: how to re-execute; None runs each re-execution in a fresh subprocess
             (``runner.replay``); a ``runner.SessionCache`` re-uses sessions inside a worker.
         environment_policy: environment differences to accept or to fail (policy ``[environment]``).
+        explain: on a failed reproduction, search for the cause (``drift.explain``).
+        explain_budget: the most trial runs the explanation may spend.
+        candidate_model: a model that may have produced the claimed outputs instead.
     """
 
     trusted_keys: Mapping[str, TrustedKey] = field(default_factory=dict)
@@ -46,6 +49,9 @@ class CheckOptions:
     limits: Limits = DEFAULT_LIMITS
     replayer: Replayer | None = None
     environment_policy: EnvironmentPolicy | None = None
+    explain: bool = True
+    explain_budget: int = 32
+    candidate_model: Path | None = None
 
 
 def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
@@ -77,6 +83,8 @@ def _check_open(bundle: Bundle, options: CheckOptions) -> Report:
         findings.append(replay_finding)
         findings.extend(comparison_findings)
         replay_facts = result.to_json() if result is not None else None
+        if result is not None and options.explain and any(not c.passed for c in comparisons):
+            findings.append(_explanation(bundle, options, result, comparisons, differences))
     return Report(
         str(bundle.path),
         tuple(findings),
@@ -86,6 +94,62 @@ def _check_open(bundle: Bundle, options: CheckOptions) -> Report:
         replay=replay_facts,
         rerun=options.rerun,
     )
+
+
+def _explanation(
+    bundle: Bundle, options: CheckOptions, result: ReplayResult, comparisons: list[OutputComparison],
+    differences: tuple[EnvironmentDifference, ...],
+) -> Finding:
+    """Why the reproduction failed: the drift engine's answer as a finding (a warning: the
+    comparison findings already carry the failure)."""
+    import onnxruntime
+
+    from ogverify.drift import explain
+
+    manifest = bundle.manifest
+    failing = next(c for c in comparisons if not c.passed)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ogverify-explain-") as work:
+            model_path = _materialize(bundle, Path(work) / "model")
+            inputs = {t.name: _load_tensor(bundle, t, f"input '{t.name}'") for t in manifest.inputs}
+            claimed = {t.name: _load_tensor(bundle, t, f"claimed output '{t.name}'") for t in manifest.outputs}
+            explanation = explain(
+                model_path, inputs, claimed, manifest.execution, result.outputs, Path(work) / "trials",
+                budget=options.explain_budget, timeout=options.timeout, tolerance=failing.spec,
+                candidate_model=options.candidate_model,
+                available_providers=onnxruntime.get_available_providers(),
+            )
+    except (OgverifyError, _EvidenceMismatchError, OSError) as exc:
+        message = exc.message if isinstance(exc, OgverifyError) else str(exc)
+        return Finding("drift", "explanation", Status.WARN, f"no explanation: {message}")
+    summary = explanation.summary
+    high = [d for d in differences if d.impact == "high"]
+    if explanation.cause == "unexplained" and high:
+        summary += "; the environment differs where it changes numerics: " + ", ".join(
+            f"{d.field} recorded {d.recorded!r}, here {d.current!r}" for d in high[:3]
+        )
+    children = []
+    localisation = explanation.localisation
+    if localisation is not None:
+        for node in (localisation.origin, localisation.first_exceeding):
+            if node is not None:
+                label = "originates the error" if node is localisation.origin else "first exceeds the tolerance"
+                children.append(Finding(
+                    "drift", node.node, Status.WARN,
+                    f"{node.role}: {node.describe()} {label} ({node.elements_differing} elements differ, "
+                    f"max abs diff {node.max_abs_diff:.3g})" if node.max_abs_diff is not None else
+                    f"{node.role}: {node.describe()} {label} ({node.elements_differing} elements differ)",
+                    node.to_json(),
+                ))
+        children += [Finding("drift", "localisation", Status.WARN, note) for note in localisation.notes]
+    if explanation.op_histogram_diff:
+        ops = ", ".join(f"{op} {a}->{b}" for op, (a, b) in explanation.op_histogram_diff.items())
+        children.append(Finding("drift", "optimised graph", Status.WARN,
+                                f"op histogram, recorded -> reproducing configuration: {ops}"))
+    children += [Finding("drift", "note", Status.WARN, note) for note in explanation.notes]
+    children.append(Finding("drift", "search", Status.PASS,
+                            f"{explanation.runs} trial runs; variants tried: {len(explanation.attempts)}"))
+    return Finding("drift", "explanation", Status.WARN, summary, explanation.to_json(), tuple(children))
 
 
 def _integrity(bundle: Bundle) -> Finding:
@@ -217,7 +281,9 @@ def _replay_and_compare(
             except OgverifyError as exc:
                 raise _EvidenceMismatchError(f"the model does not accept the packed inputs: {exc.message}") from exc
             if options.replayer is None:
-                result = replay(model_path, inputs, list(claimed), manifest.execution, timeout=options.timeout)
+                result = replay(model_path, inputs, list(claimed), manifest.execution, timeout=options.timeout,
+                                memory_limit=bundle.limits.max_replay_memory,
+                                max_output_bytes=bundle.limits.max_tensor_bytes)
             else:
                 model_key = ";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files))
                 result = options.replayer(model_path, inputs, list(claimed), manifest.execution,
@@ -226,6 +292,9 @@ def _replay_and_compare(
         return Finding("replay", "re-execution", Status.FAIL, str(exc)), None, [], []
     except OgverifyError as exc:
         return Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}), None, [], []
+    except OSError as exc:  # e.g. a model file name longer than the file system allows
+        message = f"cannot materialise the model for re-execution: {exc.strerror or exc}"
+        return Finding("replay", "re-execution", Status.ERROR, message), None, [], []
     replay_finding = Finding(
         "replay", "re-execution", Status.PASS,
         f"re-executed with onnxruntime {result.runtime_version} on {', '.join(result.providers_used)}",

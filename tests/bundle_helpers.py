@@ -164,7 +164,5 @@ def findings_of(report: dict[str, Any], stage: str) -> list[dict[str, Any]]:
 
 
 def text_headline(stdout: str) -> str:
-    """The headline of a one-bundle text report, re-joined where the report wrapped it."""
-    lines = stdout.splitlines()
-    end = next(i for i, line in enumerate(lines) if line.startswith("bundle   "))
-    return " ".join(lines[:end])
+    """The headline of a one-bundle text report: its first line (it is never wrapped)."""
+    return stdout.splitlines()[0]

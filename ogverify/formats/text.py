@@ -95,9 +95,10 @@ class TextFormatter:
 
     def _headline(self, report: Report) -> str:
         # Never wrapped: `ogverify check B | head -1` must give the whole verdict and reason.
+        cause = f"cause: {report.cause}\n" if report.cause else ""
         if not self.color:
-            return report.headline + "\n"
-        return f"\x1b[{'32' if report.verdict is Verdict.VERIFIED else '31'};1m{report.headline}\x1b[0m\n"
+            return report.headline + "\n" + cause
+        return f"\x1b[{'32' if report.verdict is Verdict.VERIFIED else '31'};1m{report.headline}\x1b[0m\n" + cause
 
     def render(self, reports: Sequence[Report]) -> str:
         chunks = [self._headline(r) + render_to_text(report_renderable(r), color=self.color) for r in reports]
