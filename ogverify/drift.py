@@ -90,6 +90,7 @@ class Explanation:
     runs: int = 0
     notes: tuple[str, ...] = ()
     also_reproducing: tuple[str, ...] = ()
+    recorded_graph: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +106,7 @@ class Explanation:
             "runs": self.runs,
             "notes": list(self.notes),
             "also_reproducing": list(self.also_reproducing),
+            "recorded_graph": dict(self.recorded_graph) if self.recorded_graph is not None else None,
         }
 
 
@@ -241,13 +243,14 @@ def explain(
     """
     context = _Context(model, inputs, claimed, recorded, work_dir, timeout, _Budget(budget),
                        tolerance or ComparisonSpec())
-    noise = _noise_floor(context, first_reproduction)
+    noise, recorded_run = _noise_floor(context, first_reproduction)
+    graph = _graph_fingerprint(recorded_run)
     if noise is not None:
-        return noise
+        return dataclasses.replace(noise, recorded_graph=graph)
     attempts = _counterfactuals(context, available_providers, reserve=1 if candidate_model is not None else 0)
     matching = [a for a in attempts if a.reproduced]
     if not matching:
-        return _unexplained(context, attempts, candidate_model)
+        return dataclasses.replace(_unexplained(context, attempts, candidate_model), recorded_graph=graph)
     best = matching[0]
     knobs = ", ".join(f"{c.knob}={c.value}" for c in best.changes)
     records = (best.changes[0].recorded if len(best.changes) == 1
@@ -256,16 +259,16 @@ def explain(
     transformers: tuple[str, ...] = ()
     histogram: dict[str, tuple[int, int]] = {}
     notes: list[str] = []
-    reference_graph = recorded_graph = None
-    if context.budget.take(2) == 2:
-        traced = context.run([
-            Trial("recorded", recorded, save_optimized=True, capture_transformers=True),
+    reference_graph = None
+    recorded_graph = recorded_run.optimized_model if recorded_run is not None else None
+    if recorded_run is not None and context.budget.take(1) == 1:
+        reproducing = context.run([
             Trial("reproducing", context.config_for(best.changes), save_optimized=True, capture_transformers=True),
-        ])
-        recorded_graph, reference_graph = traced[0].optimized_model, traced[1].optimized_model
+        ])[0]
+        reference_graph = reproducing.optimized_model
         histogram = _histogram_diff(recorded_graph, reference_graph)
         if any(c.knob == "graph_optimization_level" for c in best.changes):
-            applied = [t for t in traced[0].applied_transformers if t not in traced[1].applied_transformers]
+            applied = [t for t in recorded_run.applied_transformers if t not in reproducing.applied_transformers]
             transformers, bisect_note = _bisect_transformers(context, applied)
             if transformers:
                 summary += f" (graph transformer {', '.join(transformers)})"
@@ -279,14 +282,32 @@ def explain(
         )
     return Explanation(
         "knob", summary, best.changes, transformers, histogram, localisation, tuple(attempts),
-        context.budget.used, tuple(notes), tuple(a.label for a in matching[1:]),
+        context.budget.used, tuple(notes), tuple(a.label for a in matching[1:]), graph,
     )
 
 
-def _noise_floor(context: _Context, first: Mapping[str, Array]) -> Explanation | None:
+def _graph_fingerprint(run: TrialResult | None) -> dict[str, Any] | None:
+    if run is None or run.optimized_model is None:
+        return None
+    import hashlib
+
+    return {
+        "sha256": hashlib.sha256(run.optimized_model.read_bytes()).hexdigest(),
+        "op_histogram": dict(sorted(op_histogram(run.optimized_model).items())),
+    }
+
+
+def _noise_floor(context: _Context, first: Mapping[str, Array]) -> tuple[Explanation | None, TrialResult | None]:
+    """Two fresh re-runs of the recorded configuration; the first also keeps its optimised graph
+    and the transformers that rewrote it (saving and logging do not change the numbers)."""
     reruns = context.budget.take(2)
-    trials = [Trial(f"rerun {i + 1}", context.recorded, fresh_process=True) for i in range(reruns)]
+    trials = [
+        Trial(f"rerun {i + 1}", context.recorded, fresh_process=True,
+              save_optimized=i == 0, capture_transformers=i == 0)
+        for i in range(reruns)
+    ]
     results = context.run(trials) if trials else []
+    recorded_run = results[0] if results and results[0].error is None else None
     disagreeing = []
     for result in results:
         if result.error is not None:
@@ -294,7 +315,7 @@ def _noise_floor(context: _Context, first: Mapping[str, Array]) -> Explanation |
         if not reproduces(first, result.outputs):
             disagreeing.append(differing_elements(first, result.outputs))
     if not disagreeing and not any(reproduces(context.claimed, r.outputs) for r in results):
-        return None
+        return None, recorded_run
     detail = (
         f"{len(disagreeing)} of {len(results)} fresh re-runs differ from the first"
         if disagreeing else "a fresh re-run reproduced the claim although the first did not"
@@ -304,7 +325,7 @@ def _noise_floor(context: _Context, first: Mapping[str, Array]) -> Explanation |
         f"outputs are nondeterministic under the recorded configuration ({detail}); "
         "this is not evidence of tampering",
         runs=context.budget.used,
-    )
+    ), recorded_run
 
 
 def _attempt(context: _Context, changes: tuple[KnobChange, ...], result: TrialResult) -> Attempt:

@@ -56,6 +56,63 @@ def _runtime() -> dict[str, Any]:
     }
 
 
+SESSION_DEFAULT_FIELDS = (
+    "enable_cpu_mem_arena", "enable_mem_pattern", "enable_mem_reuse", "enable_profiling",
+    "execution_order", "use_deterministic_compute", "use_per_session_threads",
+)
+
+
+def _session_defaults() -> dict[str, str]:
+    # SessionOptions fields a bundle does not set itself: a build that changes their defaults
+    # changes what "the recorded configuration" means.
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    return {name: str(getattr(options, name)) for name in SESSION_DEFAULT_FIELDS if hasattr(options, name)}
+
+
+def _gpus() -> list[dict[str, str]]:
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=5, check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    gpus = []
+    for line in listing.strip().splitlines():
+        name, _, driver = line.partition(",")
+        gpus.append({"name": name.strip(), "driver": driver.strip()})
+    return gpus
+
+
+def optimized_graph(model: Any, inputs: Any, config: Any, work_dir: Path) -> dict[str, Any] | None:
+    """sha256 and op histogram of the graph onnxruntime optimises ``model`` into under ``config``.
+
+    Recorded at pack so that check can tell when this machine's runtime rewrites the graph
+    differently (the first thing a changed runtime version or CPU feature set changes).
+    Returns None when the graph cannot be produced here.
+    """
+    import hashlib
+
+    from ogverify.drift import op_histogram
+    from ogverify.experiments import Trial, run_trials
+
+    result = run_trials(model, inputs, [Trial("optimised graph", config, save_optimized=True)], work_dir)[0]
+    if result.error is not None or result.optimized_model is None:
+        return None
+    return {
+        "sha256": hashlib.sha256(result.optimized_model.read_bytes()).hexdigest(),
+        "op_histogram": dict(sorted(op_histogram(result.optimized_model).items())),
+        "level": config.graph_optimization_level,
+    }
+
+
 def capture() -> dict[str, Any]:
     """This process's environment fingerprint (imports onnxruntime)."""
     import numpy
@@ -63,6 +120,8 @@ def capture() -> dict[str, Any]:
     libc_name, libc_version = platform.libc_ver()
     return {
         "runtime": _runtime(),
+        "session_defaults": _session_defaults(),
+        "gpus": _gpus(),
         "python": {"implementation": platform.python_implementation(), "version": platform.python_version()},
         "numpy": numpy.__version__,
         "os": {"system": platform.system(), "release": platform.release()},
@@ -93,7 +152,10 @@ _IMPACT: list[tuple[str, Impact, str]] = [
     ("runtime.build_info", "high", "a different onnxruntime build can select different kernels"),
     ("cpu.numeric_flags", "high", "CPU features select different vectorised kernels (e.g. AVX2 vs AVX-512)"),
     ("cpu.architecture", "high", "a different instruction set runs different kernels"),
+    ("optimized_graph", "high", "onnxruntime rewrites the graph differently here"),
     ("runtime.available_providers", "medium", "execution providers available differ"),
+    ("session_defaults", "medium", "SessionOptions defaults of this build differ"),
+    ("gpus", "medium", "a different GPU or driver runs different kernels"),
     ("thread_env", "medium", "thread settings can change reduction order"),
     ("cpu.logical_cores", "medium", "the default thread count follows the core count"),
     ("numpy", "low", "numpy only converts tensors; it does not compute outputs"),
@@ -123,6 +185,9 @@ def _impact_of(field: str) -> tuple[Impact, str]:
 
 def diff_environments(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[EnvironmentDifference]:
     """Differences between two fingerprints, most likely to change numerics first."""
+    if "optimized_graph" not in current:
+        # Model-specific, taken at pack; check compares it only when it re-derives it (drift).
+        recorded = {key: value for key, value in recorded.items() if key != "optimized_graph"}
     before, after = _flatten(recorded), _flatten(current)
     differences = []
     for field in sorted(set(before) | set(after)):

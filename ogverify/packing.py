@@ -11,6 +11,7 @@ from ogverify import __version__, fingerprint
 from ogverify.bundle import BundleWriter
 from ogverify.errors import ModelError, UsageError
 from ogverify.execution import ExecutionConfig
+from ogverify.initializers import initializer_digests
 from ogverify.manifest import ComparisonPolicy, Manifest, ModelFile, TensorEntry
 from ogverify.model import ModelSignature, read_signature
 from ogverify.runner import replay
@@ -139,6 +140,18 @@ def _check_claimed(outputs: Mapping[str, Array], signature: ModelSignature) -> N
         raise UsageError("no claimed outputs: give -O NAME=PATH, --test-data DIR, or --run")
 
 
+def _environment(model: Path, inputs: Mapping[str, Array], config: ExecutionConfig) -> dict[str, object]:
+    """The fingerprint of this machine plus the graph onnxruntime makes of ``model`` here."""
+    import tempfile
+
+    environment = fingerprint.capture()
+    with tempfile.TemporaryDirectory(prefix="ogverify-pack-") as work:
+        graph = fingerprint.optimized_graph(model.resolve(), inputs, config, Path(work))
+    if graph is not None:
+        environment["optimized_graph"] = graph
+    return environment
+
+
 def pack(
     model: Path,
     out: Path,
@@ -187,6 +200,7 @@ def pack(
     for name in comparison.outputs:
         if name not in claimed_outputs:
             raise UsageError(f"--compare-output names {name!r}, which is not a claimed output")
+    initializers = initializer_digests(model)
     with BundleWriter(out, with_sha256=with_sha256, overwrite=overwrite) as writer:
         model_entry = ModelFile(model.name, writer.add_file(model), ONNX_MEDIA_TYPE)
         file_entries = tuple(ModelFile(name, writer.add_file(path)) for name, path in model_files)
@@ -205,10 +219,11 @@ def pack(
             inputs=entries(inputs, signature.input_names),
             outputs=entries(claimed_outputs, signature.output_names),
             execution=config,
-            environment=fingerprint.capture(),
+            environment=_environment(model, inputs, config),
             comparison=comparison,
             producer={"tool": "ogverify", "version": __version__},
             annotations=dict(annotations or {}),
+            initializers=initializers,
         )
         try:
             manifest_bytes = manifest.to_bytes()

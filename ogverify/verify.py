@@ -96,6 +96,19 @@ def _check_open(bundle: Bundle, options: CheckOptions) -> Report:
     )
 
 
+def _graph_drift(recorded: object, here: Mapping[str, object] | None) -> str:
+    """A sentence when onnxruntime here optimises the graph differently than where it was packed."""
+    if not isinstance(recorded, dict) or here is None or recorded.get("sha256") == here.get("sha256"):
+        return ""
+    before = recorded.get("op_histogram") or {}
+    after = here.get("op_histogram") or {}
+    assert isinstance(before, dict) and isinstance(after, dict)
+    ops = [f"{op} {before.get(op, 0)}->{after.get(op, 0)}" for op in sorted(set(before) | set(after))
+           if before.get(op, 0) != after.get(op, 0)]
+    return ("onnxruntime here optimises the graph differently than where the bundle was packed"
+            + (f" (op histogram: {', '.join(ops)})" if ops else " (same ops, other graph bytes)"))
+
+
 def _explanation(
     bundle: Bundle, options: CheckOptions, result: ReplayResult, comparisons: list[OutputComparison],
     differences: tuple[EnvironmentDifference, ...],
@@ -123,6 +136,9 @@ def _explanation(
         message = exc.message if isinstance(exc, OgverifyError) else str(exc)
         return Finding("drift", "explanation", Status.WARN, f"no explanation: {message}")
     summary = explanation.summary
+    graph_note = _graph_drift(manifest.environment.get("optimized_graph"), explanation.recorded_graph)
+    if graph_note and explanation.cause == "unexplained":
+        summary += "; " + graph_note
     high = [d for d in differences if d.impact == "high"]
     if explanation.cause == "unexplained" and high:
         summary += "; the environment differs where it changes numerics: " + ", ".join(
@@ -146,6 +162,8 @@ def _explanation(
         ops = ", ".join(f"{op} {a}->{b}" for op, (a, b) in explanation.op_histogram_diff.items())
         children.append(Finding("drift", "optimised graph", Status.WARN,
                                 f"op histogram, recorded -> reproducing configuration: {ops}"))
+    if graph_note:
+        children.append(Finding("drift", "optimised graph", Status.WARN, graph_note))
     children += [Finding("drift", "note", Status.WARN, note) for note in explanation.notes]
     children.append(Finding("drift", "search", Status.PASS,
                             f"{explanation.runs} trial runs; variants tried: {len(explanation.attempts)}"))

@@ -212,3 +212,31 @@ def test_single_knob_variants_never_repeat_the_recorded_value(recorded_level: st
     assert not any(change.knob == "provider" for change in changes)
     levels = [c.value for c in changes if c.knob == "graph_optimization_level"]
     assert len(levels) == 4 and recorded_level not in levels
+
+
+def test_a_graph_optimised_differently_here_is_named_when_no_knob_explains(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    from tests.bundle_helpers import canonical, tamper
+
+    swapped = models.save(models.mlp(seed=5), tmp_path / "swapped.onnx")
+    inputs = {"x": _x((4, 16))}
+    claimed = run_trials(swapped, inputs, [Trial("producer", RECORDED)], tmp_path / "producer")[0].outputs
+    model_path = models.save(models.mlp(seed=0), tmp_path / "model.onnx")
+    bundle = tmp_path / "swap.ogb"
+    ogverify.pack(model_path, bundle, inputs=inputs, claimed_outputs=claimed, config=RECORDED)
+    with ogverify.load_bundle(bundle) as opened:
+        environment = json.loads(opened.manifest_bytes)["environment"]
+    assert set(environment["optimized_graph"]) == {"sha256", "op_histogram", "level"}
+
+    def pretend_packed_elsewhere(members: dict[str, bytes]) -> None:
+        manifest = json.loads(members["manifest.json"])
+        manifest["environment"]["optimized_graph"]["sha256"] = "0" * 64
+        manifest["environment"]["optimized_graph"]["op_histogram"] = {"MatMul": 2, "Add": 2, "Relu": 1}
+        members["manifest.json"] = canonical(manifest)
+
+    tamper(bundle, pretend_packed_elsewhere)
+    report = _check_json(run_cli, bundle)
+    assert report["explanation"]["cause"] == "unexplained"
+    assert "onnxruntime here optimises the graph differently than where the bundle was packed" in report["cause"]
+    assert "MatMul 2->0" in report["cause"]
