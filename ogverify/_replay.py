@@ -8,6 +8,7 @@ It reads the job, writes each output as .npy and a result.json, and never raises
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import traceback
@@ -75,16 +76,51 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# How onnxruntime says an allocation failed (its arena, or a C++ std::bad_alloc turned into an exception).
+_ALLOCATION_FAILED = ("Failed to allocate memory", "bad_alloc", "bad allocation", "Cannot allocate memory")
+_UNKNOWN_OP = re.compile(r"([\w.]*):(\w+)\(-?\d+\) is not a registered function/op")
+
+
+def limit_memory(limit: int | None) -> None:
+    """Cap this process's data memory (heap and anonymous mappings) at ``limit`` bytes.
+
+    RLIMIT_DATA rather than RLIMIT_AS: address space that thread pools and GPU drivers merely
+    reserve does not count, memory the model allocates does. Not enforced outside Linux.
+    """
+    if limit is None:
+        return
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+def describe_failure(exc: BaseException) -> dict[str, Any]:
+    """The result document for a run that raised ``exc``: a one-line error and its kind."""
+    text = str(exc).strip()
+    first_line = (text.splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, MemoryError) or any(sign in text for sign in _ALLOCATION_FAILED):
+        return {"error": f"{type(exc).__name__}: allocation failed: {first_line[:300]}", "kind": "memory"}
+    unknown = _UNKNOWN_OP.search(text)
+    if unknown is not None:
+        domain, op = unknown.group(1) or "ai.onnx", unknown.group(2)
+        return {"error": f"the model uses operator {op} from domain {domain!r}, which onnxruntime cannot load "
+                         "(custom operators are not supported)", "kind": "model"}
+    return {"error": f"{type(exc).__name__}: {first_line[:500]}", "kind": "runtime",
+            "traceback": traceback.format_exc(limit=5)}
+
+
 def main(argv: list[str]) -> int:
     job_path = Path(argv[1])
     result_path = job_path.with_name("result.json")
     try:
         job = json.loads(job_path.read_text(encoding="utf-8"))
+        limit_memory(job.get("memory_limit"))
         result = run_job(job)
     except Exception as exc:  # reported to the parent as data; the parent decides the exit code
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        result = {"error": f"{type(exc).__name__}: {first_line[:500]}", "kind": "runtime",
-                  "traceback": traceback.format_exc(limit=5)}
+        result = describe_failure(exc)
     result_path.write_text(json.dumps(result), encoding="utf-8")
     return 0
 

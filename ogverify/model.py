@@ -6,6 +6,7 @@ Parsed with ``onnx`` without loading external data, so a multi-GB model costs on
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,37 @@ def _safe_location(location: str, model_name: str) -> str:
     return joined
 
 
+def _all_tensors(proto: Any) -> Iterator[Any]:
+    """Every TensorProto of the model that may name external data, subgraphs and functions included.
+
+    Walks with an explicit stack: a hostile model may nest subgraphs (If/Loop/Scan bodies) deeply.
+    """
+    graphs: list[Any] = [proto.graph]
+    nodes: list[Any] = [node for function in proto.functions for node in function.node]
+    while graphs or nodes:
+        if graphs:
+            graph = graphs.pop()
+            yield from graph.initializer
+            for sparse in graph.sparse_initializer:
+                yield sparse.values
+                yield sparse.indices
+            nodes.extend(graph.node)
+            continue
+        for attr in nodes.pop().attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            if attr.HasField("sparse_tensor"):
+                yield attr.sparse_tensor.values
+                yield attr.sparse_tensor.indices
+            yield from attr.tensors
+            for sparse in attr.sparse_tensors:
+                yield sparse.values
+                yield sparse.indices
+            if attr.HasField("g"):
+                graphs.append(attr.g)
+            graphs.extend(attr.graphs)
+
+
 def read_signature(path: Path, model_name: str | None = None) -> ModelSignature:
     """Parse ``path`` (graph only) and return its signature.
 
@@ -120,10 +152,7 @@ def read_signature(path: Path, model_name: str | None = None) -> ModelSignature:
     graph = proto.graph
     initializers = {init.name for init in graph.initializer}
     locations: set[str] = set()
-    tensors = list(graph.initializer) + [
-        attr.t for node in graph.node for attr in node.attribute if attr.HasField("t")
-    ]
-    for tensor in tensors:
+    for tensor in _all_tensors(proto):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             for entry in tensor.external_data:
                 if entry.key == "location":

@@ -29,6 +29,7 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://ogverify.dev/evidence-bundle/v1"
 MAX_KEY_FILE = 64 << 10
+MAX_SIGNATURES_PER_ENVELOPE = 8
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -213,6 +214,11 @@ def verify_envelope(
         payload = _b64(envelope.get("payload"), f"{source} payload")
         if not envelope["signatures"]:
             raise BundleError(f"{source} holds no signatures")
+        if len(envelope["signatures"]) > MAX_SIGNATURES_PER_ENVELOPE:
+            # each entry may be tried against every trusted key: bound the work a bundle can ask for
+            raise BundleError(
+                f"{source} holds {len(envelope['signatures'])} signatures, more than {MAX_SIGNATURES_PER_ENVELOPE}"
+            )
     except BundleError as exc:
         return [SignatureCheck(source, "", "malformed", exc.message)]
     checks = []

@@ -73,12 +73,15 @@ def for_runtime(array: Array) -> Array:
     return array
 
 
-def parse_npy(raw: bytes, what: str, *, allow_fortran: bool = False) -> Array:
+def parse_npy(raw: bytes, what: str, *, allow_fortran: bool = False, allow_big_endian: bool = False) -> Array:
     """Parse untrusted .npy bytes without ever unpickling.
 
     Args:
         allow_fortran: accept Fortran-ordered data (a user's file, e.g. ``np.save(p, x.T)``);
             bundles hold only C-ordered canonical tensors.
+        allow_big_endian: accept big-endian data (a user's file, canonicalised later); bundles
+            hold only little-endian tensors, and onnxruntime would read big-endian bytes as
+            little-endian numbers.
 
     Raises:
         BundleError: bad magic, bad header, object dtype, or data size not matching the header.
@@ -108,6 +111,8 @@ def parse_npy(raw: bytes, what: str, *, allow_fortran: bool = False) -> Array:
         raise BundleError(f"{what}: .npy shape {shape!r} is malformed")
     if fortran is not False and not (allow_fortran and fortran is True):
         raise BundleError(f"{what}: .npy data must be in C order")
+    if dtype != dtype.newbyteorder("<") and not allow_big_endian:
+        raise BundleError(f"{what}: .npy data must be little-endian (dtype {descr!r})")
     count = 1
     for dim in shape:
         count *= dim
@@ -122,7 +127,7 @@ def parse_npy(raw: bytes, what: str, *, allow_fortran: bool = False) -> Array:
 def load_npy_file(path: Path, what: str) -> Array:
     """Load a .npy file given by a user (never unpickles)."""
     try:
-        return parse_npy(path.read_bytes(), what, allow_fortran=True)
+        return parse_npy(path.read_bytes(), what, allow_fortran=True, allow_big_endian=True)
     except BundleError as exc:
         raise UsageError(exc.message) from exc
 
@@ -134,7 +139,9 @@ def load_npz_file(path: Path, what: str) -> dict[str, Array]:
         with zipfile.ZipFile(path) as archive:
             for member in sorted(archive.namelist()):
                 name = member.removesuffix(".npy")
-                arrays[name] = parse_npy(archive.read(member), f"{what} [{name}]", allow_fortran=True)
+                arrays[name] = parse_npy(
+                    archive.read(member), f"{what} [{name}]", allow_fortran=True, allow_big_endian=True
+                )
     except zipfile.BadZipFile as exc:
         raise UsageError(f"{what}: {path} is not a .npz archive") from exc
     except BundleError as exc:
