@@ -23,78 +23,39 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
 import zstandard
 
-from ogverify import canonical_json
-from ogverify.digest import CHUNK, Algorithm, Digest, digest_bytes, new_hasher
+from ogverify import canonical_json, storing
+from ogverify.digest import CHUNK, Algorithm, Digest, digest_bytes, digest_file_multi, new_hasher
 from ogverify.errors import BundleError, UsageError
 from ogverify.manifest import Artifact, Manifest
+from ogverify.storing import MemberOpener, MemberSource
 
 MARKER = "ogverify-bundle.json"
 MANIFEST = "manifest.json"
 MARKER_CONTENT = {"format": "ogverify-bundle", "version": 1}
 BLOB_NAME = re.compile(r"^blobs/blake3/[0-9a-f]{64}$")
 SIGNATURE_NAME = re.compile(r"^signatures/[0-9a-f]{64}\.dsse\.json$")
-ZSTD_LEVEL = 3
-ZSTD_SAMPLE = 4 << 20
-MIN_SAVING = 0.05
 
 Form = Literal["directory", "file"]
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what a bundle may make ogverify read, allocate or write.
+    """Bounds on what a bundle may make ogverify read, allocate or write."""
 
-    The field names are the keys of a policy's ``[limits]`` table; docs/threat-model.md explains
-    each one. Every field is a positive integer; going over a limit means "cannot verify" (exit 3).
-
-    Attributes:
-        max_members: files in a bundle (tar members or directory entries).
-        max_manifest_bytes: size of ``manifest.json``.
-        max_signature_bytes: size of one ``signatures/*.dsse.json`` envelope (it carries a copy of
-            the manifest, so it must allow about 4/3 of ``max_manifest_bytes``).
-        max_signatures: number of signature envelopes.
-        max_blob_bytes: declared (uncompressed) size of one artifact; also bounds what a blob may
-            decompress to and what ``check`` writes to disk for one model file.
-        max_total_bytes: declared size of all artifacts together.
-        max_tensor_bytes: size of one input, claimed output or reproduced output held in memory.
-        max_replay_memory: bytes of data memory the re-execution process may allocate (Linux
-            ``RLIMIT_DATA``); a model that needs more is stopped and the check cannot verify.
-    """
-
-    max_members: int = 10_000
-    max_manifest_bytes: int = 16 << 20
-    max_signature_bytes: int = 24 << 20
-    max_signatures: int = 16
+    max_members: int = 100_000
+    max_manifest_bytes: int = 64 << 20
+    max_signature_bytes: int = 1 << 20
     max_blob_bytes: int = 1 << 40
     max_total_bytes: int = 1 << 42
     max_tensor_bytes: int = 4 << 30
-    max_replay_memory: int = 16 << 30
 
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise UsageError(f"limit {name} must be a positive integer, not {value!r}")
-        if self.max_replay_memory < MIN_REPLAY_MEMORY:
-            raise UsageError(
-                f"limit max_replay_memory must be at least {MIN_REPLAY_MEMORY} bytes "
-                "(the runtime itself needs that much to start)"
-            )
-
-
-# Python, numpy and onnxruntime need about 150 MiB of data memory before loading any model.
-MIN_REPLAY_MEMORY = 256 << 20
-# pax and GNU long-name headers: ours hold a short path; a hostile one could claim gigabytes.
-MAX_TAR_HEADER = 64 << 10
-# After the end-of-archive marker, a tar writer pads to its record size (10 KiB by default).
-MAX_TAR_TAIL = 1 << 20
-TAR_BLOCK = 512
 
 DEFAULT_LIMITS = Limits()
 
@@ -181,29 +142,6 @@ class _MemberReader(io.RawIOBase):
         return len(chunk)
 
 
-class _HeaderReader:
-    """The file as tarfile sees it: header reads only, each bounded by ``MAX_TAR_HEADER``.
-
-    tarfile reads a pax or GNU long-name header's whole data in one ``read(size)`` with ``size``
-    taken from the (untrusted) header; member data is never read through this object.
-    """
-
-    def __init__(self, handle: BinaryIO) -> None:
-        self._handle = handle
-        self.mode = "rb"
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0 or size > MAX_TAR_HEADER:
-            raise BundleError(f"tar header claims {size} bytes, over the {MAX_TAR_HEADER}-byte limit")
-        return self._handle.read(size)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._handle.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._handle.tell()
-
-
 class TarSource:
     """Members of a ``.ogb`` file: a plain tar whose members are read in place."""
 
@@ -218,63 +156,32 @@ class TarSource:
 
     def _index(self, path: Path, limits: Limits) -> None:
         file_size = path.stat().st_size
-        headers = _HeaderReader(self._handle)
         try:
-            try:
-                archive = tarfile.open(fileobj=headers, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115
-            except tarfile.TarError as exc:
-                raise BundleError(f"{path} is not a bundle: not a tar archive or a bundle directory") from exc
-            with archive:
-                while True:
-                    try:
-                        member = archive.next()
-                    except tarfile.TarError as exc:
-                        raise BundleError(f"{path}: damaged tar archive ({exc})") from exc
-                    if member is None:
-                        break
-                    self._add(member, file_size, limits)
-                    # tarfile keeps every member object; forget them so huge archives stay bounded.
-                    archive.members.clear()
-                end = archive.offset
-        except (RecursionError, ValueError, OverflowError, UnicodeError) as exc:
-            # A chain of thousands of pax/GNU headers makes tarfile recurse; odd fields make it raise.
-            raise BundleError(f"{path}: damaged tar archive ({type(exc).__name__})") from exc
-        self._check_end(path, end, file_size)
-
-    def _add(self, member: tarfile.TarInfo, file_size: int, limits: Limits) -> None:
-        name = member.name
-        if not member.isreg() or member.issparse():
-            raise BundleError(f"bundle member {name!r} is not a regular file")
-        if not _allowed_member(name):
-            raise BundleError(f"bundle holds an unexpected member {name!r}")
-        if name in self._members:
-            raise BundleError(f"bundle member {name!r} appears twice")
-        if member.size < 0:
-            raise BundleError(f"bundle member {name!r} has an invalid size")
-        if member.offset_data + member.size > file_size:
-            raise BundleError(f"bundle member {name!r} is truncated")
-        self._members[name] = (member.offset_data, member.size)
-        if len(self._members) > limits.max_members:
-            raise BundleError(f"bundle has more than {limits.max_members} members")
-
-    def _check_end(self, path: Path, end: int, file_size: int) -> None:
-        """What follows the last member must be the end-of-archive marker and zero padding, nothing else.
-
-        tarfile stops quietly at a damaged or cut-off header once it has read one member, so a
-        truncated archive, or one with data appended, would otherwise pass for a shorter one.
-        """
-        tail_size = file_size - end
-        self._handle.seek(end)
-        tail = self._handle.read(min(tail_size, MAX_TAR_TAIL))
-        marker = tail[: 2 * TAR_BLOCK]
-        if any(marker):
-            if tail_size < TAR_BLOCK:
-                raise BundleError(f"{path}: tar archive is truncated (cut off inside a header)")
-            raise BundleError(f"{path}: damaged tar archive (data at offset {end} is not a tar header)")
-        if tail_size < 2 * TAR_BLOCK:
-            raise BundleError(f"{path}: tar archive is truncated (no end-of-archive marker)")
-        if tail_size > MAX_TAR_TAIL or any(tail):
-            raise BundleError(f"{path}: unexpected data after the end of the tar archive")
+            archive = tarfile.open(fileobj=self._handle, mode="r:")  # noqa: SIM115 - closed by `with` below
+        except tarfile.TarError as exc:
+            raise BundleError(f"{path} is not a bundle: not a tar archive or a bundle directory") from exc
+        with archive:
+            while True:
+                try:
+                    member = archive.next()
+                except tarfile.TarError as exc:
+                    raise BundleError(f"{path}: damaged tar archive ({exc})") from exc
+                if member is None:
+                    break
+                name = member.name
+                if not member.isreg() or member.issparse():
+                    raise BundleError(f"bundle member {name!r} is not a regular file")
+                if not _allowed_member(name):
+                    raise BundleError(f"bundle holds an unexpected member {name!r}")
+                if name in self._members:
+                    raise BundleError(f"bundle member {name!r} appears twice")
+                if member.offset_data + member.size > file_size:
+                    raise BundleError(f"bundle member {name!r} is truncated")
+                self._members[name] = (member.offset_data, member.size)
+                if len(self._members) > limits.max_members:
+                    raise BundleError(f"bundle has more than {limits.max_members} members")
+                # tarfile keeps every member object; forget them so huge archives stay bounded.
+                archive.members.clear()  # type: ignore[attr-defined]
 
     def names(self) -> list[str]:
         return list(self._members)
@@ -326,26 +233,14 @@ class Bundle:
             raise BundleError(f"bundle format version {version!r} is not supported; this bundle needs a newer ogverify")
         self.manifest_bytes = self.read_member(MANIFEST, self.limits.max_manifest_bytes)
         self.manifest = Manifest.from_bytes(self.manifest_bytes)
-        envelope_names = sorted(name for name in names if SIGNATURE_NAME.match(name))
-        if len(envelope_names) > self.limits.max_signatures:
-            raise BundleError(
-                f"bundle holds {len(envelope_names)} signature envelopes, over the max_signatures limit "
-                f"({self.limits.max_signatures})"
-            )
         self.signature_envelopes: dict[str, bytes] = {
-            name: self.read_member(name, self.limits.max_signature_bytes) for name in envelope_names
+            name: self.read_member(name, self.limits.max_signature_bytes)
+            for name in sorted(names)
+            if SIGNATURE_NAME.match(name)
         }
-        # Refuse impossible sizes before reading a byte of any blob.
-        for label, artifact in self.manifest.artifacts():
-            if artifact.size > self.limits.max_blob_bytes:
-                limit = self.limits.max_blob_bytes
-                raise BundleError(f"{label} declares {artifact.size} bytes, over the max_blob_bytes limit ({limit})")
         declared = sum(a.size for _, a in self.manifest.artifacts())
         if declared > self.limits.max_total_bytes:
-            raise BundleError(
-                f"bundle declares {declared} bytes of artifacts, over the max_total_bytes limit "
-                f"({self.limits.max_total_bytes})"
-            )
+            raise BundleError(f"bundle declares {declared} bytes of artifacts, over the limit")
 
     def __enter__(self) -> Bundle:
         return self
@@ -469,12 +364,16 @@ def open_bundle(path: Path, limits: Limits = DEFAULT_LIMITS) -> Bundle:
 class BundleWriter:
     """Stages blobs for a new bundle, then publishes it atomically at its target path.
 
-    Blobs are deduplicated by digest; each is zstd-compressed only when that saves at least
-    5 % (a sample of the first 4 MiB decides first, so incompressible weights are never
-    compressed whole).
+    Blobs are deduplicated by digest; each is zstd-compressed only when that pays (see
+    ``ogverify.storing.worth_compressing``: a sample spread over the blob decides first, so
+    incompressible weights are never compressed whole). Files are hashed through bounded mmap
+    windows with every core, and copied file-to-file in the kernel; for the ``.ogb`` form an
+    uncompressed file blob is copied once, straight from its source into the tar, never staged.
     """
 
-    def __init__(self, target: Path, *, with_sha256: bool = False, overwrite: bool = False) -> None:
+    def __init__(
+        self, target: Path, *, with_sha256: bool = False, overwrite: bool = False, compress: bool = True
+    ) -> None:
         if target.exists() and not overwrite:
             raise UsageError(f"{target} already exists (use --force to replace it)")
         if not target.parent.is_dir():
@@ -482,9 +381,12 @@ class BundleWriter:
         self.target = target
         self.with_sha256 = with_sha256
         self.overwrite = overwrite
+        self.compress = compress
         self._staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
         (self._staging / "blobs" / "blake3").mkdir(parents=True)
         self._artifacts: dict[str, Artifact] = {}
+        # .ogb form: blob name → (source file, its stat when hashed); copied into the tar at publish.
+        self._sources: dict[str, tuple[Path, os.stat_result]] = {}
 
     def __enter__(self) -> BundleWriter:
         return self
@@ -496,49 +398,71 @@ class BundleWriter:
         """Remove the staging area (a no-op once published)."""
         shutil.rmtree(self._staging, ignore_errors=True)
 
+    @property
+    def _algorithms(self) -> list[Algorithm]:
+        return ["blake3", "sha256"] if self.with_sha256 else ["blake3"]
+
     def add_bytes(self, data: bytes) -> Artifact:
         """Add an in-memory artifact (a tensor)."""
-        return self._add(lambda: io.BytesIO(data), len(data))
-
-    def add_file(self, path: Path) -> Artifact:
-        """Add a file's content, streamed (model weights)."""
-        return self._add(lambda: path.open("rb"), path.stat().st_size)
-
-    def _add(self, opener: Callable[[], BinaryIO], size: int) -> Artifact:
-        digests = self._digest(opener)
-        blake3_hex = digests["blake3"].hex
-        sha256_hex = digests["sha256"].hex if "sha256" in digests else None
-        known = self._artifacts.get(blake3_hex)
+        digests = {algorithm: digest_bytes(data, algorithm) for algorithm in self._algorithms}
+        known = self._known(digests)
         if known is not None:
             return known
-        blob = self._staging / "blobs" / "blake3" / blake3_hex
-        encoding, stored_size = self._store(opener, size, blob)
-        artifact = Artifact(blake3_hex, size, encoding, stored_size, sha256_hex)
-        self._artifacts[blake3_hex] = artifact
+        blob = self._blob_path(digests)
+        sampled = storing.sample(lambda offset, length: data[offset : offset + length], len(data))
+        if self.compress and storing.worth_compressing(sampled, len(data)):
+            packed = storing.compressor().compress(data)
+            if len(packed) <= len(data) * (1 - storing.MIN_SAVING):
+                blob.write_bytes(packed)
+                return self._record(digests, len(data), "zstd", len(packed))
+        blob.write_bytes(data)
+        return self._record(digests, len(data), "identity", len(data))
+
+    def add_file(self, path: Path) -> Artifact:
+        """Add a file's content, streamed (model weights): hashed once, copied once.
+
+        Raises:
+            UsageError: the file changed while it was being packed.
+        """
+        before = path.stat()
+        try:
+            digests = digest_file_multi(path, self._algorithms)
+        except ValueError as exc:  # the file shrank while it was being hashed
+            raise UsageError(f"{path} changed while it was being packed; pack again") from exc
+        known = self._known(digests)
+        if known is not None:
+            return known
+        size = before.st_size
+        blob = self._blob_path(digests)
+        if self.compress:
+            with path.open("rb") as handle:
+                sampled = storing.file_sample(handle, size)
+            if storing.worth_compressing(sampled, size):
+                stored = storing.compress_file(path, blob, size)
+                if stored <= size * (1 - storing.MIN_SAVING):
+                    _check_unchanged(path, before)
+                    return self._record(digests, size, "zstd", stored)
+                blob.unlink()
+        if form_for(self.target) == "file":
+            self._sources[blob.name] = (path, before)
+        else:
+            shutil.copyfile(path, blob)  # sendfile / copy_file_range: the kernel copies
+            _check_unchanged(path, before)
+        return self._record(digests, size, "identity", size)
+
+    def _known(self, digests: dict[Algorithm, Digest]) -> Artifact | None:
+        return self._artifacts.get(digests["blake3"].hex)
+
+    def _blob_path(self, digests: dict[Algorithm, Digest]) -> Path:
+        return self._staging / "blobs" / "blake3" / digests["blake3"].hex
+
+    def _record(
+        self, digests: dict[Algorithm, Digest], size: int, encoding: Literal["zstd", "identity"], stored_size: int
+    ) -> Artifact:
+        sha256 = digests["sha256"].hex if "sha256" in digests else None
+        artifact = Artifact(digests["blake3"].hex, size, encoding, stored_size, sha256)
+        self._artifacts[artifact.blake3] = artifact
         return artifact
-
-    def _digest(self, opener: Callable[[], BinaryIO]) -> dict[str, Digest]:
-        algorithms: list[Algorithm] = ["blake3", "sha256"] if self.with_sha256 else ["blake3"]
-        hashers = {algorithm: new_hasher(algorithm) for algorithm in algorithms}
-        with opener() as source:
-            for chunk in iter(lambda: source.read(CHUNK), b""):
-                for hasher in hashers.values():
-                    hasher.update(chunk)
-        return {algorithm: Digest(algorithm, hasher.hexdigest()) for algorithm, hasher in hashers.items()}
-
-    def _store(self, opener: Callable[[], BinaryIO], size: int, blob: Path) -> tuple[Literal["zstd", "identity"], int]:
-        with opener() as source:
-            sample = source.read(ZSTD_SAMPLE)
-        if size == 0 or len(_compress(sample)) > len(sample) * (1 - MIN_SAVING):
-            return "identity", _copy(opener, blob)
-        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False)
-        with opener() as source, blob.open("wb") as out:
-            compressor.copy_stream(source, out, size=size, read_size=CHUNK, write_size=CHUNK)
-        stored = blob.stat().st_size
-        if stored > size * (1 - MIN_SAVING):
-            blob.unlink()
-            return "identity", _copy(opener, blob)
-        return "zstd", stored
 
     def publish(self, manifest: Manifest, signatures: dict[str, bytes]) -> Path:
         """Write manifest and signatures, then move the finished bundle to its target.
@@ -546,6 +470,9 @@ class BundleWriter:
         Args:
             manifest: the manifest naming exactly the blobs added.
             signatures: keyid → DSSE envelope bytes.
+
+        Raises:
+            UsageError: a packed file changed before it was copied into the bundle.
         """
         (self._staging / MARKER).write_bytes(canonical_json.dumps(MARKER_CONTENT))
         (self._staging / MANIFEST).write_bytes(manifest.to_bytes())
@@ -554,7 +481,14 @@ class BundleWriter:
             for keyid, envelope in signatures.items():
                 (self._staging / "signatures" / f"{keyid}.dsse.json").write_bytes(envelope)
         if form_for(self.target) == "file":
-            write_tar(self.target, _directory_members(self._staging), overwrite=self.overwrite)
+            members: list[tuple[str, int, MemberSource]] = list(_directory_members(self._staging))
+            members += [(f"blobs/blake3/{name}", info.st_size, path) for name, (path, info) in self._sources.items()]
+
+            def unchanged() -> None:
+                for path, info in self._sources.values():
+                    _check_unchanged(path, info)
+
+            write_tar(self.target, members, overwrite=self.overwrite, before_publish=unchanged)
             self.discard()
         else:
             publish_mode(self._staging)
@@ -562,17 +496,12 @@ class BundleWriter:
         return self.target
 
 
-def _compress(data: bytes) -> bytes:
-    return bytes(zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False).compress(data))
-
-
-def _copy(opener: Callable[[], BinaryIO], blob: Path) -> int:
-    with opener() as source, blob.open("wb") as out:
-        shutil.copyfileobj(source, out, CHUNK)
-    return blob.stat().st_size
-
-
-MemberOpener = Callable[[], BinaryIO]
+def _check_unchanged(path: Path, before: os.stat_result) -> None:
+    after = path.stat()
+    if (after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev) != (
+        before.st_size, before.st_mtime_ns, before.st_ino, before.st_dev
+    ):
+        raise UsageError(f"{path} changed while it was being packed; pack again")
 
 
 def _open_file(path: Path) -> BinaryIO:
@@ -596,19 +525,27 @@ def bundle_members(bundle: Bundle) -> list[tuple[str, int, MemberOpener]]:
     ]
 
 
-def write_tar(target: Path, members: list[tuple[str, int, MemberOpener]], *, overwrite: bool) -> None:
-    """Write a deterministic tar (sorted, mtime 0, root-owned, 0644) and rename it into place."""
+def write_tar(
+    target: Path,
+    members: Sequence[tuple[str, int, MemberSource]],
+    *,
+    overwrite: bool,
+    before_publish: Callable[[], None] | None = None,
+) -> None:
+    """Write a deterministic tar (sorted, mtime 0, root-owned, 0644) and rename it into place.
+
+    Streams every member (a Path source is copied file-to-file by the kernel); ``before_publish``
+    runs after the last byte is written and before the rename, and may refuse by raising.
+    """
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     temp = Path(temp_name)
     try:
-        with os.fdopen(handle, "wb") as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, size, opener in sorted(members, key=lambda m: m[0]):
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = size, 0, 0o644
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                with opener() as source:
-                    tar.addfile(info, source)
+        try:
+            storing.write_members(handle, sorted(members, key=lambda m: m[0]))
+        finally:
+            os.close(handle)
+        if before_publish is not None:
+            before_publish()
         publish_mode(temp)
         _replace(temp, target, overwrite)
     except BaseException:

@@ -92,6 +92,29 @@ class TensorEntry:
 
 
 @dataclass(frozen=True)
+class InitializerDigest:
+    """One initializer of the model's main graph, by the blake3 of its raw little-endian bytes.
+
+    ``location`` names the external-data file it is stored in (a ``model_files`` name), or is
+    None for a tensor stored inside the model file.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    blake3: str
+    location: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "blake3": self.blake3,
+                "location": self.location}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> InitializerDigest:
+        return cls(raw["name"], raw["dtype"], tuple(raw["shape"]), raw["blake3"], raw["location"])
+
+
+@dataclass(frozen=True)
 class ComparisonPolicy:
     """The comparison mode for each output: a default and per-output overrides."""
 
@@ -132,6 +155,8 @@ class Manifest:
     producer: Mapping[str, str]
     annotations: Mapping[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    # Optional: absent from bundles packed before per-initializer digests existed.
+    initializers: tuple[InitializerDigest, ...] | None = None
 
     def artifacts(self) -> list[tuple[str, Artifact]]:
         """Every artifact with the name a person would use for it, in manifest order."""
@@ -153,7 +178,7 @@ class Manifest:
             "comparison": self.comparison.to_json(),
             "producer": dict(self.producer),
             "annotations": dict(sorted(self.annotations.items())),
-        }
+        } | ({} if self.initializers is None else {"initializers": [i.to_json() for i in self.initializers]})
 
     def to_bytes(self) -> bytes:
         """The canonical manifest bytes, as stored in ``manifest.json`` and signed."""
@@ -186,6 +211,8 @@ class Manifest:
                 producer=raw["producer"],
                 annotations=raw["annotations"],
                 format_version=raw["format_version"],
+                initializers=None if "initializers" not in raw
+                else tuple(InitializerDigest.from_json(i) for i in raw["initializers"]),
             )
         except Exception as exc:  # an OgverifyError from a nested value, e.g. an unknown opt level
             message = getattr(exc, "message", str(exc))
