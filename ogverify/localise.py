@@ -164,7 +164,7 @@ def localise(
         config or ExecutionConfig(runtime_version=""), graph_optimization_level="ORT_DISABLE_ALL"
     )
     recorded_model = _traced_copy(recorded_graph, work_dir / "recorded_traced.onnx")
-    _traced_copy(reference_graph, work_dir / "reference_traced.onnx")
+    reference_model = _traced_copy(reference_graph, work_dir / "reference_traced.onnx")
     traces = run_trials(
         work_dir / "recorded_traced.onnx", inputs,
         [Trial("trace recorded", trace_config),
@@ -175,7 +175,10 @@ def localise(
     for trace in traces:
         if trace.error is not None:
             return Localisation(None, None, 0, (f"could not trace the optimised graph: {trace.error}",))
-    recorded_values, reference_values = traces[0].outputs, traces[1].outputs
+    recorded_values = traces[0].outputs
+    reference_values, by_order = align(recorded_model, reference_model, recorded_values, traces[1].outputs)
+    if by_order:
+        notes.append(f"{by_order} tensor(s) aligned by op type, dtype and shape order (their names differ)")
     for label, values, expected in (("recorded", recorded_values, recorded_outputs),
                                     ("reproducing", reference_values, reference_outputs)):
         changed = [n for n, v in expected.items() if n in values and values[n].tobytes() != v.tobytes()]
@@ -217,6 +220,41 @@ def localise(
                 notes.append("the error originates among nodes with no counterpart in the reproducing graph: "
                              + ", ".join(suspects))
     return Localisation(origin, exceeding, common, tuple(notes), suspects)
+
+
+def _op(node: Any) -> str:
+    return f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
+
+
+def align(
+    recorded: Any, reference: Any, recorded_values: Mapping[str, Array], reference_values: Mapping[str, Array]
+) -> tuple[dict[str, Array], int]:
+    """Reference values keyed by the recorded graph's tensor names, and how many were aligned by order.
+
+    By name first (fusions keep the name of the tensor they produce last); then, walking both
+    graphs in topological order, an unaligned recorded tensor takes the next unaligned reference
+    tensor made by the same op type with the same dtype and shape.
+    """
+    aligned = {name: value for name, value in reference_values.items() if name in recorded_values}
+    used = set(aligned)
+    reference_outputs = [
+        (_op(node), name) for node in reference.graph.node for name in node.output
+        if name in reference_values and name not in used
+    ]
+    cursor, by_order = 0, 0
+    for node in recorded.graph.node:
+        for name in node.output:
+            if name in aligned or name not in recorded_values:
+                continue
+            value = recorded_values[name]
+            for position in range(cursor, len(reference_outputs)):
+                op, candidate = reference_outputs[position]
+                other = reference_values[candidate]
+                if op == _op(node) and other.dtype == value.dtype and other.shape == value.shape:
+                    aligned[name] = other
+                    cursor, by_order = position + 1, by_order + 1
+                    break
+    return aligned, by_order
 
 
 def _find_origin(

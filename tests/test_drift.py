@@ -240,3 +240,24 @@ def test_a_graph_optimised_differently_here_is_named_when_no_knob_explains(
     assert report["explanation"]["cause"] == "unexplained"
     assert "onnxruntime here optimises the graph differently than where the bundle was packed" in report["cause"]
     assert "MatMul 2->0" in report["cause"]
+
+
+def test_align_matches_names_first_then_op_and_shape_order() -> None:
+    from onnx import helper
+
+    from ogverify.localise import align
+
+    def graph(hidden: str) -> onnx.ModelProto:
+        nodes = [helper.make_node("Relu", ["x"], [hidden]), helper.make_node("Exp", [hidden], ["y"]),
+                 helper.make_node("Sigmoid", [hidden], [hidden + "_s"])]
+        return helper.make_model(helper.make_graph(nodes, "g", [], []))
+
+    a = np.ones((2, 3), np.float32)
+    recorded_values = {"r1": a, "y": a * 2, "r1_s": a.reshape(3, 2)}
+    reference_values = {"h": a * 3, "y": a * 4, "h_s": a * 5}
+    aligned, by_order = align(graph("r1"), graph("h"), recorded_values, reference_values)
+    assert aligned["y"] is reference_values["y"]
+    assert aligned["r1"] is reference_values["h"]
+    # Same op (Sigmoid) but another shape: not aligned.
+    assert "r1_s" not in aligned
+    assert by_order == 1
