@@ -8,6 +8,11 @@ The public API (everything else is internal)::
     report = ogverify.check("run.ogb", trusted_keys=["me.key.pub"])
     report.verdict, report.exit_code, report.headline, report.to_json()
 
+    reports = ogverify.check_many(["evidence/"], policy="ogverify.toml", jobs=4)
+
+    with ogverify.Recorder("model.onnx", "evidence/", sign_keys=["me.key"]) as session:
+        outputs = session.run(None, {"x": x})      # also writes evidence/run-000001.ogb
+
 Heavy modules load on first use, so importing ogverify stays cheap.
 """
 
@@ -21,13 +26,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ogverify.bundle import Bundle
     from ogverify.execution import ExecutionConfig
     from ogverify.manifest import ComparisonPolicy
     from ogverify.packing import PackResult
+    from ogverify.policy import Policy
+    from ogverify.recorder import Recorder
     from ogverify.report import Report
 
-__all__ = ["Report", "__version__", "check", "load_bundle", "pack"]
+__all__ = ["Recorder", "Report", "__version__", "check", "check_many", "load_bundle", "pack"]
 
 StrPath = str | PathLike[str]
 
@@ -91,26 +100,82 @@ def check(
     allow_unsigned: bool = False,
     rerun: bool = True,
     timeout: float = 600.0,
+    policy: StrPath | Policy | None = None,
+    explain: bool = True,
 ) -> Report:
     """Check a bundle and return its Report (never raises for a bad bundle; bad keys raise).
 
     Args:
-        bundle: ``.ogb`` file or bundle directory.
+        bundle: ``.ogb`` file, bundle directory, or a ``file://`` / ``http(s)://`` URL of one.
         trusted_keys: public key files, or directories of ``.pub`` files.
         allow_unsigned: accept a bundle without a signature from a trusted key.
         rerun: re-execute and compare (False: integrity and signatures only).
         timeout: seconds the re-execution may take.
+        policy: a policy file (``ogverify.toml`` or ``pyproject.toml``) or a loaded Policy; its
+            keys, limits, rules and ``[check]`` settings apply over these arguments.
+        explain: on a failed reproduction, search for the cause (the ``drift`` stage).
     """
-    from ogverify.signing import load_trusted_keys
-    from ogverify.verify import CheckOptions, check_bundle
+    from ogverify.batch import check_target
 
+    spec, _ = _spec(trusted_keys, allow_unsigned, rerun, timeout, policy, explain)
+    return check_target(str(bundle), spec)
+
+
+def check_many(
+    bundles: Sequence[StrPath],
+    *,
+    trusted_keys: Sequence[StrPath] = (),
+    allow_unsigned: bool = False,
+    rerun: bool = True,
+    timeout: float = 600.0,
+    policy: StrPath | Policy | None = None,
+    explain: bool = True,
+    jobs: int = 1,
+    dask_scheduler: Any = None,
+    on_result: Callable[[Report], None] | None = None,
+) -> list[Report]:
+    """Check many bundles (paths, directories of bundles, quoted globs, URLs); reports in input order.
+
+    With ``jobs > 1`` the checks run on that many fresh worker processes, each re-using loaded
+    models for bundles that share a model and configuration (run it under
+    ``if __name__ == "__main__":`` like any multiprocessing code). ``dask_scheduler`` (an
+    address or a ``distributed.Client``) runs them on a Dask cluster instead; every worker must
+    reach the bundles by the same path or URL. ``on_result`` sees each report as it finishes.
+    Other arguments are as for ``check``.
+    """
+    from ogverify.batch import check_all, collect_targets
+
+    spec, policy_jobs = _spec(trusted_keys, allow_unsigned, rerun, timeout, policy, explain)
+    results = check_all(
+        collect_targets(bundles), spec, jobs=jobs if jobs > 1 else policy_jobs or 1, dask_scheduler=dask_scheduler,
+        on_result=None if on_result is None else (lambda checked: on_result(checked.report)),
+    )
+    return [r.report for r in results]
+
+
+def _spec(
+    trusted_keys: Sequence[StrPath], allow_unsigned: bool, rerun: bool, timeout: float,
+    policy: StrPath | Policy | None, explain: bool,
+) -> tuple[Any, int | None]:
+    """The CheckSpec for the API's arguments, and the policy's ``jobs``. Arguments that differ
+    from their defaults win over the policy's ``[check]`` settings."""
+    from ogverify.batch import CheckSpec
+    from ogverify.gate import apply_policy
+    from ogverify.policy import load_policy
+    from ogverify.signing import load_trusted_keys
+    from ogverify.verify import CheckOptions
+
+    loaded = load_policy(Path(policy)) if isinstance(policy, str | PathLike) else policy
     options = CheckOptions(
         trusted_keys=load_trusted_keys(Path(k) for k in trusted_keys),
         allow_unsigned=allow_unsigned,
         rerun=rerun,
         timeout=timeout,
+        explain=explain,
     )
-    return check_bundle(Path(bundle), options)
+    given = (("allow_unsigned", allow_unsigned, False), ("rerun", rerun, True), ("timeout", timeout, 600.0))
+    options = apply_policy(options, loaded, {name for name, value, default in given if value != default})
+    return CheckSpec.from_options(options, policy=loaded), loaded.jobs if loaded is not None else None
 
 
 def load_bundle(path: StrPath) -> Bundle:
@@ -125,4 +190,8 @@ def __getattr__(name: str) -> Any:
         from ogverify.report import Report
 
         return Report
+    if name == "Recorder":
+        from ogverify.recorder import Recorder
+
+        return Recorder
     raise AttributeError(f"module 'ogverify' has no attribute {name!r}")

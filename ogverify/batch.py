@@ -70,7 +70,7 @@ def bundles_in(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def collect_targets(args: Iterable[str | Path]) -> list[str]:
+def collect_targets(args: Iterable[str | os.PathLike[str]]) -> list[str]:
     """Expand check arguments into bundles, in a deterministic order, without duplicates.
 
     A bundle (``.ogb`` or bundle directory) or URL is itself; any other directory stands for
@@ -438,7 +438,7 @@ def run_dask(targets: Sequence[str], spec: CheckSpec, scheduler: Any) -> Iterato
         raise UsageError("--dask-scheduler needs the 'distributed' package: pip install 'ogverify[dask]'") from exc
     own = not isinstance(scheduler, Client)
     try:
-        client = Client(scheduler, timeout="30s") if own else scheduler  # type: ignore[no-untyped-call]
+        client = Client(scheduler, timeout="20s") if own else scheduler  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError) as exc:
         raise UsageError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
     try:

@@ -161,10 +161,10 @@ def run_gate(
         echo: one line to stderr.
         summary: also print the summary table to stderr (when the reports go elsewhere).
     """
+    if jobs is not None and jobs < 1:
+        raise UsageError("--jobs must be 1 or more")
     targets = collect_targets(args)
     jobs = jobs or (policy.jobs if policy is not None and policy.jobs else 1)
-    if jobs < 1:
-        raise UsageError("--jobs must be 1 or more")
     for key in attest_keys:
         from ogverify.signing import load_private_key
 
