@@ -47,15 +47,52 @@ Form = Literal["directory", "file"]
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what a bundle may make ogverify read, allocate or write."""
+    """Bounds on what a bundle may make ogverify read, allocate or write.
 
-    max_members: int = 100_000
-    max_manifest_bytes: int = 64 << 20
-    max_signature_bytes: int = 1 << 20
+    The field names are the keys of a policy's ``[limits]`` table; docs/threat-model.md explains
+    each one. Every field is a positive integer; going over a limit means "cannot verify" (exit 3).
+
+    Attributes:
+        max_members: files in a bundle (tar members or directory entries).
+        max_manifest_bytes: size of ``manifest.json``.
+        max_signature_bytes: size of one ``signatures/*.dsse.json`` envelope (it carries a copy of
+            the manifest, so it must allow about 4/3 of ``max_manifest_bytes``).
+        max_signatures: number of signature envelopes.
+        max_blob_bytes: declared (uncompressed) size of one artifact; also bounds what a blob may
+            decompress to and what ``check`` writes to disk for one model file.
+        max_total_bytes: declared size of all artifacts together.
+        max_tensor_bytes: size of one input, claimed output or reproduced output held in memory.
+        max_replay_memory: bytes of data memory the re-execution process may allocate (Linux
+            ``RLIMIT_DATA``); a model that needs more is stopped and the check cannot verify.
+    """
+
+    max_members: int = 10_000
+    max_manifest_bytes: int = 16 << 20
+    max_signature_bytes: int = 24 << 20
+    max_signatures: int = 16
     max_blob_bytes: int = 1 << 40
     max_total_bytes: int = 1 << 42
     max_tensor_bytes: int = 4 << 30
+    max_replay_memory: int = 16 << 30
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise UsageError(f"limit {name} must be a positive integer, not {value!r}")
+        if self.max_replay_memory < MIN_REPLAY_MEMORY:
+            raise UsageError(
+                f"limit max_replay_memory must be at least {MIN_REPLAY_MEMORY} bytes "
+                "(the runtime itself needs that much to start)"
+            )
+
+
+# Python, numpy and onnxruntime need about 150 MiB of data memory before loading any model.
+MIN_REPLAY_MEMORY = 256 << 20
+# pax and GNU long-name headers: ours hold a short path; a hostile one could claim gigabytes.
+MAX_TAR_HEADER = 64 << 10
+# After the end-of-archive marker, a tar writer pads to its record size (10 KiB by default).
+MAX_TAR_TAIL = 1 << 20
+TAR_BLOCK = 512
 
 DEFAULT_LIMITS = Limits()
 
@@ -142,6 +179,29 @@ class _MemberReader(io.RawIOBase):
         return len(chunk)
 
 
+class _HeaderReader:
+    """The file as tarfile sees it: header reads only, each bounded by ``MAX_TAR_HEADER``.
+
+    tarfile reads a pax or GNU long-name header's whole data in one ``read(size)`` with ``size``
+    taken from the (untrusted) header; member data is never read through this object.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.mode = "rb"
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or size > MAX_TAR_HEADER:
+            raise BundleError(f"tar header claims {size} bytes, over the {MAX_TAR_HEADER}-byte limit")
+        return self._handle.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+
 class TarSource:
     """Members of a ``.ogb`` file: a plain tar whose members are read in place."""
 
@@ -156,32 +216,63 @@ class TarSource:
 
     def _index(self, path: Path, limits: Limits) -> None:
         file_size = path.stat().st_size
+        headers = _HeaderReader(self._handle)
         try:
-            archive = tarfile.open(fileobj=self._handle, mode="r:")  # noqa: SIM115 - closed by `with` below
-        except tarfile.TarError as exc:
-            raise BundleError(f"{path} is not a bundle: not a tar archive or a bundle directory") from exc
-        with archive:
-            while True:
-                try:
-                    member = archive.next()
-                except tarfile.TarError as exc:
-                    raise BundleError(f"{path}: damaged tar archive ({exc})") from exc
-                if member is None:
-                    break
-                name = member.name
-                if not member.isreg() or member.issparse():
-                    raise BundleError(f"bundle member {name!r} is not a regular file")
-                if not _allowed_member(name):
-                    raise BundleError(f"bundle holds an unexpected member {name!r}")
-                if name in self._members:
-                    raise BundleError(f"bundle member {name!r} appears twice")
-                if member.offset_data + member.size > file_size:
-                    raise BundleError(f"bundle member {name!r} is truncated")
-                self._members[name] = (member.offset_data, member.size)
-                if len(self._members) > limits.max_members:
-                    raise BundleError(f"bundle has more than {limits.max_members} members")
-                # tarfile keeps every member object; forget them so huge archives stay bounded.
-                archive.members.clear()  # type: ignore[attr-defined]
+            try:
+                archive = tarfile.open(fileobj=headers, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115
+            except tarfile.TarError as exc:
+                raise BundleError(f"{path} is not a bundle: not a tar archive or a bundle directory") from exc
+            with archive:
+                while True:
+                    try:
+                        member = archive.next()
+                    except tarfile.TarError as exc:
+                        raise BundleError(f"{path}: damaged tar archive ({exc})") from exc
+                    if member is None:
+                        break
+                    self._add(member, file_size, limits)
+                    # tarfile keeps every member object; forget them so huge archives stay bounded.
+                    archive.members.clear()
+                end = archive.offset
+        except (RecursionError, ValueError, OverflowError, UnicodeError) as exc:
+            # A chain of thousands of pax/GNU headers makes tarfile recurse; odd fields make it raise.
+            raise BundleError(f"{path}: damaged tar archive ({type(exc).__name__})") from exc
+        self._check_end(path, end, file_size)
+
+    def _add(self, member: tarfile.TarInfo, file_size: int, limits: Limits) -> None:
+        name = member.name
+        if not member.isreg() or member.issparse():
+            raise BundleError(f"bundle member {name!r} is not a regular file")
+        if not _allowed_member(name):
+            raise BundleError(f"bundle holds an unexpected member {name!r}")
+        if name in self._members:
+            raise BundleError(f"bundle member {name!r} appears twice")
+        if member.size < 0:
+            raise BundleError(f"bundle member {name!r} has an invalid size")
+        if member.offset_data + member.size > file_size:
+            raise BundleError(f"bundle member {name!r} is truncated")
+        self._members[name] = (member.offset_data, member.size)
+        if len(self._members) > limits.max_members:
+            raise BundleError(f"bundle has more than {limits.max_members} members")
+
+    def _check_end(self, path: Path, end: int, file_size: int) -> None:
+        """What follows the last member must be the end-of-archive marker and zero padding, nothing else.
+
+        tarfile stops quietly at a damaged or cut-off header once it has read one member, so a
+        truncated archive, or one with data appended, would otherwise pass for a shorter one.
+        """
+        tail_size = file_size - end
+        self._handle.seek(end)
+        tail = self._handle.read(min(tail_size, MAX_TAR_TAIL))
+        marker = tail[: 2 * TAR_BLOCK]
+        if any(marker):
+            if tail_size < TAR_BLOCK:
+                raise BundleError(f"{path}: tar archive is truncated (cut off inside a header)")
+            raise BundleError(f"{path}: damaged tar archive (data at offset {end} is not a tar header)")
+        if tail_size < 2 * TAR_BLOCK:
+            raise BundleError(f"{path}: tar archive is truncated (no end-of-archive marker)")
+        if tail_size > MAX_TAR_TAIL or any(tail):
+            raise BundleError(f"{path}: unexpected data after the end of the tar archive")
 
     def names(self) -> list[str]:
         return list(self._members)
@@ -233,14 +324,26 @@ class Bundle:
             raise BundleError(f"bundle format version {version!r} is not supported; this bundle needs a newer ogverify")
         self.manifest_bytes = self.read_member(MANIFEST, self.limits.max_manifest_bytes)
         self.manifest = Manifest.from_bytes(self.manifest_bytes)
+        envelope_names = sorted(name for name in names if SIGNATURE_NAME.match(name))
+        if len(envelope_names) > self.limits.max_signatures:
+            raise BundleError(
+                f"bundle holds {len(envelope_names)} signature envelopes, over the max_signatures limit "
+                f"({self.limits.max_signatures})"
+            )
         self.signature_envelopes: dict[str, bytes] = {
-            name: self.read_member(name, self.limits.max_signature_bytes)
-            for name in sorted(names)
-            if SIGNATURE_NAME.match(name)
+            name: self.read_member(name, self.limits.max_signature_bytes) for name in envelope_names
         }
+        # Refuse impossible sizes before reading a byte of any blob.
+        for label, artifact in self.manifest.artifacts():
+            if artifact.size > self.limits.max_blob_bytes:
+                limit = self.limits.max_blob_bytes
+                raise BundleError(f"{label} declares {artifact.size} bytes, over the max_blob_bytes limit ({limit})")
         declared = sum(a.size for _, a in self.manifest.artifacts())
         if declared > self.limits.max_total_bytes:
-            raise BundleError(f"bundle declares {declared} bytes of artifacts, over the limit")
+            raise BundleError(
+                f"bundle declares {declared} bytes of artifacts, over the max_total_bytes limit "
+                f"({self.limits.max_total_bytes})"
+            )
 
     def __enter__(self) -> Bundle:
         return self
