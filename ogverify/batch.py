@@ -276,7 +276,8 @@ def worker_cache() -> SessionCache:
     global _WORKER_CACHE  # noqa: PLW0603 - one cache per process is the point
     with _WORKER_LOCK:
         if _WORKER_CACHE is None or _WORKER_CACHE.poisoned:
-            _WORKER_CACHE = SessionCache()
+            limit = _WORKER_CACHE.process_memory_limit if _WORKER_CACHE is not None else None
+            _WORKER_CACHE = SessionCache(process_memory_limit=limit)
         return _WORKER_CACHE
 
 
@@ -291,8 +292,30 @@ def _checked_in_worker(target: str, spec: CheckSpec) -> tuple[Report, dict[str, 
 # --- process pool -------------------------------------------------------------------------
 
 
+def _limit_memory(limit: int) -> int | None:
+    """Bound this process's data memory to ``limit`` bytes (Linux RLIMIT_DATA); the limit set, or None."""
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY and hard < limit:
+            limit = hard
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        return None
+    return limit
+
+
 def _pool_worker(conn: Any, spec: CheckSpec) -> None:
-    """Body of one pool process: check what the parent sends until it sends None."""
+    """Body of one pool process: check what the parent sends until it sends None.
+
+    The worker holds the re-executions of many bundles, so it runs under the policy's
+    ``max_replay_memory`` itself, as a fresh re-execution process would.
+    """
+    global _WORKER_CACHE  # noqa: PLW0603 - the pool worker's one cache, made to know its limit
+    limit = getattr(spec.limits, "max_replay_memory", None)
+    if isinstance(limit, int):
+        _WORKER_CACHE = SessionCache(process_memory_limit=_limit_memory(limit))
     try:
         while True:
             task = conn.recv()

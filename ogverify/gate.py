@@ -81,6 +81,7 @@ def _progress(total: int) -> tuple[Callable[[Checked], None], Callable[[], None]
 def summary_table(reports: Sequence[Report]) -> str:
     """One table: bundle, verdict, reason; and the totals."""
     from rich.table import Table
+    from rich.text import Text
 
     from ogverify.formats.text import render_to_text
 
@@ -88,7 +89,7 @@ def summary_table(reports: Sequence[Report]) -> str:
     for column in ("bundle", "verdict", "reason"):
         table.add_column(column)
     for r in reports:
-        table.add_row(r.bundle, r.verdict.value, r.headline.partition(": ")[2])
+        table.add_row(Text(r.bundle), r.verdict.value, Text(r.headline.partition(": ")[2]))
     counts = ", ".join(f"{sum(r.verdict is v for r in reports)} {v.value}" for v in Verdict)
     return render_to_text(table, color=False) + f"{len(reports)} bundles: {counts}\n"
 

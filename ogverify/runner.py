@@ -138,6 +138,8 @@ class Replayer(Protocol):
         *,
         timeout: float,
         model_key: str,
+        memory_limit: int | None = None,
+        max_output_bytes: int | None = None,
     ) -> ReplayResult: ...
 
 
@@ -154,13 +156,19 @@ class SessionCache:
     batch of 1000 bundles of one model loads it once per worker, not 1000 times. Configurations
     with process-sticky settings (``PROCESS_STICKY_ENTRIES``) fall back to ``replay``, a new
     process per run. A run that exceeds its timeout cannot be interrupted inside a process: the
-    cache is then marked ``poisoned`` and the worker that owns it must exit.
+    cache is then marked ``poisoned`` and the worker that owns it must exit; so does one that ran
+    out of memory.
+
+    ``process_memory_limit`` is the data-memory limit the owning worker process runs under (a
+    pool worker sets ``RLIMIT_DATA`` to the policy's ``max_replay_memory`` when it starts). A run
+    asking for a stricter limit than that goes to a fresh process that can enforce it.
 
     Thread-safe: sessions are created under a lock and ``InferenceSession.run`` is re-entrant.
     """
 
-    def __init__(self, max_sessions: int = 4) -> None:
+    def __init__(self, max_sessions: int = 4, process_memory_limit: int | None = None) -> None:
         self.max_sessions = max_sessions
+        self.process_memory_limit = process_memory_limit
         self._sessions: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0
@@ -177,11 +185,16 @@ class SessionCache:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         model_key: str,
+        memory_limit: int | None = None,
+        max_output_bytes: int | None = None,
     ) -> ReplayResult:
-        if is_process_sticky(config):
+        stricter = (memory_limit is not None and self.process_memory_limit is not None
+                    and memory_limit < self.process_memory_limit)
+        if is_process_sticky(config) or stricter:
             with self._lock:
                 self.fresh_runs += 1
-            return replay(model_path, inputs, output_names, config, timeout=timeout)
+            return replay(model_path, inputs, output_names, config, timeout=timeout, memory_limit=memory_limit,
+                          max_output_bytes=max_output_bytes)
         import onnxruntime as ort
 
         from ogverify.tensors import canonicalize, for_runtime
@@ -212,6 +225,10 @@ class SessionCache:
         if "error" in box:
             exc = box["error"]
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if isinstance(exc, MemoryError) or "bad_alloc" in first_line:
+                self.poisoned = True
+                if self.process_memory_limit is not None:
+                    raise ReplayError(memory_message(self.process_memory_limit))
             raise ReplayError(f"re-execution failed: {type(exc).__name__}: {first_line[:500]}")
         ran = time.perf_counter()
         outputs: dict[str, Array] = {}
@@ -219,6 +236,9 @@ class SessionCache:
             if not isinstance(value, np.ndarray):
                 raise ReplayError(f"re-execution failed: output {name!r} is a {type(value).__name__}, not a tensor; "
                                   "only tensor outputs can be compared")
+            if max_output_bytes is not None and value.nbytes > max_output_bytes:
+                raise ReplayError(f"reproduced output {name!r} is larger than the max_tensor_bytes limit "
+                                  f"({max_output_bytes})")
             outputs[name] = canonicalize(value, f"output {name!r}").copy()
         return ReplayResult(
             outputs, tuple(session.get_providers()), str(ort.__version__),

@@ -305,7 +305,9 @@ def _replay_and_compare(
             else:
                 model_key = ";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files))
                 result = options.replayer(model_path, inputs, list(claimed), manifest.execution,
-                                          timeout=options.timeout, model_key=model_key)
+                                          timeout=options.timeout, model_key=model_key,
+                                          memory_limit=bundle.limits.max_replay_memory,
+                                          max_output_bytes=bundle.limits.max_tensor_bytes)
     except _EvidenceMismatchError as exc:
         return Finding("replay", "re-execution", Status.FAIL, str(exc)), None, [], []
     except OgverifyError as exc:

@@ -108,7 +108,8 @@ class TextFormatter:
             summary.add_column("verdict")
             summary.add_column("reason")
             for r in reports:
-                summary.add_row(r.bundle, r.verdict.value, r.headline.partition(": ")[2])
+                # Text(): a reason such as "output 'y' [exact]: ..." is not rich markup.
+                summary.add_row(Text(r.bundle), r.verdict.value, Text(r.headline.partition(": ")[2]))
             chunks.append(render_to_text(summary, color=self.color))
         return "\n".join(chunks)
 
