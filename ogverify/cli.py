@@ -360,6 +360,14 @@ def check(
             "--attestation", metavar="FILE", help="Verify this signed verdict about a checked bundle. Repeatable."
         ),
     ] = None,
+    also_reports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report",
+            metavar="FORMAT=FILE",
+            help="Also write the report in FORMAT to FILE, from the same run (sarif=out.sarif). Repeatable.",
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one re-execution may take.")
     ] = 600.0,
@@ -376,12 +384,17 @@ def check(
     ] = None,
 ) -> None:
     """Verify bundles: integrity, signatures, re-execution and comparison of outputs."""
+    from ogverify.execution import parse_key_values
     from ogverify.formats import get_formatter
     from ogverify.gate import apply_policy, resolve_policy, run_gate
     from ogverify.signing import load_trusted_keys
     from ogverify.verify import CheckOptions
 
     formatter = get_formatter(output_format, color=output is None and _use_color())
+    also = [
+        (get_formatter(fmt).render, functools.partial(_emit, output=Path(file)))
+        for fmt, file in parse_key_values(also_reports or [], "--report").items()
+    ]
     if timeout <= 0:
         raise UsageError("--timeout must be positive")
     if explain_budget < 0:
@@ -415,6 +428,7 @@ def check(
         attest_dir=attest_dir,
         attestations=attestations or [],
         summary=output is not None or output_format != "text",
+        also=also,
     )
     raise typer.Exit(code)
 

@@ -151,6 +151,7 @@ def run_gate(
     attestations: Sequence[Path] = (),
     summary: bool = False,
     progress: bool = True,
+    also: Sequence[tuple[Callable[[Sequence[Report]], str], Callable[[str], None]]] = (),
 ) -> int:
     """Check everything ``args`` names; emit the rendered reports; return the worst exit code.
 
@@ -161,6 +162,7 @@ def run_gate(
         emit: where the rendered reports go (stdout or ``--output``).
         echo: one line to stderr.
         summary: also print the summary table to stderr (when the reports go elsewhere).
+        also: more (render, emit) pairs: the same reports in other formats, other places.
     """
     if jobs is not None and jobs < 1:
         raise UsageError("--jobs must be 1 or more")
@@ -198,6 +200,8 @@ def run_gate(
     if attest_keys:
         write_attestations(checked, attest_keys, attest_dir, policy, echo)
     emit(render(reports))
+    for other_render, other_emit in also:
+        other_emit(other_render(reports))
     if summary and len(reports) > 1:
         sys.stderr.write(summary_table(reports))
     if unmatched:

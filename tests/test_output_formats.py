@@ -190,3 +190,19 @@ def test_unknown_format_names_them_all(run_cli: RunCli, workdir: Path, monkeypat
     result = run_cli("check", "pass.ogb", "--format", "yaml")
     assert result.exit_code == 2
     assert single_error_line(result) == "error: unknown format 'yaml'; use text, json, markdown, junit or sarif"
+
+
+def test_one_run_writes_several_formats(run_cli: RunCli, workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                        tmp_path: Path) -> None:
+    monkeypatch.chdir(workdir)
+    sarif, junit = tmp_path / "ogverify.sarif", tmp_path / "junit.xml"
+    result = run_cli("check", *BUNDLES, "--trusted-key", "auditor.key.pub", "--no-explain", "--format", "markdown",
+                     "--report", f"sarif={sarif}", "--report", f"junit={junit}")
+    assert result.exit_code == 3
+    assert result.stdout.startswith("## ogverify: COULD NOT VERIFY\n")
+    assert f"wrote {sarif}" in result.stderr and f"wrote {junit}" in result.stderr
+    assert not list(sarif_validator().iter_errors(json.loads(sarif.read_text())))
+    xmlschema.XMLSchema(SCHEMAS / "junit.xsd").validate(junit.read_text())
+    result = run_cli("check", "pass.ogb", "--report", "pdf=x.pdf")
+    assert result.exit_code == 2
+    assert single_error_line(result) == "error: unknown format 'pdf'; use text, json, markdown, junit or sarif"
