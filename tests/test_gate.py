@@ -236,3 +236,32 @@ def test_jobs_must_be_positive(corpus: tuple[Corpus, Path], run_cli: RunCli) -> 
     result = run_cli("check", bundles.folder, "--jobs", "0", "--trusted-key", public)
     assert result.exit_code == 2
     assert single_error_line(result) == "error: --jobs must be 1 or more"
+
+
+def test_bundles_over_http(corpus: tuple[Corpus, Path], run_cli: RunCli) -> None:
+    import functools
+    import http.server
+    import threading
+
+    bundles, public = corpus
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(bundles.folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        urls = [f"{base}/pass-00.ogb", f"{base}/fail-00.ogb", f"{base}/missing.ogb"]
+        try:
+            result = run_cli("check", *urls, "--jobs", "2", "--trusted-key", public, "--no-explain",
+                             "--format", "json")
+        finally:
+            server.shutdown()
+    assert result.exit_code == 3, result.output
+    reports = json.loads(result.stdout)["reports"]
+    assert [r["bundle"] for r in reports] == urls
+    assert [r["verdict"] for r in reports] == ["verified", "failed", "error"]
+    assert reports[2]["headline"].startswith(f"COULD NOT VERIFY: cannot fetch {urls[2]}: HTTP Error 404")
