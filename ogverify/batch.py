@@ -367,7 +367,10 @@ def run_pool(
     queue = list(enumerate(targets))
     queue.reverse()
     workers: list[_Worker] = []
-    hard_limit = spec.timeout + HARD_KILL_GRACE
+    # A safety net only: every run inside a check has its own timeout (the re-execution, and each
+    # trial run of a drift explanation), so a check taking longer than all of them is stuck.
+    trials = int(spec.settings.get("explain_budget", 0)) if spec.settings.get("explain", False) else 0
+    hard_limit = spec.timeout * (2 + trials) + HARD_KILL_GRACE
 
     def start() -> _Worker:
         parent, child = context.Pipe()
