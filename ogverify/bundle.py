@@ -15,14 +15,17 @@ never leaves a partial bundle at the target path.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 import re
 import shutil
+import signal
 import stat
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -485,7 +488,7 @@ class BundleWriter:
         self.with_sha256 = with_sha256
         self.overwrite = overwrite
         self.compress = compress
-        self._staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        self._staging = new_staging(target, directory=True)[0]
         (self._staging / "blobs" / "blake3").mkdir(parents=True)
         self._artifacts: dict[str, Artifact] = {}
         # .ogb form: blob name → (source file, its stat when hashed); copied into the tar at publish.
@@ -500,6 +503,7 @@ class BundleWriter:
     def discard(self) -> None:
         """Remove the staging area (a no-op once published)."""
         shutil.rmtree(self._staging, ignore_errors=True)
+        _UNFINISHED.discard(self._staging)
 
     @property
     def _algorithms(self) -> list[Algorithm]:
@@ -640,8 +644,7 @@ def write_tar(
     Streams every member (a Path source is copied file-to-file by the kernel); ``before_publish``
     runs after the last byte is written and before the rename, and may refuse by raising.
     """
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    temp = Path(temp_name)
+    temp, handle = new_staging(target, directory=False)
     try:
         try:
             storing.write_members(handle, sorted(members, key=lambda m: m[0]))
@@ -654,6 +657,8 @@ def write_tar(
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    finally:
+        _UNFINISHED.discard(temp)
 
 
 def _replace(source: Path, target: Path, overwrite: bool) -> None:
@@ -688,12 +693,66 @@ def publish_mode(path: Path) -> None:
 
 def write_member_atomically(path: Path, data: bytes) -> None:
     """Write one small file next to its final name, then rename it there."""
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    temp, handle = new_staging(path, directory=False)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-        publish_mode(Path(temp_name))
-        os.replace(temp_name, path)
+        publish_mode(temp)
+        os.replace(temp, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
+    finally:
+        _UNFINISHED.discard(temp)
+
+
+# --- staging paths and interruptions ---------------------------------------------------------------
+
+# Staging paths this process created and has not yet published or removed. An interruption can land
+# between a path's creation and the try/finally that would remove it; the CLI removes what is left
+# here when SIGINT/SIGTERM unwinds it (``remove_unfinished``).
+_UNFINISHED: set[Path] = set()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Delay SIGINT/SIGTERM until the block ends (main thread, POSIX; elsewhere a no-op)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def new_staging(target: Path, *, directory: bool) -> tuple[Path, int]:
+    """A hidden ``*.partial`` sibling of ``target`` (a directory, or a file open for writing).
+
+    Created and recorded with interruptions held, so that ``remove_unfinished`` knows it from the
+    moment it exists. Returns the path and, for a file, its open descriptor (-1 for a directory).
+    """
+    with _signals_held():
+        if directory:
+            path, handle = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)), -1
+        else:
+            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+            path = Path(name)
+        _UNFINISHED.add(path)
+    return path, handle
+
+
+def finished_staging(path: Path) -> None:
+    """``path`` was published (renamed into place) or removed: forget it."""
+    _UNFINISHED.discard(path)
+
+
+def remove_unfinished() -> None:
+    """Remove every staging path this process left behind (after an interruption)."""
+    for path in list(_UNFINISHED):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        _UNFINISHED.discard(path)

@@ -56,9 +56,12 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
             raise
         except OgverifyError as exc:
             _fail(exc.message, int(exc.exit_code), exc.detail)
-        except Terminated:
-            _fail("terminated", 128 + signal.SIGTERM)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            from ogverify.bundle import remove_unfinished
+
+            remove_unfinished()  # staging files an interruption caught before their clean-up was in place
+            if isinstance(exc, Terminated):
+                _fail("terminated", 128 + signal.SIGTERM)
             _fail("interrupted", 130)
         except MemoryError:
             _fail("out of memory", int(ExitCode.CANNOT_VERIFY))

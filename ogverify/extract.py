@@ -18,10 +18,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
-from ogverify.bundle import MANIFEST, open_bundle, publish_mode
+from ogverify.bundle import MANIFEST, finished_staging, new_staging, open_bundle, publish_mode
 from ogverify.errors import BundleError, UsageError
 from ogverify.manifest import TensorEntry
 
@@ -54,7 +53,7 @@ def extract_bundle(bundle_path: Path, target: Path, *, overwrite: bool = False) 
         raise UsageError(f"{target} is not empty (use --force to replace it)")
     if not target.parent.is_dir():
         raise UsageError(f"directory {target.parent} does not exist")
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    staging = new_staging(target, directory=True)[0]
     try:
         _extract_into(bundle_path, staging)
         publish_mode(staging)
@@ -64,6 +63,8 @@ def extract_bundle(bundle_path: Path, target: Path, *, overwrite: bool = False) 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        finished_staging(staging)
     return target
 
 

@@ -121,21 +121,31 @@ def test_corpus_script_writes_every_case_and_an_index(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def hog_bundle(base: Base, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A signed bundle whose model fills a 1 GiB tensor; outputs computed by a real (uncapped) run."""
+    """A signed bundle whose model fills a 512 MiB tensor; outputs computed by a real (uncapped) run."""
     folder = tmp_path_factory.mktemp("hog")
     model = folder / "hog.onnx"
-    model.write_bytes(memory_hog_model(1 << 28))
+    model.write_bytes(memory_hog_model(1 << 27))
     return pack(model, folder / "hog.ogb", inputs={"x": base.x}, sign_keys=[base.key]).path
 
 
 def test_replay_over_the_memory_limit_cannot_verify(hog_bundle: Path, base: Base) -> None:
-    limits = Limits(max_replay_memory=512 << 20)
+    limits = Limits(max_replay_memory=320 << 20)
     report = check_bundle(hog_bundle, CheckOptions(trusted_keys=load_trusted_keys([base.pub]), limits=limits))
     assert report.verdict is Verdict.ERROR
     assert int(report.exit_code) == 3
     assert report.headline == (
-        f"COULD NOT VERIFY: re-execution exceeded the memory limit of {512 << 20} bytes (max_replay_memory); "
+        f"COULD NOT VERIFY: re-execution exceeded the memory limit of {320 << 20} bytes (max_replay_memory); "
         "the model needs more memory than the policy allows"
+    )
+
+
+def test_policy_file_sets_the_memory_limit(hog_bundle: Path, base: Base, tmp_path: Path, run_cli: RunCli) -> None:
+    policy = tmp_path / "ogverify.toml"
+    policy.write_text(f"[limits]\nmax_replay_memory = {320 << 20}\nmax_members = 50\n", encoding="utf-8")
+    result = run_cli("check", hog_bundle, "--trusted-key", base.pub, "--policy", policy, "--format", "json")
+    assert result.exit_code == 3, result.output
+    assert json.loads(result.stdout)["headline"].startswith(
+        f"COULD NOT VERIFY: re-execution exceeded the memory limit of {320 << 20} bytes (max_replay_memory)"
     )
 
 

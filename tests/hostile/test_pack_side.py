@@ -2,7 +2,7 @@
 target (nor a ``*.partial`` beside it), a forced pack that is interrupted keeps the old bundle, and
 ``extract`` never replaces or half-writes a directory it was not asked to.
 
-The interruption tests signal a real ``python -m ogverify pack`` process while it copies a 256 MiB
+The interruption tests signal a real ``python -m ogverify pack`` process while it copies a 128 MiB
 external-data file, so the signal lands mid-write.
 """
 
@@ -23,12 +23,12 @@ from tests.bundle_helpers import single_error_line, write_members
 from tests.conftest import RunCli
 from tests.hostile.corpus import CASES, Base, build_base
 
-BIG = 256 << 20
+BIG = 128 << 20
 
 
 @pytest.fixture(scope="module")
 def big_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``y = x + max(w)`` where ``w`` is 256 MiB of incompressible external data."""
+    """``y = x + max(w)`` where ``w`` is 128 MiB of incompressible external data."""
     folder = tmp_path_factory.mktemp("big")
     (folder / "w.bin").write_bytes(np.random.default_rng(0).bytes(BIG))
     weights = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[BIG // 4], data_location=TensorProto.EXTERNAL)
@@ -50,7 +50,9 @@ def big_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"model": folder / "big.onnx", "x": folder / "x.npy", "y": folder / "y.npy"}
 
 
-def _pack_and_signal(files: dict[str, Path], target: Path, signum: int, *extra: str) -> subprocess.CompletedProcess[str]:
+def _pack_and_signal(
+    files: dict[str, Path], target: Path, signum: int, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """Start a pack, wait until it has begun writing next to ``target``, then send ``signum``."""
     before = set(target.parent.iterdir())
     process = subprocess.Popen(
