@@ -48,6 +48,9 @@ def run_trial(ort: Any, np: Any, trial: dict[str, Any], feeds: dict[str, Any], o
     options = _session_options(config, ort)
     if trial.get("save_optimized"):
         options.optimized_model_filepath = str(out_dir / "optimized.onnx")
+        # Weights go beside the graph: a multi-GB model must not become one in-memory protobuf.
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     providers = {
         "providers": [p.name for p in config.providers],
         "provider_options": [dict(p.options) for p in config.providers],
@@ -56,6 +59,10 @@ def run_trial(ort: Any, np: Any, trial: dict[str, Any], feeds: dict[str, Any], o
         ort, trial["model"], options, providers, list(trial.get("disabled_optimizers", [])),
         bool(trial.get("capture_transformers")),
     )
+    applied = getattr(session, "ogverify_applied", [])
+    optimized = str(out_dir / "optimized.onnx") if trial.get("save_optimized") else None
+    if not trial.get("run", True):
+        return {"outputs": {}, "applied_transformers": applied, "optimized_model": optimized}
     names = trial["outputs"] or [o.name for o in session.get_outputs()]
     run_options = ort.RunOptions()
     for key, value in config.run_config_entries.items():
@@ -69,11 +76,7 @@ def run_trial(ort: Any, np: Any, trial: dict[str, Any], feeds: dict[str, Any], o
         path = out_dir / f"output_{index}.npy"
         np.save(path, canonicalize(value, f"output {name!r}"), allow_pickle=False)
         files[name] = str(path)
-    return {
-        "outputs": files,
-        "applied_transformers": getattr(session, "ogverify_applied", []),
-        "optimized_model": str(out_dir / "optimized.onnx") if trial.get("save_optimized") else None,
-    }
+    return {"outputs": files, "applied_transformers": applied, "optimized_model": optimized}
 
 
 def main(argv: list[str]) -> int:

@@ -244,7 +244,7 @@ def explain(
     context = _Context(model, inputs, claimed, recorded, work_dir, timeout, _Budget(budget),
                        tolerance or ComparisonSpec())
     noise, recorded_run = _noise_floor(context, first_reproduction)
-    graph = _graph_fingerprint(recorded_run)
+    graph = graph_fingerprint(recorded_run)
     if noise is not None:
         return dataclasses.replace(noise, recorded_graph=graph)
     attempts = _counterfactuals(context, available_providers, reserve=1 if candidate_model is not None else 0)
@@ -286,13 +286,14 @@ def explain(
     )
 
 
-def _graph_fingerprint(run: TrialResult | None) -> dict[str, Any] | None:
-    if run is None or run.optimized_model is None:
+def graph_fingerprint(run: TrialResult | None) -> dict[str, Any] | None:
+    """sha256 of an optimised graph's structure (weights are beside it) and its op histogram."""
+    if run is None or run.optimized_model is None or run.error is not None:
         return None
-    import hashlib
+    from ogverify.digest import digest_file
 
     return {
-        "sha256": hashlib.sha256(run.optimized_model.read_bytes()).hexdigest(),
+        "sha256": digest_file(run.optimized_model, "sha256").hex,
         "op_histogram": dict(sorted(op_histogram(run.optimized_model).items())),
     }
 

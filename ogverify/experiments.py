@@ -37,6 +37,7 @@ class Trial:
         model: another model file to run instead of the bundle's (a traced graph, a candidate).
         outputs: output names to fetch; empty: every graph output.
         fresh_process: run alone in a new process even if it could share one.
+        run: run the model; False only builds the session (for its optimised graph or log).
     """
 
     label: str
@@ -47,6 +48,7 @@ class Trial:
     model: Path | None = None
     outputs: tuple[str, ...] = ()
     fresh_process: bool = False
+    run: bool = True
 
     @property
     def process_sticky(self) -> bool:
@@ -106,6 +108,7 @@ def run_trials(
                 "save_optimized": trial.save_optimized,
                 "capture_transformers": trial.capture_transformers,
                 "outputs": list(trial.outputs),
+                "run": trial.run,
                 "out_dir": str(out_dir),
             })
         job_path = work_dir / f"probe_{offset}_{group_index}.json"

@@ -98,19 +98,12 @@ def optimized_graph(model: Any, inputs: Any, config: Any, work_dir: Path) -> dic
     differently (the first thing a changed runtime version or CPU feature set changes).
     Returns None when the graph cannot be produced here.
     """
-    import hashlib
-
-    from ogverify.drift import op_histogram
+    from ogverify.drift import graph_fingerprint
     from ogverify.experiments import Trial, run_trials
 
-    result = run_trials(model, inputs, [Trial("optimised graph", config, save_optimized=True)], work_dir)[0]
-    if result.error is not None or result.optimized_model is None:
-        return None
-    return {
-        "sha256": hashlib.sha256(result.optimized_model.read_bytes()).hexdigest(),
-        "op_histogram": dict(sorted(op_histogram(result.optimized_model).items())),
-        "level": config.graph_optimization_level,
-    }
+    trial = Trial("optimised graph", config, save_optimized=True, run=False)
+    graph = graph_fingerprint(run_trials(model, inputs, [trial], work_dir)[0])
+    return {**graph, "level": config.graph_optimization_level} if graph is not None else None
 
 
 def capture() -> dict[str, Any]:

@@ -78,7 +78,9 @@ def _traced_copy(source: Path, target: Path) -> Any:
     import onnx
     from onnx import helper
 
-    model = onnx.load(str(source))
+    # Weights stay where onnxruntime saved them (external data beside the graph), so the traced
+    # copy is written next to its source and refers to them by the same relative location.
+    model = onnx.load(str(source), load_external_data=False)
     graph = model.graph
     present = {o.name for o in graph.output}
     for node in graph.node:
@@ -163,12 +165,14 @@ def localise(
     trace_config = dataclasses.replace(
         config or ExecutionConfig(runtime_version=""), graph_optimization_level="ORT_DISABLE_ALL"
     )
-    recorded_model = _traced_copy(recorded_graph, work_dir / "recorded_traced.onnx")
-    reference_model = _traced_copy(reference_graph, work_dir / "reference_traced.onnx")
+    recorded_traced = recorded_graph.with_name("traced.onnx")
+    reference_traced = reference_graph.with_name("traced.onnx")
+    recorded_model = _traced_copy(recorded_graph, recorded_traced)
+    reference_model = _traced_copy(reference_graph, reference_traced)
     traces = run_trials(
-        work_dir / "recorded_traced.onnx", inputs,
+        recorded_traced, inputs,
         [Trial("trace recorded", trace_config),
-         Trial("trace reference", trace_config, model=work_dir / "reference_traced.onnx")],
+         Trial("trace reference", trace_config, model=reference_traced)],
         work_dir / "runs", timeout=timeout,
     )
     notes: list[str] = []
@@ -199,7 +203,7 @@ def localise(
     if common == 0:
         notes.append("the two optimised graphs share no tensor names; nodes could not be aligned")
     origin = _find_origin(recorded_model, nodes[: first_index + 1], inputs, reference_values, tolerance,
-                          trace_config, work_dir, timeout)
+                          trace_config, recorded_graph.parent, work_dir, timeout)
     exceeding = None
     suspects: tuple[str, ...] = ()
     if first_exceeding is not None:
@@ -259,13 +263,13 @@ def align(
 
 def _find_origin(
     model: Any, nodes: list[Any], inputs: Mapping[str, Array], reference_values: Mapping[str, Array],
-    tolerance: ComparisonSpec, config: ExecutionConfig, work_dir: Path, timeout: float,
+    tolerance: ComparisonSpec, config: ExecutionConfig, model_dir: Path, work_dir: Path, timeout: float,
 ) -> NodeDivergence | None:
     known = {**inputs, **reference_values}
     candidates = []
     for index, node in enumerate(nodes[:MAX_SINGLE_NODE_TRIALS]):
         outputs = [n for n in node.output if n in reference_values]
-        target = work_dir / f"node_{index}.onnx"
+        target = model_dir / f"node_{index}.onnx"  # beside the weights they may refer to
         if outputs and _single_node_model(model, node, known, target):
             candidates.append((node, outputs, target))
     if not candidates:

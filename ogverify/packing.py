@@ -140,8 +140,12 @@ def _check_claimed(outputs: Mapping[str, Array], signature: ModelSignature) -> N
         raise UsageError("no claimed outputs: give -O NAME=PATH, --test-data DIR, or --run")
 
 
-def _environment(model: Path, inputs: Mapping[str, Array], config: ExecutionConfig) -> dict[str, object]:
-    """The fingerprint of this machine plus the graph onnxruntime makes of ``model`` here."""
+def record_environment(model: Path, inputs: Mapping[str, Array], config: ExecutionConfig) -> dict[str, object]:
+    """The fingerprint of this machine plus the graph onnxruntime makes of ``model`` here.
+
+    Costs a session build in a fresh process; callers that pack many runs of one model under
+    one configuration (the Recorder) compute it once and pass it to ``pack(environment=...)``.
+    """
     import tempfile
 
     environment = fingerprint.capture()
@@ -164,6 +168,7 @@ def pack(
     annotations: Mapping[str, str] | None = None,
     with_sha256: bool = False,
     overwrite: bool = False,
+    environment: Mapping[str, object] | None = None,
 ) -> PackResult:
     """Pack a model run into an evidence bundle at ``out`` (``.ogb`` → file, else directory).
 
@@ -180,6 +185,8 @@ def pack(
         annotations: free-form strings stored in the manifest.
         with_sha256: add per-blob sha256 digests (and signed subjects).
         overwrite: replace an existing bundle at ``out``.
+        environment: a fingerprint from ``record_environment`` for this model and configuration
+            (default: taken now).
 
     Raises:
         UsageError / ModelError: bad inputs, model or arguments. ReplayError: ``--run`` failed.
@@ -219,7 +226,7 @@ def pack(
             inputs=entries(inputs, signature.input_names),
             outputs=entries(claimed_outputs, signature.output_names),
             execution=config,
-            environment=_environment(model, inputs, config),
+            environment=dict(environment) if environment is not None else record_environment(model, inputs, config),
             comparison=comparison,
             producer={"tool": "ogverify", "version": __version__},
             annotations=dict(annotations or {}),

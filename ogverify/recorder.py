@@ -29,7 +29,7 @@ import numpy as np
 from ogverify.errors import UsageError
 from ogverify.execution import ExecutionConfig, ProviderSpec
 from ogverify.manifest import ComparisonPolicy
-from ogverify.packing import PackResult, pack, runtime_version
+from ogverify.packing import PackResult, pack, record_environment, runtime_version
 from ogverify.tensors import canonicalize
 
 StrPath = str | PathLike[str]
@@ -160,6 +160,7 @@ class Recorder:
         self.results: list[PackResult] = []
         self._count = 0
         self._lock = threading.Lock()
+        self._environment: dict[str, object] | None = None
 
     def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], run_options: Any = None) -> Any:
         """``InferenceSession.run``, unchanged in what it returns; the run is packed as a bundle.
@@ -180,9 +181,14 @@ class Recorder:
             index = self._count
         suffix = ".ogb" if self.form == "file" else ""
         out = self.out_dir / f"run-{index:06d}{suffix}"
+        with self._lock:
+            if self._environment is None:  # one fingerprint (and one optimised-graph build) per recorder
+                self._environment = record_environment(self.model, inputs, self.config)
+            environment = self._environment
         result = pack(self.model, out, inputs=inputs, claimed_outputs=claimed, config=self.config,
                       comparison=self.comparison, sign_keys=self.sign_keys,
-                      annotations={**self.annotations, "ogverify.recorder.run": str(index)})
+                      annotations={**self.annotations, "ogverify.recorder.run": str(index)},
+                      environment=environment)
         with self._lock:
             self.bundles.append(result.path)
             self.results.append(result)

@@ -581,3 +581,17 @@ def test_min_rtol_is_none_when_a_zero_claim_differs() -> None:
     stats = error_statistics(np.array([0.0, 1.0], np.float32), np.array([1e-3, 1.0], np.float32))
     assert stats.min_rtol is None
     assert stats.min_atol == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("spec", ["exact", "ulp:2", "allclose:1e-3,1e-5", "topk:2"])
+@pytest.mark.parametrize("values", [[[1.5, -0.0, 3.0]], [[np.nan, 2.0, np.inf]], [[0.0, 0.0, 0.0]]])
+def test_identical_fast_path_agrees_with_the_full_computation(spec: str, values: list[list[float]]) -> None:
+    from ogverify.compare import _compare_floats
+
+    array = np.array(values, dtype=np.float32)
+    parsed = ComparisonSpec.parse(spec)
+    fast = compare_output("y", array, array.copy(), parsed).to_json()
+    full = _compare_floats("y", array, array.copy(), parsed, True).to_json()
+    # The full computation's cosine of identical vectors is 1 up to rounding.
+    assert fast["statistics"].pop("cosine") == pytest.approx(full["statistics"].pop("cosine"))
+    assert fast == full
