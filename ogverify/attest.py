@@ -25,14 +25,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ogverify import canonical_json
 from ogverify.errors import BundleError, UsageError
 from ogverify.report import Finding, Report, Status
 from ogverify.results import outcome, partition
-from ogverify.signing import PAYLOAD_TYPE, STATEMENT_TYPE, TrustedKey, keyid_of, pae, sign_statement
+from ogverify.signing import PAYLOAD_TYPE, STATEMENT_TYPE, TrustedKey, find_signer, keyid_of, sign_statement
 
 TEST_RESULT_PREDICATE = "https://in-toto.io/attestation/test-result/v0.1"
 SUFFIX = ".dsse.json"
@@ -147,13 +146,7 @@ def verify_attestation(
             signature = base64.b64decode(str(entry.get("sig", "")).encode("ascii"), validate=True)
         except ValueError:
             continue
-        for candidate in [trusted[claimed]] if claimed in trusted else list(trusted.values()):
-            try:
-                candidate.key.verify(signature, pae(PAYLOAD_TYPE, payload))
-            except InvalidSignature:
-                continue
-            signer = candidate
-            break
+        signer = find_signer(claimed, signature, payload, trusted)
         if signer is not None:
             break
     if signer is None:

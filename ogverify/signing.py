@@ -235,19 +235,28 @@ def verify_envelope(
     return checks
 
 
-def _verify_one(
-    source: str, keyid: str, signature: bytes, payload: bytes, manifest_bytes: bytes,
-    manifest: Manifest, trusted: Mapping[str, TrustedKey],
-) -> SignatureCheck:
+def find_signer(
+    keyid: str, signature: bytes, payload: bytes, trusted: Mapping[str, TrustedKey]
+) -> TrustedKey | None:
+    """The trusted key whose signature over ``payload``'s DSSE PAE this is, or None.
+
+    The envelope's keyid is only a hint: when it names no trusted key, every trusted key is tried.
+    """
     candidates = [trusted[keyid]] if keyid in trusted else list(trusted.values())
-    signer = None
     for candidate in candidates:
         try:
             candidate.key.verify(signature, pae(PAYLOAD_TYPE, payload))
         except InvalidSignature:
             continue
-        signer = candidate
-        break
+        return candidate
+    return None
+
+
+def _verify_one(
+    source: str, keyid: str, signature: bytes, payload: bytes, manifest_bytes: bytes,
+    manifest: Manifest, trusted: Mapping[str, TrustedKey],
+) -> SignatureCheck:
+    signer = find_signer(keyid, signature, payload, trusted)
     label = keyid[:12] or "(no keyid)"
     if signer is None:
         if keyid in trusted:
