@@ -70,7 +70,7 @@ def pack(
     """
     import numpy as np
 
-    from ogverify.compare import ComparisonSpec
+    from ogverify.comparison import ComparisonSpec
     from ogverify.manifest import ComparisonPolicy
     from ogverify.packing import pack as pack_bundle
     from ogverify.tensors import canonicalize

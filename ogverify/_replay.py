@@ -1,8 +1,16 @@
 """Child process of ``runner``: run one model once under one configuration, then exit.
 
-Invoked as ``python -m ogverify._replay JOB.json``. A fresh process per run matters: some
-onnxruntime settings (denormals-as-zero, thread pools) stick to the process that set them.
-It reads the job, writes each output as .npy and a result.json, and never raises past main.
+Invoked as ``python -m ogverify._replay JOB.json``, or as ``python -m ogverify._replay --serve``,
+which imports numpy and onnxruntime first and then reads the job's path from stdin: ``check``
+starts it before it verifies the bundle, so that the imports overlap that work. A fresh process
+per run matters: some onnxruntime settings (denormals-as-zero, thread pools) stick to the
+process that set them. It reads the job, writes each output as .npy and a result.json, and
+never raises past main.
+
+A ``check`` job (``"kind": "check"``) also does the numeric half of ``check``: it loads the
+packed tensors, validates them against the manifest and the model, compares the reproduced
+outputs with the claimed ones and takes this machine's fingerprint, so that the parent never
+imports numpy, onnx or onnxruntime on the way to a verdict.
 """
 
 from __future__ import annotations
@@ -112,13 +120,86 @@ def describe_failure(exc: BaseException) -> dict[str, Any]:
             "traceback": traceback.format_exc(limit=5)}
 
 
+class _MismatchError(Exception):
+    """The bundle's pieces contradict each other: the evidence does not hold."""
+
+
+def check_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Load and validate the packed tensors, run the model, compare; see the module docstring."""
+    from ogverify.compare import compare_output
+    from ogverify.comparison import ComparisonSpec
+    from ogverify.errors import OgverifyError
+    from ogverify.fingerprint import capture
+    from ogverify.model import read_signature
+    from ogverify.tensors import dtype_name, parse_npy
+
+    environment = capture()
+    try:
+        tensors = {}
+        for kind, entries in (("input", job["inputs"]), ("claimed output", job["claimed"])):
+            for name, entry in entries.items():
+                what = f"{kind} '{name}'"
+                array = parse_npy(Path(entry["path"]).read_bytes(), what)
+                declared = f"{entry['dtype']}[{','.join(map(str, entry['shape']))}]"
+                actual = f"{dtype_name(array.dtype)}[{','.join(map(str, array.shape))}]"
+                if actual != declared:
+                    raise _MismatchError(f"{what} holds {actual}, manifest says {declared}")
+                tensors[(kind, name)] = array
+        signature = read_signature(Path(job["model"]), job["model_name"])
+        for location in signature.external_data:
+            if location not in job["packed_files"]:
+                raise _MismatchError(f"model names external data {location!r}, which the bundle does not hold")
+        inputs = {name: a for (kind, name), a in tensors.items() if kind == "input"}
+        try:
+            signature.check_inputs(inputs)
+        except OgverifyError as exc:
+            raise _MismatchError(f"the model does not accept the packed inputs: {exc.message}") from exc
+    except _MismatchError as exc:
+        return {"mismatch": str(exc), "environment": environment}
+    except OgverifyError as exc:
+        return {"error": exc.message, "kind": "bundle", "environment": environment}
+    result = run_job({**job, "inputs": {name: entry["path"] for name, entry in job["inputs"].items()},
+                      "outputs": list(job["claimed"])})
+    result["environment"] = environment
+    if "error" in result:
+        return result
+    import numpy as np
+
+    comparisons = []
+    for name, path in result["outputs"].items():
+        reproduced = np.load(path, allow_pickle=False)
+        claimed = tensors[("claimed output", name)]
+        comparison = compare_output(name, claimed, reproduced, ComparisonSpec.parse(job["specs"][name]))
+        comparisons.append(comparison.to_json())
+    result["comparisons"] = comparisons
+    return result
+
+
+def _serve() -> str | None:
+    # Pay for the heavy imports while the parent is still verifying the bundle.
+    import numpy  # noqa: F401
+    import onnxruntime  # noqa: F401
+
+    import ogverify.compare
+    import ogverify.model  # noqa: F401
+
+    line = sys.stdin.readline().strip()
+    return line or None
+
+
 def main(argv: list[str]) -> int:
-    job_path = Path(argv[1])
+    if argv[1:] == ["--serve"]:
+        job_file = _serve()
+        if job_file is None:  # the parent did not need a re-execution after all
+            return 0
+    else:
+        job_file = argv[1]
+    job_path = Path(job_file)
     result_path = job_path.with_name("result.json")
     try:
         job = json.loads(job_path.read_text(encoding="utf-8"))
         limit_memory(job.get("memory_limit"))
-        result = run_job(job)
+        result = check_job(job) if job.get("kind") == "check" else run_job(job)
     except Exception as exc:  # reported to the parent as data; the parent decides the exit code
         result = describe_failure(exc)
     result_path.write_text(json.dumps(result), encoding="utf-8")

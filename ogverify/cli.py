@@ -207,7 +207,7 @@ def pack(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")] = False,
 ) -> None:
     """Pack a model, its inputs and its outputs into an evidence bundle."""
-    from ogverify.compare import ComparisonSpec
+    from ogverify.comparison import ComparisonSpec
     from ogverify.execution import (
         ExecutionConfig,
         ProviderSpec,

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ogverify import canonical_json
-from ogverify.compare import ComparisonSpec
+from ogverify.comparison import ComparisonSpec
 from ogverify.digest import Digest
 from ogverify.errors import BundleError
 from ogverify.execution import ExecutionConfig

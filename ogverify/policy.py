@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ogverify.bundle import DEFAULT_LIMITS, Limits
-from ogverify.compare import ComparisonSpec
+from ogverify.comparison import ComparisonSpec
 from ogverify.errors import BundleError, OgverifyError, UsageError
 from ogverify.fingerprint import EnvironmentDifference
 from ogverify.report import Finding, Report, Status

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ogverify.compare import OutputComparison
+from ogverify.comparison import OutputComparison
 from ogverify.errors import ExitCode
 from ogverify.fingerprint import EnvironmentDifference
 

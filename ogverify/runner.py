@@ -12,13 +12,16 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ogverify.errors import ReplayError
 from ogverify.execution import ExecutionConfig
-from ogverify.tensors import Array, parse_npy
+
+if TYPE_CHECKING:
+    from ogverify.tensors import Array
+
+# numpy is imported where arrays are handled, not here: `check` reaches this module on a path
+# that leaves all numeric work to the re-execution process.
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -64,6 +67,10 @@ def replay(
         ReplayError: the runtime failed to load or run the model, the process died, timed out or
             exceeded ``memory_limit``.
     """
+    import numpy as np
+
+    from ogverify.tensors import parse_npy
+
     with tempfile.TemporaryDirectory(prefix="ogverify-replay-") as work:
         work_dir = Path(work)
         input_files = {}
@@ -205,6 +212,8 @@ class SessionCache:
         run_options = ort.RunOptions()
         for key, value in config.run_config_entries.items():
             run_options.add_run_config_entry(key, value)
+        import numpy as np
+
         feeds = {name: for_runtime(np.asarray(array)) for name, array in inputs.items()}
         box: dict[str, Any] = {}
 
@@ -282,3 +291,65 @@ class SessionCache:
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)
             return session
+
+
+class ReplayChild:
+    """A fresh re-execution process started before it is needed.
+
+    It imports numpy and onnxruntime while the parent verifies the bundle, then runs the one
+    job it is given (``run``). Unused, it is told to exit (``close``). Its work directory is
+    also its cwd, so whatever the runtime writes by a relative path goes away with it.
+    """
+
+    def __init__(self) -> None:
+        self.work_dir = Path(tempfile.mkdtemp(prefix="ogverify-replay-"))
+        self._process: subprocess.Popen[str] | None = subprocess.Popen(
+            [sys.executable, "-m", "ogverify._replay", "--serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.work_dir,
+        )
+
+    def run(self, job: Mapping[str, Any], *, timeout: float, memory_limit: int | None) -> dict[str, Any]:
+        """Hand the job over and wait for its result document.
+
+        Raises:
+            ReplayError: the process died, timed out or exceeded ``memory_limit``, or was already used.
+        """
+        process = self._process
+        if process is None:
+            raise ReplayError("the re-execution process was already used")
+        self._process = None
+        job_path = self.work_dir / "job.json"
+        job_path.write_text(json.dumps({**job, "out_dir": str(self.work_dir), "memory_limit": memory_limit}),
+                            encoding="utf-8")
+        try:
+            _, stderr = process.communicate(input=f"{job_path}\n", timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
+            raise ReplayError(f"re-execution did not finish within {timeout:g} s") from exc
+        result_path = self.work_dir / "result.json"
+        if not result_path.is_file():
+            if memory_limit is not None and _out_of_memory(stderr):
+                raise ReplayError(memory_message(memory_limit))
+            tail = (stderr.strip().splitlines() or ["no output"])[-1]
+            raise ReplayError(f"re-execution process died (exit {process.returncode}): {tail[:300]}")
+        result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
+        if result.get("kind") == "memory" and memory_limit is not None:
+            raise ReplayError(memory_message(memory_limit), result["error"])
+        return result
+
+    def close(self) -> None:
+        """Stop the process if it was never used, and remove its work directory."""
+        process, self._process = self._process, None
+        if process is not None:  # never given a job: it holds nothing worth waiting for
+            process.kill()
+            process.communicate()
+        import shutil
+
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> ReplayChild:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -10,18 +10,24 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ogverify.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
-from ogverify.compare import OutputComparison, compare_output
+from ogverify.comparison import OutputComparison
 from ogverify.errors import OgverifyError
 from ogverify.fingerprint import EnvironmentDifference, capture, diff_environments
 from ogverify.manifest import TensorEntry
-from ogverify.model import read_signature
 from ogverify.policy import EnvironmentPolicy
 from ogverify.report import Finding, Report, Status
-from ogverify.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult, replay
+from ogverify.runner import DEFAULT_TIMEOUT, ReplayChild, Replayer, ReplayResult
 from ogverify.signing import TrustedKey, verify_envelope
-from ogverify.tensors import Array, describe, dtype_name, parse_npy
+
+if TYPE_CHECKING:
+    from ogverify.tensors import Array
+
+# numpy, onnx and onnxruntime are not imported here: on the default path the re-execution
+# process does all numeric work (see ``_replay_in_child``), and it starts importing them
+# before this process has even opened the bundle.
 
 
 @dataclass(frozen=True)
@@ -57,31 +63,45 @@ class CheckOptions:
 def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
     """Check one bundle and return its report; never raises for a bad bundle."""
     options = options or CheckOptions()
+    # Started first: it imports numpy and onnxruntime while this process verifies the bundle.
+    child = ReplayChild() if options.rerun and options.replayer is None else None
     try:
-        bundle = open_bundle(path, options.limits)
-    except OgverifyError as exc:
-        return Report(str(path), (Finding("bundle", "bundle", Status.ERROR, exc.message),), rerun=options.rerun)
-    with bundle:
-        return _check_open(bundle, options)
+        try:
+            bundle = open_bundle(path, options.limits)
+        except OgverifyError as exc:
+            return Report(str(path), (Finding("bundle", "bundle", Status.ERROR, exc.message),),
+                          rerun=options.rerun)
+        with bundle:
+            return _check_open(bundle, options, child)
+    finally:
+        if child is not None:
+            child.close()
 
 
-def _check_open(bundle: Bundle, options: CheckOptions) -> Report:
+def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None = None) -> Report:
     integrity = _integrity(bundle)
     signatures = _signatures(bundle, options)
-    differences = tuple(diff_environments(bundle.manifest.environment, capture()))
+    runnable = integrity.status is Status.PASS and signatures.status in (Status.PASS, Status.WARN)
+    outcome = None
+    if options.rerun and runnable:
+        outcome = (_replay_in_child(bundle, options, child) if child is not None
+                   else _replay_and_compare(bundle, options))
+    environment_here = outcome.environment if outcome is not None and outcome.environment is not None else capture()
+    differences = tuple(diff_environments(bundle.manifest.environment, environment_here))
     findings = [integrity, signatures, _environment(differences, options.environment_policy)]
     comparisons: list[OutputComparison] = []
     replay_facts = None
     if not options.rerun:
         findings.append(Finding("replay", "re-execution", Status.SKIP, "re-execution skipped (--no-rerun)"))
-    elif integrity.status is not Status.PASS or signatures.status not in (Status.PASS, Status.WARN):
+    elif outcome is None:
         findings.append(Finding(
             "replay", "re-execution", Status.SKIP, "re-execution skipped: integrity or signatures do not hold"
         ))
     else:
-        replay_finding, result, comparison_findings, comparisons = _replay_and_compare(bundle, options)
-        findings.append(replay_finding)
-        findings.extend(comparison_findings)
+        comparisons = outcome.comparisons
+        findings.append(outcome.replay_finding)
+        findings.extend(_comparison_findings(comparisons))
+        result = outcome.result
         replay_facts = result.to_json() if result is not None else None
         if result is not None and options.explain and any(not c.passed for c in comparisons):
             findings.append(_explanation(bundle, options, result, comparisons, differences))
@@ -264,6 +284,8 @@ def _environment(
 
 
 def _load_tensor(bundle: Bundle, entry: TensorEntry, artifact_label: str) -> Array:
+    from ogverify.tensors import describe, dtype_name, parse_npy
+
     raw = bundle.read_blob(entry.artifact, artifact_label, bundle.limits.max_tensor_bytes)
     array = parse_npy(raw, artifact_label)
     if dtype_name(array.dtype) != entry.dtype or tuple(array.shape) != entry.shape:
@@ -277,9 +299,102 @@ class _EvidenceMismatchError(Exception):
     """The bundle's pieces contradict each other: the evidence does not hold."""
 
 
-def _replay_and_compare(
-    bundle: Bundle, options: CheckOptions
-) -> tuple[Finding, ReplayResult | None, list[Finding], list[OutputComparison]]:
+@dataclass(frozen=True)
+class _Outcome:
+    """What re-execution produced: its finding, its result and comparisons when it ran, and this
+    machine's fingerprint when the re-execution process took it."""
+
+    replay_finding: Finding
+    result: ReplayResult | None = None
+    comparisons: list[OutputComparison] = field(default_factory=list)
+    environment: dict[str, Any] | None = None
+
+
+def _comparison_findings(comparisons: list[OutputComparison]) -> list[Finding]:
+    return [
+        Finding("comparison", f"output '{c.name}'", Status.PASS if c.passed else Status.FAIL,
+                f"output '{c.name}' [{c.spec}]: {c.reason}", c.to_json())
+        for c in comparisons
+    ]
+
+
+def _replay_finding(result: ReplayResult) -> Finding:
+    return Finding(
+        "replay", "re-execution", Status.PASS,
+        f"re-executed with onnxruntime {result.runtime_version} on {', '.join(result.providers_used)}",
+        result.to_json(),
+    )
+
+
+def _tensor_files(bundle: Bundle, folder: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Write the packed inputs and claimed outputs (verified) as .npy files for the re-execution process."""
+    folder.mkdir()
+    files: list[dict[str, dict[str, Any]]] = [{}, {}]
+    for index, (label, entries) in enumerate((("input", bundle.manifest.inputs),
+                                              ("claimed output", bundle.manifest.outputs))):
+        for position, entry in enumerate(entries):
+            what = f"{label} '{entry.name}'"
+            if entry.artifact.size > bundle.limits.max_tensor_bytes:
+                raise _BundleLimitError(f"{what} is {entry.artifact.size} bytes, over the "
+                                        f"{bundle.limits.max_tensor_bytes}-byte limit")
+            path = folder / f"{index}_{position}.npy"
+            bundle.write_blob(entry.artifact, path, what)
+            files[index][entry.name] = {"path": str(path), "dtype": entry.dtype, "shape": list(entry.shape)}
+    return files[0], files[1]
+
+
+class _BundleLimitError(OgverifyError):
+    """A tensor is larger than the limits allow reading."""
+
+
+def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild) -> _Outcome:
+    """The default path: the re-execution process validates, runs and compares (see _replay.py)."""
+    manifest = bundle.manifest
+    try:
+        model_path = _materialize(bundle, child.work_dir / "model")
+        inputs, claimed = _tensor_files(bundle, child.work_dir / "tensors")
+        raw = child.run({
+            "kind": "check",
+            "model": str(model_path),
+            "model_name": manifest.model.name,
+            "packed_files": [f.name for f in manifest.model_files],
+            "inputs": inputs,
+            "claimed": claimed,
+            "specs": {t.name: str(manifest.comparison.for_output(t.name)) for t in manifest.outputs},
+            "execution": manifest.execution.to_json(),
+        }, timeout=options.timeout, memory_limit=bundle.limits.max_replay_memory)
+    except _EvidenceMismatchError as exc:
+        return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(exc)))
+    except OgverifyError as exc:
+        return _Outcome(Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}))
+    except OSError as exc:  # e.g. a model file name longer than the file system allows
+        message = f"cannot materialise the model for re-execution: {exc.strerror or exc}"
+        return _Outcome(Finding("replay", "re-execution", Status.ERROR, message))
+    environment = raw.get("environment")
+    if "mismatch" in raw:
+        return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(raw["mismatch"])), environment=environment)
+    if "error" in raw:
+        message = raw["error"] if raw.get("kind") == "bundle" else f"re-execution failed: {raw['error']}"
+        return _Outcome(Finding("replay", "re-execution", Status.ERROR, message,
+                                {"detail": raw.get("traceback", "")}), environment=environment)
+    comparisons = [OutputComparison.from_json(c) for c in raw["comparisons"]]
+    outputs: dict[str, Array] = {}
+    if any(not c.passed for c in comparisons):  # the drift engine needs the reproduced values
+        from ogverify.tensors import parse_npy
+
+        for name, path in raw["outputs"].items():
+            if Path(path).stat().st_size > bundle.limits.max_tensor_bytes:
+                break
+            outputs[name] = parse_npy(Path(path).read_bytes(), f"reproduced output {name!r}").copy()
+    result = ReplayResult(outputs, tuple(raw["providers_used"]), str(raw["runtime_version"]), raw["seconds"])
+    return _Outcome(_replay_finding(result), result, comparisons, environment)
+
+
+def _replay_and_compare(bundle: Bundle, options: CheckOptions) -> _Outcome:
+    """The path for a given replayer (a check worker's session cache): numeric work happens here."""
+    from ogverify.compare import compare_output
+    from ogverify.model import read_signature
+
     manifest = bundle.manifest
     try:
         with tempfile.TemporaryDirectory(prefix="ogverify-check-") as work:
@@ -298,38 +413,24 @@ def _replay_and_compare(
                 signature.check_inputs(inputs)
             except OgverifyError as exc:
                 raise _EvidenceMismatchError(f"the model does not accept the packed inputs: {exc.message}") from exc
-            if options.replayer is None:
-                result = replay(model_path, inputs, list(claimed), manifest.execution, timeout=options.timeout,
-                                memory_limit=bundle.limits.max_replay_memory,
-                                max_output_bytes=bundle.limits.max_tensor_bytes)
-            else:
-                model_key = ";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files))
-                result = options.replayer(model_path, inputs, list(claimed), manifest.execution,
-                                          timeout=options.timeout, model_key=model_key,
-                                          memory_limit=bundle.limits.max_replay_memory,
-                                          max_output_bytes=bundle.limits.max_tensor_bytes)
+            assert options.replayer is not None
+            model_key = ";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files))
+            result = options.replayer(model_path, inputs, list(claimed), manifest.execution,
+                                      timeout=options.timeout, model_key=model_key,
+                                      memory_limit=bundle.limits.max_replay_memory,
+                                      max_output_bytes=bundle.limits.max_tensor_bytes)
     except _EvidenceMismatchError as exc:
-        return Finding("replay", "re-execution", Status.FAIL, str(exc)), None, [], []
+        return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(exc)))
     except OgverifyError as exc:
-        return Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}), None, [], []
+        return _Outcome(Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}))
     except OSError as exc:  # e.g. a model file name longer than the file system allows
         message = f"cannot materialise the model for re-execution: {exc.strerror or exc}"
-        return Finding("replay", "re-execution", Status.ERROR, message), None, [], []
-    replay_finding = Finding(
-        "replay", "re-execution", Status.PASS,
-        f"re-executed with onnxruntime {result.runtime_version} on {', '.join(result.providers_used)}",
-        result.to_json(),
-    )
+        return _Outcome(Finding("replay", "re-execution", Status.ERROR, message))
     comparisons = [
         compare_output(name, claimed[name], result.outputs[name], manifest.comparison.for_output(name))
         for name in claimed
     ]
-    findings = [
-        Finding("comparison", f"output '{c.name}'", Status.PASS if c.passed else Status.FAIL,
-                f"output '{c.name}' [{c.spec}]: {c.reason}", c.to_json())
-        for c in comparisons
-    ]
-    return replay_finding, result, findings, comparisons
+    return _Outcome(_replay_finding(result), result, comparisons)
 
 
 def _materialize(bundle: Bundle, model_dir: Path) -> Path:

@@ -595,3 +595,13 @@ def test_identical_fast_path_agrees_with_the_full_computation(spec: str, values:
     # The full computation's cosine of identical vectors is 1 up to rounding.
     assert fast["statistics"].pop("cosine") == pytest.approx(full["statistics"].pop("cosine"))
     assert fast == full
+
+
+def test_output_comparison_round_trips_through_json() -> None:
+    from ogverify.comparison import OutputComparison
+
+    claimed = np.array([[1.0, 2.0, np.nan]], np.float32)
+    reproduced = np.array([[1.0, 2.5, np.nan]], np.float32)
+    for spec in ("exact", "ulp:3", "allclose:0.001,1e-05", "topk:1"):
+        comparison = compare_output("y", claimed, reproduced, ComparisonSpec.parse(spec))
+        assert OutputComparison.from_json(json.loads(json.dumps(comparison.to_json()))) == comparison

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ogverify.compare import OutputComparison
+from ogverify.comparison import OutputComparison
 from ogverify.report import Finding, Report, Status, Verdict
 
 WIDTH = 110
@@ -160,7 +160,7 @@ def render_inspection(summary: dict[str, Any], *, color: bool = False) -> str:
 
 
 def _comparison_text(comparison: dict[str, Any]) -> str:
-    from ogverify.compare import ComparisonSpec
+    from ogverify.comparison import ComparisonSpec
 
     text = str(ComparisonSpec.from_json(comparison["default"]))
     overrides = [f"{name}: {ComparisonSpec.from_json(spec)}" for name, spec in comparison["outputs"].items()]
