@@ -1,5 +1,5 @@
 """``python -m ogverify``."""
 
-from ogverify.cli import main
+from ogverify._entry import main
 
 main()

@@ -124,8 +124,11 @@ class _MismatchError(Exception):
     """The bundle's pieces contradict each other: the evidence does not hold."""
 
 
-def check_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Load and validate the packed tensors, run the model, compare; see the module docstring."""
+def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load and validate the packed tensors, run the model, compare; see the module docstring.
+
+    ``environment``: this machine's fingerprint, when it was already taken (while waiting).
+    """
     from ogverify.compare import compare_output
     from ogverify.comparison import ComparisonSpec
     from ogverify.errors import OgverifyError
@@ -133,7 +136,7 @@ def check_job(job: dict[str, Any]) -> dict[str, Any]:
     from ogverify.model import read_signature
     from ogverify.tensors import dtype_name, parse_npy
 
-    environment = capture()
+    environment = environment if environment is not None else capture()
     try:
         tensors = {}
         for kind, entries in (("input", job["inputs"]), ("claimed output", job["claimed"])):
@@ -175,21 +178,24 @@ def check_job(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _serve() -> str | None:
-    # Pay for the heavy imports while the parent is still verifying the bundle.
+def _serve() -> tuple[str | None, dict[str, Any]]:
+    # Pay for the heavy imports, and take the fingerprint, while the parent is still verifying.
     import numpy  # noqa: F401
     import onnxruntime  # noqa: F401
 
     import ogverify.compare
     import ogverify.model  # noqa: F401
+    from ogverify.fingerprint import capture
 
+    environment = capture()
     line = sys.stdin.readline().strip()
-    return line or None
+    return line or None, environment
 
 
 def main(argv: list[str]) -> int:
+    environment = None
     if argv[1:] == ["--serve"]:
-        job_file = _serve()
+        job_file, environment = _serve()
         if job_file is None:  # the parent did not need a re-execution after all
             return 0
     else:
@@ -199,7 +205,7 @@ def main(argv: list[str]) -> int:
     try:
         job = json.loads(job_path.read_text(encoding="utf-8"))
         limit_memory(job.get("memory_limit"))
-        result = check_job(job) if job.get("kind") == "check" else run_job(job)
+        result = check_job(job, environment) if job.get("kind") == "check" else run_job(job)
     except Exception as exc:  # reported to the parent as data; the parent decides the exit code
         result = describe_failure(exc)
     result_path.write_text(json.dumps(result), encoding="utf-8")

@@ -293,6 +293,23 @@ class SessionCache:
             return session
 
 
+_prestarted: list[ReplayChild] = []
+
+
+def prestart() -> None:
+    """Start a re-execution process now, for the next ``take_prestarted`` (the CLI's first check)."""
+    import atexit
+
+    child = ReplayChild()
+    _prestarted.append(child)
+    atexit.register(child.close)
+
+
+def take_prestarted() -> ReplayChild | None:
+    """The process ``prestart`` started, once; None when there is none."""
+    return _prestarted.pop() if _prestarted else None
+
+
 class ReplayChild:
     """A fresh re-execution process started before it is needed.
 

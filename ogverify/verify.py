@@ -19,7 +19,7 @@ from ogverify.fingerprint import EnvironmentDifference, capture, diff_environmen
 from ogverify.manifest import TensorEntry
 from ogverify.policy import EnvironmentPolicy
 from ogverify.report import Finding, Report, Status
-from ogverify.runner import DEFAULT_TIMEOUT, ReplayChild, Replayer, ReplayResult
+from ogverify.runner import DEFAULT_TIMEOUT, ReplayChild, Replayer, ReplayResult, take_prestarted
 from ogverify.signing import TrustedKey, verify_envelope
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
     """Check one bundle and return its report; never raises for a bad bundle."""
     options = options or CheckOptions()
     # Started first: it imports numpy and onnxruntime while this process verifies the bundle.
-    child = ReplayChild() if options.rerun and options.replayer is None else None
+    child = (take_prestarted() or ReplayChild()) if options.rerun and options.replayer is None else None
     try:
         try:
             bundle = open_bundle(path, options.limits)
