@@ -120,10 +120,6 @@ def describe_failure(exc: BaseException) -> dict[str, Any]:
             "traceback": traceback.format_exc(limit=5)}
 
 
-class _MismatchError(Exception):
-    """The bundle's pieces contradict each other: the evidence does not hold."""
-
-
 def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load and validate the packed tensors, run the model, compare; see the module docstring.
 
@@ -132,9 +128,9 @@ def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) ->
     from ogverify.compare import compare_output
     from ogverify.comparison import ComparisonSpec
     from ogverify.errors import OgverifyError
+    from ogverify.evidence import EvidenceMismatchError, check_model, check_tensor
     from ogverify.fingerprint import capture
-    from ogverify.model import read_signature
-    from ogverify.tensors import dtype_name, parse_npy
+    from ogverify.tensors import parse_npy
 
     environment = environment if environment is not None else capture()
     try:
@@ -143,21 +139,11 @@ def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) ->
             for name, entry in entries.items():
                 what = f"{kind} '{name}'"
                 array = parse_npy(Path(entry["path"]).read_bytes(), what)
-                declared = f"{entry['dtype']}[{','.join(map(str, entry['shape']))}]"
-                actual = f"{dtype_name(array.dtype)}[{','.join(map(str, array.shape))}]"
-                if actual != declared:
-                    raise _MismatchError(f"{what} holds {actual}, manifest says {declared}")
+                check_tensor(array, entry["dtype"], entry["shape"], what)
                 tensors[(kind, name)] = array
-        signature = read_signature(Path(job["model"]), job["model_name"])
-        for location in signature.external_data:
-            if location not in job["packed_files"]:
-                raise _MismatchError(f"model names external data {location!r}, which the bundle does not hold")
         inputs = {name: a for (kind, name), a in tensors.items() if kind == "input"}
-        try:
-            signature.check_inputs(inputs)
-        except OgverifyError as exc:
-            raise _MismatchError(f"the model does not accept the packed inputs: {exc.message}") from exc
-    except _MismatchError as exc:
+        check_model(Path(job["model"]), job["model_name"], job["packed_files"], inputs)
+    except EvidenceMismatchError as exc:
         return {"mismatch": str(exc), "environment": environment}
     except OgverifyError as exc:
         return {"error": exc.message, "kind": "bundle", "environment": environment}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ogverify.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
 from ogverify.comparison import OutputComparison
 from ogverify.errors import OgverifyError
+from ogverify.evidence import EvidenceMismatchError, check_model, check_tensor
 from ogverify.fingerprint import EnvironmentDifference, capture, diff_environments
 from ogverify.manifest import TensorEntry
 from ogverify.policy import EnvironmentPolicy
@@ -152,7 +153,7 @@ def _explanation(
                 candidate_model=options.candidate_model,
                 available_providers=onnxruntime.get_available_providers(),
             )
-    except (OgverifyError, _EvidenceMismatchError, OSError) as exc:
+    except (OgverifyError, EvidenceMismatchError, OSError) as exc:
         message = exc.message if isinstance(exc, OgverifyError) else str(exc)
         return Finding("drift", "explanation", Status.WARN, f"no explanation: {message}")
     summary = explanation.summary
@@ -284,19 +285,23 @@ def _environment(
 
 
 def _load_tensor(bundle: Bundle, entry: TensorEntry, artifact_label: str) -> Array:
-    from ogverify.tensors import describe, dtype_name, parse_npy
+    from ogverify.tensors import parse_npy
 
     raw = bundle.read_blob(entry.artifact, artifact_label, bundle.limits.max_tensor_bytes)
     array = parse_npy(raw, artifact_label)
-    if dtype_name(array.dtype) != entry.dtype or tuple(array.shape) != entry.shape:
-        raise _EvidenceMismatchError(
-            f"{artifact_label} holds {describe(array)}, manifest says {entry.dtype}[{','.join(map(str, entry.shape))}]"
-        )
+    check_tensor(array, entry.dtype, entry.shape, artifact_label)
     return array
 
 
-class _EvidenceMismatchError(Exception):
-    """The bundle's pieces contradict each other: the evidence does not hold."""
+def _failed(exc: Exception) -> _Outcome:
+    """The outcome of a re-execution that could not start: FAIL for contradicting evidence, else ERROR."""
+    if isinstance(exc, EvidenceMismatchError):
+        return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(exc)))
+    if isinstance(exc, OgverifyError):
+        return _Outcome(Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}))
+    assert isinstance(exc, OSError)  # e.g. a model file name longer than the file system allows
+    message = f"cannot materialise the model for re-execution: {exc.strerror or exc}"
+    return _Outcome(Finding("replay", "re-execution", Status.ERROR, message))
 
 
 @dataclass(frozen=True)
@@ -363,13 +368,8 @@ def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild) 
             "specs": {t.name: str(manifest.comparison.for_output(t.name)) for t in manifest.outputs},
             "execution": manifest.execution.to_json(),
         }, timeout=options.timeout, memory_limit=bundle.limits.max_replay_memory)
-    except _EvidenceMismatchError as exc:
-        return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(exc)))
-    except OgverifyError as exc:
-        return _Outcome(Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}))
-    except OSError as exc:  # e.g. a model file name longer than the file system allows
-        message = f"cannot materialise the model for re-execution: {exc.strerror or exc}"
-        return _Outcome(Finding("replay", "re-execution", Status.ERROR, message))
+    except (EvidenceMismatchError, OgverifyError, OSError) as exc:
+        return _failed(exc)
     environment = raw.get("environment")
     if "mismatch" in raw:
         return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(raw["mismatch"])), environment=environment)
@@ -393,7 +393,6 @@ def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild) 
 def _replay_and_compare(bundle: Bundle, options: CheckOptions) -> _Outcome:
     """The path for a given replayer (a check worker's session cache): numeric work happens here."""
     from ogverify.compare import compare_output
-    from ogverify.model import read_signature
 
     manifest = bundle.manifest
     try:
@@ -402,30 +401,15 @@ def _replay_and_compare(bundle: Bundle, options: CheckOptions) -> _Outcome:
             model_path = _materialize(bundle, model_dir)
             inputs = {t.name: _load_tensor(bundle, t, f"input '{t.name}'") for t in manifest.inputs}
             claimed = {t.name: _load_tensor(bundle, t, f"claimed output '{t.name}'") for t in manifest.outputs}
-            signature = read_signature(model_path, manifest.model.name)
-            packed_files = {f.name for f in manifest.model_files}
-            for location in signature.external_data:
-                if location not in packed_files:
-                    raise _EvidenceMismatchError(
-                        f"model names external data {location!r}, which the bundle does not hold"
-                    )
-            try:
-                signature.check_inputs(inputs)
-            except OgverifyError as exc:
-                raise _EvidenceMismatchError(f"the model does not accept the packed inputs: {exc.message}") from exc
+            check_model(model_path, manifest.model.name, {f.name for f in manifest.model_files}, inputs)
             assert options.replayer is not None
             model_key = ";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files))
             result = options.replayer(model_path, inputs, list(claimed), manifest.execution,
                                       timeout=options.timeout, model_key=model_key,
                                       memory_limit=bundle.limits.max_replay_memory,
                                       max_output_bytes=bundle.limits.max_tensor_bytes)
-    except _EvidenceMismatchError as exc:
-        return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(exc)))
-    except OgverifyError as exc:
-        return _Outcome(Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}))
-    except OSError as exc:  # e.g. a model file name longer than the file system allows
-        message = f"cannot materialise the model for re-execution: {exc.strerror or exc}"
-        return _Outcome(Finding("replay", "re-execution", Status.ERROR, message))
+    except (EvidenceMismatchError, OgverifyError, OSError) as exc:
+        return _failed(exc)
     comparisons = [
         compare_output(name, claimed[name], result.outputs[name], manifest.comparison.for_output(name))
         for name in claimed
@@ -440,9 +424,9 @@ def _materialize(bundle: Bundle, model_dir: Path) -> Path:
     for entry in (manifest.model, *manifest.model_files):
         target = (model_dir / entry.name).resolve()
         if not target.is_relative_to(model_dir.resolve()):
-            raise _EvidenceMismatchError(f"model file name {entry.name!r} points outside the model directory")
+            raise EvidenceMismatchError(f"model file name {entry.name!r} points outside the model directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
-            raise _EvidenceMismatchError(f"model file {entry.name!r} appears twice")
+            raise EvidenceMismatchError(f"model file {entry.name!r} appears twice")
         bundle.write_blob(entry.artifact, target, f"model file '{entry.name}'")
     return model_dir / manifest.model.name
