@@ -37,6 +37,16 @@ def _drifted_bundle(
     return bundle
 
 
+def _swapped_bundle(tmp_path: Path, builder: Any, inputs: dict[str, np.ndarray]) -> tuple[Path, Path]:
+    """A bundle of ``builder(seed=0)`` whose claimed outputs came from ``builder(seed=5)``: (bundle, that model)."""
+    swapped = models.save(builder(seed=5), tmp_path / "swapped.onnx")
+    claimed = run_trials(swapped, inputs, [Trial("producer", RECORDED)], tmp_path / "producer")[0].outputs
+    model_path = models.save(builder(seed=0), tmp_path / "model.onnx")
+    bundle = tmp_path / "swap.ogb"
+    ogverify.pack(model_path, bundle, inputs=inputs, claimed_outputs=claimed, config=RECORDED)
+    return bundle, swapped
+
+
 def _check_json(run_cli: RunCli, bundle: Path, *extra: str | Path) -> dict[str, Any]:
     result = run_cli("check", bundle, "--allow-unsigned", "--format", "json", *extra)
     assert result.exit_code == 1, result.output
@@ -123,12 +133,7 @@ def test_gelu_approximation_entry_drift(tmp_path: Path, run_cli: RunCli) -> None
 def test_swapped_weights_are_not_explained_by_a_knob_and_the_candidate_names_the_tensors(
     tmp_path: Path, run_cli: RunCli
 ) -> None:
-    swapped = models.save(models.big_mlp(seed=5), tmp_path / "swapped.onnx")
-    inputs = {"x": _x((8, 256))}
-    claimed = run_trials(swapped, inputs, [Trial("producer", RECORDED)], tmp_path / "producer")[0].outputs
-    model_path = models.save(models.big_mlp(seed=0), tmp_path / "model.onnx")
-    bundle = tmp_path / "swap.ogb"
-    ogverify.pack(model_path, bundle, inputs=inputs, claimed_outputs=claimed, config=RECORDED)
+    bundle, swapped = _swapped_bundle(tmp_path, models.big_mlp, {"x": _x((8, 256))})
 
     report = _check_json(run_cli, bundle)
     assert report["explanation"]["cause"] == "unexplained"
@@ -219,12 +224,7 @@ def test_a_graph_optimised_differently_here_is_named_when_no_knob_explains(
 ) -> None:
     from tests.bundle_helpers import canonical, tamper
 
-    swapped = models.save(models.mlp(seed=5), tmp_path / "swapped.onnx")
-    inputs = {"x": _x((4, 16))}
-    claimed = run_trials(swapped, inputs, [Trial("producer", RECORDED)], tmp_path / "producer")[0].outputs
-    model_path = models.save(models.mlp(seed=0), tmp_path / "model.onnx")
-    bundle = tmp_path / "swap.ogb"
-    ogverify.pack(model_path, bundle, inputs=inputs, claimed_outputs=claimed, config=RECORDED)
+    bundle, _ = _swapped_bundle(tmp_path, models.mlp, {"x": _x((4, 16))})
     with ogverify.load_bundle(bundle) as opened:
         environment = json.loads(opened.manifest_bytes)["environment"]
     assert set(environment["optimized_graph"]) == {"sha256", "op_histogram", "level"}
