@@ -60,7 +60,10 @@ def comparison_table(comparisons: Sequence[OutputComparison]) -> Table:
     table = Table(title="outputs", title_justify="left", show_edge=False, pad_edge=False)
     for column in ("output", "mode", "result", "bitwise", "differing", "max abs", "max rel", "max ULP",
                    "NaN/inf", "argmax flips"):
-        table.add_column(column, no_wrap=True)
+        # Names and modes (allclose:0.0001,1e-05) may be long: they fold; numbers never shrink to "…".
+        wraps = column in ("output", "mode")
+        table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
+                         min_width=None if wraps else len(column))
     for c in comparisons:
         table.add_row(
             c.name, str(c.spec), "pass" if c.passed else "FAIL", "yes" if c.bitwise_equal else "no",
