@@ -6,6 +6,7 @@ tensor; bundles add their execution configuration, comparison policy and environ
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,8 +242,4 @@ def _diff_bundles(a: Path, b: Path) -> Difference:
             for name in sorted(set(tensors_a) | set(tensors_b)):
                 if tensors_a.get(name) != tensors_b.get(name):
                     fields.append(FieldChange(kind, name, tensors_a.get(name), tensors_b.get(name)))
-        return dataclasses_replace(model_difference, str(a), str(b), tuple(fields))
-
-
-def dataclasses_replace(difference: Difference, a: str, b: str, fields: tuple[FieldChange, ...]) -> Difference:
-    return Difference(a, b, difference.changed_tensors, difference.only_in_a, difference.only_in_b, fields)
+        return dataclasses.replace(model_difference, a=str(a), b=str(b), fields=tuple(fields))

@@ -96,16 +96,8 @@ def replay(
             )
         except subprocess.TimeoutExpired as exc:
             raise ReplayError(f"re-execution did not finish within {timeout:g} s") from exc
-        result_path = work_dir / "result.json"
-        if not result_path.is_file():
-            if memory_limit is not None and _out_of_memory(process.stderr):
-                raise ReplayError(memory_message(memory_limit))
-            tail = (process.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ReplayError(f"re-execution process died (exit {process.returncode}): {tail[:300]}")
-        result = json.loads(result_path.read_text(encoding="utf-8"))
+        result = read_result(work_dir, process.stderr, process.returncode, memory_limit)
         if "error" in result:
-            if result.get("kind") == "memory" and memory_limit is not None:
-                raise ReplayError(memory_message(memory_limit), result["error"])
             raise ReplayError(f"re-execution failed: {result['error']}", result.get("traceback", ""))
         outputs = {}
         for name, path in result["outputs"].items():
@@ -116,6 +108,25 @@ def replay(
         return ReplayResult(
             outputs, tuple(result["providers_used"]), str(result["runtime_version"]), result["seconds"]
         )
+
+
+def read_result(work_dir: Path, stderr: str, returncode: int | None, memory_limit: int | None) -> dict[str, Any]:
+    """The result document a ``_replay`` process left in ``work_dir``.
+
+    Raises:
+        ReplayError: no result (the process died; out of memory when its stderr says so), or a
+            result that reports the memory limit was hit.
+    """
+    result_path = work_dir / "result.json"
+    if not result_path.is_file():
+        if memory_limit is not None and _out_of_memory(stderr):
+            raise ReplayError(memory_message(memory_limit))
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise ReplayError(f"re-execution process died (exit {returncode}): {tail[:300]}")
+    result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
+    if result.get("kind") == "memory" and memory_limit is not None:
+        raise ReplayError(memory_message(memory_limit), result["error"])
+    return result
 
 
 def memory_message(memory_limit: int) -> str:
@@ -344,16 +355,7 @@ class ReplayChild:
             process.kill()
             process.communicate()
             raise ReplayError(f"re-execution did not finish within {timeout:g} s") from exc
-        result_path = self.work_dir / "result.json"
-        if not result_path.is_file():
-            if memory_limit is not None and _out_of_memory(stderr):
-                raise ReplayError(memory_message(memory_limit))
-            tail = (stderr.strip().splitlines() or ["no output"])[-1]
-            raise ReplayError(f"re-execution process died (exit {process.returncode}): {tail[:300]}")
-        result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
-        if result.get("kind") == "memory" and memory_limit is not None:
-            raise ReplayError(memory_message(memory_limit), result["error"])
-        return result
+        return read_result(self.work_dir, stderr, process.returncode, memory_limit)
 
     def close(self) -> None:
         """Stop the process if it was never used, and remove its work directory."""
