@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ogverify.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
+from ogverify.child import ReplayChild, take_prestarted
 from ogverify.comparison import OutputComparison
 from ogverify.errors import OgverifyError
 from ogverify.evidence import EvidenceMismatchError, check_model, check_tensor
@@ -20,7 +21,7 @@ from ogverify.fingerprint import EnvironmentDifference, capture, diff_environmen
 from ogverify.manifest import TensorEntry
 from ogverify.policy import EnvironmentPolicy
 from ogverify.report import Finding, Report, Status
-from ogverify.runner import DEFAULT_TIMEOUT, ReplayChild, Replayer, ReplayResult, take_prestarted
+from ogverify.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult
 from ogverify.signing import TrustedKey, verify_envelope
 
 if TYPE_CHECKING:

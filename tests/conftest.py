@@ -11,7 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ogverify.cli import app
+from ogverify.cli_coercion import install
 from tests.fixtures import models
+
+install()  # as `ogverify`'s main does: in-process runs convert values the way the real command does
 
 
 @dataclass
