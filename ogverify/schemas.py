@@ -1,15 +1,21 @@
-"""The JSON Schemas shipped in ``schemas/`` and validation against them."""
+"""The JSON Schemas shipped in ``schemas/`` and validation against them.
+
+A document is first checked by ``ogverify.schema_subset`` (fast to import); jsonschema, the
+reference, is imported only to describe what is wrong with a document the subset rejects.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from ogverify.errors import BundleError
+from ogverify.schema_subset import SubsetValidator
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 def schema_dir() -> Path:
@@ -26,7 +32,14 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @functools.cache
+def _subset(name: str) -> SubsetValidator:
+    return SubsetValidator(load_schema(name))
+
+
+@functools.cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
+    import jsonschema
+
     schema = load_schema(name)
     validator_class = jsonschema.validators.validator_for(schema)
     return validator_class(schema)
@@ -34,6 +47,8 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
 
 def validate(document: Any, schema_name: str, what: str) -> None:
     """Validate ``document``; raise a BundleError naming the first offending field."""
+    if _subset(schema_name).is_valid(document):
+        return
     errors = sorted(_validator(schema_name).iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
