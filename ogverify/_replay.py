@@ -39,22 +39,35 @@ def _session_options(config: Any, ort: Any) -> Any:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run the job and return the result document (outputs are written next to the job)."""
+    import numpy as np
+
+    from ogverify.tensors import for_runtime
+
     started = time.perf_counter()
+    feeds = {name: for_runtime(np.load(path, allow_pickle=False)) for name, path in job["inputs"].items()}
+    result, values = execute(job, feeds, started)
+    if values is not None:
+        result["outputs"] = write_outputs(job, values)
+    return result
+
+
+def execute(job: dict[str, Any], feeds: dict[str, Any], started: float) -> tuple[dict[str, Any], list[Any] | None]:
+    """Run the model on ``feeds``: the result document (no outputs yet) and the output values,
+    or an error document and None."""
     import numpy as np
     import onnxruntime as ort
 
     from ogverify.execution import ExecutionConfig
-    from ogverify.tensors import canonicalize, for_runtime
 
     config = ExecutionConfig.from_json(job["execution"])
     available = ort.get_available_providers()
     for provider in config.providers:
         if provider.name not in available:
             return {"error": f"execution provider {provider.name} is not available here "
-                             f"(available: {', '.join(available)})", "kind": "environment"}
+                             f"(available: {', '.join(available)})", "kind": "environment"}, None
     if not hasattr(ort.GraphOptimizationLevel, config.graph_optimization_level):
         return {"error": f"onnxruntime {ort.__version__} has no {config.graph_optimization_level}",
-                "kind": "environment"}
+                "kind": "environment"}, None
     session = ort.InferenceSession(
         job["model"],
         sess_options=_session_options(config, ort),
@@ -62,27 +75,35 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         provider_options=[dict(p.options) for p in config.providers],
     )
     loaded = time.perf_counter()
-    feeds = {name: for_runtime(np.load(path, allow_pickle=False)) for name, path in job["inputs"].items()}
     run_options = ort.RunOptions()
     for key, value in config.run_config_entries.items():
         run_options.add_run_config_entry(key, value)
     values = session.run(job["outputs"], feeds, run_options)
     ran = time.perf_counter()
-    out_dir = Path(job["out_dir"])
-    files = {}
-    for index, (name, value) in enumerate(zip(job["outputs"], values, strict=True)):
+    for name, value in zip(job["outputs"], values, strict=True):
         if not isinstance(value, np.ndarray):
             return {"error": f"output {name!r} is a {type(value).__name__}, not a tensor; "
-                             "only tensor outputs can be compared", "kind": "model"}
-        path = out_dir / f"output_{index}.npy"
-        np.save(path, canonicalize(value, f"output {name!r}"), allow_pickle=False)
-        files[name] = str(path)
+                             "only tensor outputs can be compared", "kind": "model"}, None
     return {
-        "outputs": files,
         "providers_used": list(session.get_providers()),
         "runtime_version": ort.__version__,
         "seconds": {"load": loaded - started, "run": ran - loaded},
-    }
+    }, values
+
+
+def write_outputs(job: dict[str, Any], values: list[Any]) -> dict[str, str]:
+    """Write each output as .npy next to the job; name -> path."""
+    import numpy as np
+
+    from ogverify.tensors import canonicalize
+
+    out_dir = Path(job["out_dir"])
+    files = {}
+    for index, (name, value) in enumerate(zip(job["outputs"], values, strict=True)):
+        path = out_dir / f"output_{index}.npy"
+        np.save(path, canonicalize(value, f"output {name!r}"), allow_pickle=False)
+        files[name] = str(path)
+    return files
 
 
 # How onnxruntime says an allocation failed (its arena, or a C++ std::bad_alloc turned into an exception).
@@ -131,7 +152,7 @@ def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) ->
     from ogverify.errors import OgverifyError
     from ogverify.evidence import EvidenceMismatchError, check_model, check_tensor
     from ogverify.fingerprint import capture
-    from ogverify.tensors import parse_npy
+    from ogverify.tensors import canonicalize, for_runtime, parse_npy
 
     environment = environment if environment is not None else capture()
     try:
@@ -148,20 +169,19 @@ def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) ->
         return {"mismatch": str(exc), "environment": environment}
     except OgverifyError as exc:
         return {"error": exc.message, "kind": "bundle", "environment": environment}
-    result = run_job({**job, "inputs": {name: entry["path"] for name, entry in job["inputs"].items()},
-                      "outputs": list(job["claimed"])})
+    job = {**job, "outputs": list(job["claimed"])}
+    result, values = execute(job, {name: for_runtime(a) for name, a in inputs.items()}, time.perf_counter())
     result["environment"] = environment
-    if "error" in result:
+    if values is None:
         return result
-    import numpy as np
-
-    comparisons = []
-    for name, path in result["outputs"].items():
-        reproduced = np.load(path, allow_pickle=False)
-        claimed = tensors[("claimed output", name)]
-        comparison = compare_output(name, claimed, reproduced, ComparisonSpec.parse(job["specs"][name]))
-        comparisons.append(comparison.to_json())
-    result["comparisons"] = comparisons
+    comparisons = [
+        compare_output(name, tensors[("claimed output", name)], canonicalize(value, f"output {name!r}"),
+                       ComparisonSpec.parse(job["specs"][name]))
+        for name, value in zip(job["outputs"], values, strict=True)
+    ]
+    result["comparisons"] = [c.to_json() for c in comparisons]
+    # The parent reads the reproduced values only to explain a failure.
+    result["outputs"] = write_outputs(job, values) if any(not c.passed for c in comparisons) else {}
     return result
 
 

@@ -34,7 +34,17 @@ from typing import BinaryIO, Literal, Protocol
 import zstandard
 
 from ogverify import canonical_json, storing
-from ogverify.digest import CHUNK, Algorithm, Digest, digest_bytes, digest_file_multi, new_hasher
+from ogverify.digest import (
+    CHUNK,
+    Algorithm,
+    Digest,
+    Hasher,
+    digest_bytes,
+    digest_file_multi,
+    hash_pieces,
+    hash_region,
+    new_hasher,
+)
 from ogverify.errors import BundleError, UsageError
 from ogverify.manifest import Artifact, Manifest
 from ogverify.storing import MemberOpener, MemberSource
@@ -118,6 +128,10 @@ class BundleSource(Protocol):
 
     def open(self, name: str) -> BinaryIO: ...
 
+    def region(self, name: str) -> contextlib.AbstractContextManager[tuple[BinaryIO, int]]:
+        """The file that holds the member's bytes and their offset in it (for pread and kernel copies)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -157,6 +171,11 @@ class DirectorySource:
 
     def open(self, name: str) -> BinaryIO:
         return (self.root / name).open("rb")
+
+    @contextlib.contextmanager
+    def region(self, name: str) -> Iterator[tuple[BinaryIO, int]]:
+        with self.open(name) as handle:
+            yield handle, 0
 
     def close(self) -> None:
         return None
@@ -287,6 +306,10 @@ class TarSource:
         start, size = self._members[name]
         return io.BufferedReader(_MemberReader(self._handle, start, size), CHUNK)
 
+    @contextlib.contextmanager
+    def region(self, name: str) -> Iterator[tuple[BinaryIO, int]]:
+        yield self._handle, self._members[name][0]
+
     def close(self) -> None:
         self._handle.close()
 
@@ -372,14 +395,11 @@ class Bundle:
     def blob_names(self) -> set[str]:
         return {name for name in self.source.names() if BLOB_NAME.match(name)}
 
-    def iter_blob(self, artifact: Artifact) -> Iterator[bytes]:
-        """Yield a blob's uncompressed bytes, checking stored size and declared size as it goes.
-
-        The digest is not checked here; callers hash what they consume (see ``verify_blob``).
+    def _stored_plain(self, artifact: Artifact) -> bool:
+        """Check what can be checked without reading the blob; True when it is stored uncompressed.
 
         Raises:
-            BlobError: missing blob, stored size or decompressed size not as declared,
-                corrupt compressed data.
+            BlobError: missing blob, stored size not as declared, declared size over the limit.
         """
         name = artifact.blob_path
         if name not in self.source.names():
@@ -389,10 +409,24 @@ class Bundle:
         stored = self.source.stored_size(name)
         if stored != artifact.stored_size:
             raise BlobError(f"stored size is {stored} bytes, manifest says {artifact.stored_size}")
-        with self.source.open(name) as raw:
-            if artifact.encoding == "identity":
-                if stored != artifact.size:
-                    raise BlobError(f"size is {stored} bytes, manifest says {artifact.size}")
+        if artifact.encoding == "identity":
+            if stored != artifact.size:
+                raise BlobError(f"size is {stored} bytes, manifest says {artifact.size}")
+            return True
+        return False
+
+    def iter_blob(self, artifact: Artifact) -> Iterator[bytes]:
+        """Yield a blob's uncompressed bytes, checking stored size and declared size as it goes.
+
+        The digest is not checked here; callers hash what they consume (see ``verify_blob``).
+
+        Raises:
+            BlobError: missing blob, stored size or decompressed size not as declared,
+                corrupt compressed data.
+        """
+        plain = self._stored_plain(artifact)
+        with self.source.open(artifact.blob_path) as raw:
+            if plain:
                 yield from iter(lambda: raw.read(CHUNK), b"")
                 return
             yield from _bounded_zstd(raw, artifact.size)
@@ -410,35 +444,78 @@ class Bundle:
         return data
 
     def verify_blob(self, artifact: Artifact) -> str | None:
-        """Stream a blob through its digests; return what is wrong with it, or None."""
-        hashers = {"blake3": new_hasher("blake3")}
-        if artifact.sha256 is not None:
-            hashers["sha256"] = new_hasher("sha256")
+        """Read a blob through its digests where it lies; return what is wrong with it, or None."""
+        hashers = _hashers(artifact)
         try:
-            for chunk in self.iter_blob(artifact):
-                for hasher in hashers.values():
-                    hasher.update(chunk)
+            if self._stored_plain(artifact):
+                with self.source.region(artifact.blob_path) as (handle, offset):
+                    hash_pieces(handle, offset, artifact.size, list(hashers.values()))
+            else:
+                for chunk in self.iter_blob(artifact):
+                    for hasher in hashers.values():
+                        hasher.update(chunk)
         except BlobError as exc:
             return str(exc)
-        if hashers["blake3"].hexdigest() != artifact.blake3:
-            return "blake3 digest does not match the manifest (content changed)"
-        if artifact.sha256 is not None and hashers["sha256"].hexdigest() != artifact.sha256:
-            return "sha256 digest does not match the manifest (content changed)"
-        return None
+        except ValueError:  # the file got shorter while it was read
+            return "blob ends early (the bundle changed while it was read)"
+        return _digest_problem(artifact, hashers)
 
     def write_blob(self, artifact: Artifact, target: Path, what: str) -> None:
-        """Write a blob's verified content to ``target`` (removed again if it does not verify)."""
-        hasher = new_hasher("blake3")
+        """Write a blob's verified content to ``target`` (removed again if it does not verify).
+
+        Raises:
+            BundleError: the blob does not verify (the message starts with ``what``).
+        """
+        problem = self.copy_verified(artifact, target)
+        if problem is not None:
+            raise BundleError(f"{what}: {problem}")
+
+    def copy_verified(self, artifact: Artifact, target: Path) -> str | None:
+        """Write a blob's content to ``target`` and verify it there; return what is wrong, or None.
+
+        An uncompressed blob is copied by the kernel and then hashed from the copy: what is
+        verified is what the caller will use, whatever happens to the bundle meanwhile. A blob
+        that does not verify leaves no file behind.
+
+        Raises:
+            OSError: ``target`` cannot be written.
+        """
+        hashers = _hashers(artifact)
         try:
             with target.open("xb") as out:
-                for chunk in self.iter_blob(artifact):
-                    hasher.update(chunk)
-                    out.write(chunk)
-            if hasher.hexdigest() != artifact.blake3:
-                raise BlobError("blake3 digest does not match the manifest (content changed)")
+                if self._stored_plain(artifact):
+                    with self.source.region(artifact.blob_path) as (handle, offset):
+                        if storing.copy_region(handle.fileno(), offset, out.fileno(), artifact.size) != artifact.size:
+                            raise BlobError("blob ends early (the bundle changed while it was read)")
+                else:
+                    for chunk in self.iter_blob(artifact):
+                        for hasher in hashers.values():
+                            hasher.update(chunk)
+                        out.write(chunk)
+            if artifact.encoding == "identity":
+                with target.open("rb") as copy:
+                    hash_region(copy, 0, artifact.size, list(hashers.values()))
+            problem = _digest_problem(artifact, hashers)
         except BlobError as exc:
+            problem = str(exc)
+        if problem is not None:
             target.unlink(missing_ok=True)
-            raise BundleError(f"{what}: {exc}") from exc
+        return problem
+
+
+def _hashers(artifact: Artifact) -> dict[Algorithm, Hasher]:
+    hashers: dict[Algorithm, Hasher] = {"blake3": new_hasher("blake3")}
+    if artifact.sha256 is not None:
+        hashers["sha256"] = new_hasher("sha256")
+    return hashers
+
+
+def _digest_problem(artifact: Artifact, hashers: dict[Algorithm, Hasher]) -> str | None:
+    if hashers["blake3"].hexdigest() != artifact.blake3:
+        return "blake3 digest does not match the manifest (content changed)"
+    if artifact.sha256 is not None and hashers["sha256"].hexdigest() != artifact.sha256:
+        return "sha256 digest does not match the manifest (content changed)"
+    return None
 
 
 def _bounded_zstd(raw: BinaryIO, declared: int) -> Iterator[bytes]:

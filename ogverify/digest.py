@@ -18,6 +18,8 @@ import blake3
 Algorithm = Literal["blake3", "sha256"]
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
+# A file that may change while it is read (a bundle in place) is read in pieces this large.
+PIECE = 8 << 20
 # Files are hashed through mmap windows this large: big enough for blake3 to use every core at
 # full speed, small enough to keep resident memory far below a multi-GB model's size.
 WINDOW = 256 << 20
@@ -145,6 +147,35 @@ def _update_all(hashers: Sequence[Hasher], data: memoryview) -> None:
     finally:
         for thread in threads:
             thread.join()
+
+
+def hash_pieces(handle: BinaryIO, offset: int, length: int, hashers: Sequence[Hasher]) -> None:
+    """Feed ``length`` bytes at ``offset`` to every hasher, read in 8 MiB pieces with ``pread``.
+
+    For files another process may truncate while they are hashed (a bundle checked in place),
+    where a memory map would take this process down with SIGBUS. Large pieces keep blake3 on
+    all cores; the buffer is reused, so memory stays at one piece.
+
+    Raises:
+        ValueError: the file ends before ``offset + length``.
+    """
+    fd = handle.fileno()
+    buffer = bytearray(min(PIECE, max(length, 1)))
+    view = memoryview(buffer)
+    position, end = offset, offset + length
+    while position < end:
+        wanted = view[: min(len(buffer), end - position)]
+        count = os.preadv(fd, [wanted], position) if hasattr(os, "preadv") else _pread_into(fd, wanted, position)
+        if count == 0:
+            raise ValueError(f"the file ends before byte {end}")
+        _update_all(hashers, view[:count])
+        position += count
+
+
+def _pread_into(fd: int, target: memoryview, position: int) -> int:
+    data = os.pread(fd, len(target), position)
+    target[: len(data)] = data
+    return len(data)
 
 
 def _hash_read(handle: BinaryIO, offset: int, length: int, hashers: Sequence[Hasher]) -> None:

@@ -18,7 +18,7 @@ from ogverify.comparison import OutputComparison
 from ogverify.errors import OgverifyError
 from ogverify.evidence import EvidenceMismatchError, check_model, check_tensor
 from ogverify.fingerprint import EnvironmentDifference, capture, diff_environments
-from ogverify.manifest import TensorEntry
+from ogverify.manifest import Artifact, TensorEntry
 from ogverify.policy import EnvironmentPolicy
 from ogverify.report import Finding, Report, Status
 from ogverify.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult
@@ -81,12 +81,13 @@ def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
 
 
 def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None = None) -> Report:
-    integrity = _integrity(bundle)
+    workspace = _Workspace.plan(bundle, child.work_dir) if child is not None else None
+    integrity = _integrity(bundle, workspace)
     signatures = _signatures(bundle, options)
     runnable = integrity.status is Status.PASS and signatures.status in (Status.PASS, Status.WARN)
     outcome = None
     if options.rerun and runnable:
-        outcome = (_replay_in_child(bundle, options, child) if child is not None
+        outcome = (_replay_in_child(bundle, options, child, workspace) if child is not None and workspace is not None
                    else _replay_and_compare(bundle, options))
     environment_here = outcome.environment if outcome is not None and outcome.environment is not None else capture()
     differences = tuple(diff_environments(bundle.manifest.environment, environment_here))
@@ -192,12 +193,14 @@ def _explanation(
     return Finding("drift", "explanation", Status.WARN, summary, explanation.to_json(), tuple(children))
 
 
-def _integrity(bundle: Bundle) -> Finding:
+def _integrity(bundle: Bundle, workspace: _Workspace | None = None) -> Finding:
+    """Every artifact against its digests; those the re-execution needs are verified as they are
+    written into ``workspace`` (hashed from the copy), the rest where they lie."""
     children = []
     referenced = set()
     for label, artifact in bundle.manifest.artifacts():
         referenced.add(artifact.blob_path)
-        problem = bundle.verify_blob(artifact)
+        problem = workspace.export(bundle, label, artifact) if workspace is not None else bundle.verify_blob(artifact)
         evidence = {"blake3": artifact.blake3, "size": artifact.size}
         if problem is None:
             children.append(Finding("integrity", label, Status.PASS, f"{label} matches its digest", evidence))
@@ -332,36 +335,101 @@ def _replay_finding(result: ReplayResult) -> Finding:
     )
 
 
-def _tensor_files(bundle: Bundle, folder: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Write the packed inputs and claimed outputs (verified) as .npy files for the re-execution process."""
+def _tensor_targets(bundle: Bundle, folder: Path) -> tuple[list[tuple[str, Artifact, Path]], list[dict[str, Any]]]:
+    """Where the packed inputs and claimed outputs go as .npy files, and the job's entries for them.
+
+    Raises:
+        _BundleLimitError: a tensor larger than the limits allow.
+    """
     folder.mkdir()
-    files: list[dict[str, dict[str, Any]]] = [{}, {}]
-    for index, (label, entries) in enumerate((("input", bundle.manifest.inputs),
+    targets: list[tuple[str, Artifact, Path]] = []
+    entries: list[dict[str, Any]] = [{}, {}]
+    for index, (label, tensors) in enumerate((("input", bundle.manifest.inputs),
                                               ("claimed output", bundle.manifest.outputs))):
-        for position, entry in enumerate(entries):
+        for position, entry in enumerate(tensors):
             what = f"{label} '{entry.name}'"
             if entry.artifact.size > bundle.limits.max_tensor_bytes:
                 raise _BundleLimitError(f"{what} is {entry.artifact.size} bytes, over the "
                                         f"{bundle.limits.max_tensor_bytes}-byte limit")
             path = folder / f"{index}_{position}.npy"
-            bundle.write_blob(entry.artifact, path, what)
-            files[index][entry.name] = {"path": str(path), "dtype": entry.dtype, "shape": list(entry.shape)}
-    return files[0], files[1]
+            targets.append((what, entry.artifact, path))
+            entries[index][entry.name] = {"path": str(path), "dtype": entry.dtype, "shape": list(entry.shape)}
+    return targets, entries
+
+
+@dataclass
+class _Workspace:
+    """The re-execution process's files: planned before the integrity pass, written by it.
+
+    Each blob the re-execution needs is verified as it is written here (``Bundle.copy_verified``
+    hashes the copy), so it is read once, not once to verify and again to copy. A plan that
+    cannot be made (a model file name pointing outside, a tensor over the limits) keeps its
+    error for the re-execution stage, as before; its blobs are then verified in place.
+    """
+
+    model: Path
+    targets: list[tuple[str, Artifact, Path]] = field(default_factory=list)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    claimed: dict[str, Any] = field(default_factory=dict)
+    error: Exception | None = None
+    written: set[Path] = field(default_factory=set)
+    pending: dict[str, list[tuple[Artifact, Path]]] = field(default_factory=dict)
+
+    @classmethod
+    def plan(cls, bundle: Bundle, work_dir: Path) -> _Workspace:
+        workspace = cls(work_dir / "model" / bundle.manifest.model.name)
+        try:
+            model = _model_targets(bundle, work_dir / "model")
+            tensors, (workspace.inputs, workspace.claimed) = _tensor_targets(bundle, work_dir / "tensors")
+        except (EvidenceMismatchError, OgverifyError, OSError) as exc:
+            workspace.error = exc
+        else:
+            workspace.targets = [*model, *tensors]
+            for label, artifact, target in workspace.targets:
+                workspace.pending.setdefault(label, []).append((artifact, target))
+        return workspace
+
+    def export(self, bundle: Bundle, label: str, artifact: Artifact) -> str | None:
+        """Verify ``artifact``, writing it to its place when the plan has one; what is wrong, or None."""
+        planned = self.pending.get(label)
+        if self.error is not None or not planned or planned[0][0] != artifact:
+            return bundle.verify_blob(artifact)
+        target = planned.pop(0)[1]
+        try:
+            problem = bundle.copy_verified(artifact, target)
+        except OSError as exc:  # e.g. a model file name longer than the file system allows
+            self.error = exc
+            return bundle.verify_blob(artifact)
+        self.written.add(target)
+        return problem
+
+    def complete(self, bundle: Bundle) -> None:
+        """Write what the integrity pass did not (it always has, unless names repeat).
+
+        Raises:
+            the plan's error; BundleError for a blob that does not verify; OSError.
+        """
+        if self.error is not None:
+            raise self.error
+        for label, artifact, target in self.targets:
+            if target not in self.written:
+                bundle.write_blob(artifact, target, label)
+                self.written.add(target)
 
 
 class _BundleLimitError(OgverifyError):
     """A tensor is larger than the limits allow reading."""
 
 
-def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild) -> _Outcome:
+def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild, workspace: _Workspace) -> _Outcome:
     """The default path: the re-execution process validates, runs and compares (see _replay.py)."""
     manifest = bundle.manifest
     try:
-        model_path = _materialize(bundle, child.work_dir / "model")
-        inputs, claimed = _tensor_files(bundle, child.work_dir / "tensors")
+        workspace.complete(bundle)
+        inputs, claimed = workspace.inputs, workspace.claimed
         raw = child.run({
             "kind": "check",
-            "model": str(model_path),
+            "model": str(workspace.model),
             "model_name": manifest.model.name,
             "packed_files": [f.name for f in manifest.model_files],
             "inputs": inputs,
@@ -418,16 +486,33 @@ def _replay_and_compare(bundle: Bundle, options: CheckOptions) -> _Outcome:
     return _Outcome(_replay_finding(result), result, comparisons)
 
 
-def _materialize(bundle: Bundle, model_dir: Path) -> Path:
-    """Write the model and its external-data files, verified, under ``model_dir``."""
+def _model_targets(bundle: Bundle, model_dir: Path) -> list[tuple[str, Artifact, Path]]:
+    """Where the model and its external-data files go under ``model_dir`` (folders made, nothing written).
+
+    Raises:
+        EvidenceMismatchError: a file name that points outside ``model_dir`` or appears twice.
+    """
     manifest = bundle.manifest
     model_dir.mkdir(parents=True)
-    for entry in (manifest.model, *manifest.model_files):
+    targets: list[tuple[str, Artifact, Path]] = []
+    seen: set[Path] = set()
+    for label, entry in ((f"model '{manifest.model.name}'", manifest.model),
+                         *((f"model file '{f.name}'", f) for f in manifest.model_files)):
         target = (model_dir / entry.name).resolve()
         if not target.is_relative_to(model_dir.resolve()):
             raise EvidenceMismatchError(f"model file name {entry.name!r} points outside the model directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
+        if target in seen:
             raise EvidenceMismatchError(f"model file {entry.name!r} appears twice")
-        bundle.write_blob(entry.artifact, target, f"model file '{entry.name}'")
-    return model_dir / manifest.model.name
+        seen.add(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        targets.append((label, entry.artifact, target))
+    return targets
+
+
+def _materialize(bundle: Bundle, model_dir: Path) -> Path:
+    """Write the model and its external-data files, verified, under ``model_dir``."""
+    for label, artifact, target in _model_targets(bundle, model_dir):
+        if target.exists():
+            raise EvidenceMismatchError(f"model file {target.name!r} appears twice")
+        bundle.write_blob(artifact, target, label.replace("model '", "model file '", 1))
+    return model_dir / bundle.manifest.model.name

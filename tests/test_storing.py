@@ -216,3 +216,31 @@ def test_pack_records_initializers_and_old_manifests_still_parse(tmp_path: Path)
     old = Manifest.from_bytes(canonical_json.dumps(raw))
     assert old.initializers is None
     assert "initializers" not in old.to_json()
+
+
+def test_copy_region_copies_by_offset_and_leaves_the_position_alone(tmp_path: Path) -> None:
+    data = os.urandom(3 * (1 << 20) + 17)
+    source = tmp_path / "source"
+    source.write_bytes(data)
+    with source.open("rb") as handle:
+        handle.read(10)  # a buffered handle with a position of its own
+        for offset, size in ((0, len(data)), (12345, 2 << 20), (len(data) - 5, 5)):
+            target = tmp_path / f"copy-{offset}"
+            with target.open("wb") as out:
+                assert storing.copy_region(handle.fileno(), offset, out.fileno(), size) == size
+            assert target.read_bytes() == data[offset:offset + size]
+        with (tmp_path / "short").open("wb") as out:  # the input ends early: fewer bytes, no error
+            assert storing.copy_region(handle.fileno(), len(data) - 4, out.fileno(), 100) == 4
+        assert handle.read(5) == data[10:15]
+
+
+def test_hash_pieces_hashes_the_region_and_notices_a_short_file(tmp_path: Path) -> None:
+    data = os.urandom((8 << 20) * 2 + 999)  # more than one piece
+    path = tmp_path / "data"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        hasher = blake3.blake3()
+        digest.hash_pieces(handle, 7, len(data) - 7, [hasher])
+        assert hasher.hexdigest() == blake3.blake3(data[7:]).hexdigest()
+        with pytest.raises(ValueError, match="ends before"):
+            digest.hash_pieces(handle, 7, len(data), [blake3.blake3()])
