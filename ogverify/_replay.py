@@ -188,12 +188,15 @@ def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) ->
 def _serve() -> tuple[str | None, dict[str, Any]]:
     # Pay for the heavy imports, and take the fingerprint, while the parent is still verifying.
     import numpy  # noqa: F401
-    import onnx  # noqa: F401
     import onnxruntime  # noqa: F401
 
     import ogverify.compare
+    import ogverify.evidence
     import ogverify.model  # noqa: F401
     from ogverify.fingerprint import capture
+    from ogverify.onnx_proto import model_class
+
+    model_class()  # the model schema the job's checks parse with (not onnx: see ogverify.onnx_proto)
 
     environment = capture()
     line = sys.stdin.readline().strip()

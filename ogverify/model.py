@@ -1,6 +1,7 @@
 """What an ONNX model declares: its input/output signature and its external-data files.
 
-Parsed with ``onnx`` without loading external data, so a multi-GB model costs only its graph.
+Parsed with the subset of ONNX's protobuf schema in ``ogverify.onnx_proto`` (no ``import onnx``)
+without loading external data, so a multi-GB model costs only its graph.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ogverify.errors import ModelError
+from ogverify.onnx_proto import ELEM_TYPES, EXTERNAL, parse_model
 from ogverify.tensors import Array, describe, dtype_name
 
 
@@ -75,18 +75,11 @@ class ModelSignature:
 
 
 def _tensor_spec(value_info: Any) -> TensorSpec:
-    from onnx import helper
-
     kind = value_info.type.WhichOneof("value")
     if kind != "tensor_type":
         return TensorSpec(value_info.name, None, None)
     tensor_type = value_info.type.tensor_type
-    try:
-        dtype = dtype_name(np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)))
-    except (KeyError, TypeError, ValueError):
-        dtype = None
-    if (dtype is not None and dtype.startswith("<U")) or dtype == "object":
-        dtype = "string"
+    dtype = ELEM_TYPES.get(tensor_type.elem_type)
     if not tensor_type.HasField("shape"):
         return TensorSpec(value_info.name, dtype, None)
     dims: list[int | str | None] = []
@@ -96,7 +89,9 @@ def _tensor_spec(value_info: Any) -> TensorSpec:
     return TensorSpec(value_info.name, dtype, tuple(dims))
 
 
-def _safe_location(location: str, model_name: str) -> str:
+def _safe_location(location: str | bytes, model_name: str) -> str:
+    if not isinstance(location, str):  # protobuf hands back bytes for a proto2 string that is not UTF-8
+        raise ModelError(f"model {model_name!r} names external data by a path that is not UTF-8 text")
     base = posixpath.dirname(model_name)
     joined = posixpath.normpath(posixpath.join(base, location.replace("\\", "/")))
     if location.startswith(("/", "\\")) or joined.startswith("../") or joined == ".." or ":" in location:
@@ -141,19 +136,18 @@ def read_signature(path: Path, model_name: str | None = None) -> ModelSignature:
     Raises:
         ModelError: not an ONNX model, or external data that points outside the model's directory.
     """
-    import onnx
     from google.protobuf.message import DecodeError
 
     name = model_name or path.name
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        proto = parse_model(path.read_bytes())
     except (DecodeError, ValueError, OSError, RuntimeError) as exc:
         raise ModelError(f"{name} is not a readable ONNX model ({exc})") from exc
     graph = proto.graph
     initializers = {init.name for init in graph.initializer}
     locations: set[str] = set()
     for tensor in _all_tensors(proto):
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        if tensor.data_location == EXTERNAL:
             for entry in tensor.external_data:
                 if entry.key == "location":
                     locations.add(_safe_location(entry.value, name))
