@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -116,12 +115,13 @@ def parse_npy(raw: bytes, what: str, *, allow_fortran: bool = False, allow_big_e
     count = 1
     for dim in shape:
         count *= dim
-    data = raw[start + header_len :]
-    if count * dtype.itemsize != len(data):
+    offset = start + header_len
+    if count * dtype.itemsize != len(raw) - offset:
         raise BundleError(
-            f"{what}: .npy header declares {count * dtype.itemsize} data bytes, found {len(data)}"
+            f"{what}: .npy header declares {count * dtype.itemsize} data bytes, found {len(raw) - offset}"
         )
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    # A view into ``raw`` (no copy of the data); numpy accepts a count of 0 only with an explicit count.
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape, order="F" if fortran else "C")
 
 
 def load_npy_file(path: Path, what: str) -> Array:
@@ -134,6 +134,8 @@ def load_npy_file(path: Path, what: str) -> Array:
 
 def load_npz_file(path: Path, what: str) -> dict[str, Array]:
     """Load every array of a .npz archive (never unpickles), keyed by array name."""
+    import zipfile
+
     arrays: dict[str, Array] = {}
     try:
         with zipfile.ZipFile(path) as archive:

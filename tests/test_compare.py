@@ -605,3 +605,18 @@ def test_output_comparison_round_trips_through_json() -> None:
     for spec in ("exact", "ulp:3", "allclose:0.001,1e-05", "topk:1"):
         comparison = compare_output("y", claimed, reproduced, ComparisonSpec.parse(spec))
         assert OutputComparison.from_json(json.loads(json.dumps(comparison.to_json()))) == comparison
+
+
+def test_bitwise_equal_is_tobytes_equality() -> None:
+    from ogverify.compare import bitwise_equal
+
+    base = np.arange(24, dtype=np.float32).reshape(4, 6)
+    pairs = [
+        (base, base.copy()), (base, base + 1), (base[:, ::2], np.ascontiguousarray(base[:, ::2])),
+        (base.T, base.T.copy()), (np.array([np.nan], np.float32), np.array([np.nan], np.float32)),
+        (np.array([0.0]), np.array([-0.0])), (np.arange(7, dtype=np.uint8), np.arange(7, dtype=np.uint8)),
+        (np.array(["a", "bc"]), np.array(["a", "bd"])), (np.array(["x"], dtype=object), np.array(["x"], dtype=object)),
+        (np.zeros(0, np.float32), np.zeros(0, np.float32)),
+    ]
+    for one, other in pairs:
+        assert bitwise_equal(one, other) == (one.tobytes() == other.tobytes())
