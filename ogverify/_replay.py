@@ -8,9 +8,10 @@ process that set them. It reads the job, writes each output as .npy and a result
 never raises past main.
 
 A ``check`` job (``"kind": "check"``) also does the numeric half of ``check``: it loads the
-packed tensors, validates them against the manifest and the model, compares the reproduced
-outputs with the claimed ones and takes this machine's fingerprint, so that the parent never
-imports numpy, onnx or onnxruntime on the way to a verdict.
+packed tensors, validates them against the manifest (the parent has checked the model's
+external data and inputs), compares the reproduced outputs with the claimed ones and takes
+this machine's fingerprint, so that the parent never imports numpy, onnx or onnxruntime on
+the way to a verdict.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) ->
     from ogverify.compare import compare_output
     from ogverify.comparison import ComparisonSpec
     from ogverify.errors import OgverifyError
-    from ogverify.evidence import EvidenceMismatchError, check_model, check_tensor
+    from ogverify.evidence import EvidenceMismatchError, check_tensor
     from ogverify.fingerprint import capture
     from ogverify.tensors import canonicalize, for_runtime, parse_npy
 
@@ -164,7 +165,6 @@ def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) ->
                 check_tensor(array, entry["dtype"], entry["shape"], what)
                 tensors[(kind, name)] = array
         inputs = {name: a for (kind, name), a in tensors.items() if kind == "input"}
-        check_model(Path(job["model"]), job["model_name"], job["packed_files"], inputs)
     except EvidenceMismatchError as exc:
         return {"mismatch": str(exc), "environment": environment}
     except OgverifyError as exc:
@@ -191,12 +191,8 @@ def _serve() -> tuple[str | None, dict[str, Any]]:
     import onnxruntime  # noqa: F401
 
     import ogverify.compare
-    import ogverify.evidence
-    import ogverify.model  # noqa: F401
+    import ogverify.evidence  # noqa: F401
     from ogverify.fingerprint import capture
-    from ogverify.onnx_proto import model_class
-
-    model_class()  # the model schema the job's checks parse with (not onnx: see ogverify.onnx_proto)
 
     environment = capture()
     line = sys.stdin.readline().strip()

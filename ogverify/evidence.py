@@ -4,8 +4,8 @@ A tensor must be what the manifest says it is (dtype and shape); the model must 
 external-data file it names and accept the packed inputs. When they contradict each other the
 evidence does not hold (a FAIL), which is different from not being able to check it (an error).
 
-Used by the re-execution process (``_replay``) and by the in-worker path of ``verify``; numpy
-and onnx are imported only when a check runs.
+Used by ``verify`` (the model, before the re-execution process gets its job) and by the
+re-execution process (each tensor, once loaded); numpy is imported only where a tensor is checked.
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ def check_tensor(array: Array, dtype: str, shape: Sequence[int], what: str) -> N
         raise EvidenceMismatchError(f"{what} holds {describe(array)}, manifest says {declared}")
 
 
-def check_model(model: Path, model_name: str, packed_files: Collection[str], inputs: Mapping[str, Array]) -> None:
-    """Raise EvidenceMismatchError unless the model's external data is packed and it accepts ``inputs``.
+def check_model(
+    model: Path, model_name: str, packed_files: Collection[str], inputs: Mapping[str, tuple[str, Sequence[int]]]
+) -> None:
+    """Raise EvidenceMismatchError unless the model's external data is packed and it accepts ``inputs``
+    (name -> dtype name and shape, as the manifest declares them).
 
     Raises:
         ModelError: the model cannot be parsed (that is an error, not a mismatch).
@@ -46,6 +49,6 @@ def check_model(model: Path, model_name: str, packed_files: Collection[str], inp
         if location not in packed_files:
             raise EvidenceMismatchError(f"model names external data {location!r}, which the bundle does not hold")
     try:
-        signature.check_inputs(dict(inputs))
+        signature.check_input_types(inputs)
     except OgverifyError as exc:
         raise EvidenceMismatchError(f"the model does not accept the packed inputs: {exc.message}") from exc

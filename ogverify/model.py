@@ -7,14 +7,16 @@ without loading external data, so a multi-GB model costs only its graph.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ogverify.errors import ModelError
 from ogverify.onnx_proto import ELEM_TYPES, EXTERNAL, parse_model
-from ogverify.tensors import Array, describe, dtype_name
+
+if TYPE_CHECKING:
+    from ogverify.tensors import Array
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,15 @@ class TensorSpec:
         dims = ",".join("?" if d is None else str(d) for d in self.shape)
         return f"{self.dtype or 'non-tensor'}[{dims}]"
 
-    def accepts(self, array: Array) -> bool:
-        if self.dtype is not None and dtype_name(array.dtype) != self.dtype:
+    def accepts(self, dtype: str, shape: Sequence[int]) -> bool:
+        """Whether a tensor of ``dtype[shape]`` fits this declaration."""
+        if self.dtype is not None and dtype != self.dtype:
             return False
         if self.shape is None:
             return True
-        if len(self.shape) != array.ndim:
+        if len(self.shape) != len(shape):
             return False
-        return all(not isinstance(d, int) or d == a for d, a in zip(self.shape, array.shape, strict=True))
+        return all(not isinstance(d, int) or d == a for d, a in zip(self.shape, shape, strict=True))
 
 
 @dataclass(frozen=True)
@@ -61,17 +64,25 @@ class ModelSignature:
     def output_names(self) -> list[str]:
         return [spec.name for spec in self.outputs]
 
-    def check_inputs(self, arrays: dict[str, Array]) -> None:
+    def check_inputs(self, arrays: Mapping[str, Array]) -> None:
         """Raise a ModelError naming the first input that is missing, unknown or mistyped."""
+        from ogverify.tensors import dtype_name
+
+        self.check_input_types({name: (dtype_name(a.dtype), tuple(a.shape)) for name, a in arrays.items()})
+
+    def check_input_types(self, types: Mapping[str, tuple[str, Sequence[int]]]) -> None:
+        """``check_inputs`` for tensors known by dtype name and shape (a manifest's entries)."""
         declared = {spec.name: spec for spec in self.inputs}
-        for name in arrays:
+        for name in types:
             if name not in declared:
                 raise ModelError(f"the model has no input {name!r} (inputs: {', '.join(declared) or 'none'})")
         for spec in self.inputs:
-            if spec.name not in arrays:
+            if spec.name not in types:
                 raise ModelError(f"input {spec.name!r} ({spec.describe()}) is not given")
-            if not spec.accepts(arrays[spec.name]):
-                raise ModelError(f"input {spec.name!r} expects {spec.describe()}, got {describe(arrays[spec.name])}")
+            dtype, shape = types[spec.name]
+            if not spec.accepts(dtype, shape):
+                got = f"{dtype}[{','.join(map(str, shape))}]"
+                raise ModelError(f"input {spec.name!r} expects {spec.describe()}, got {got}")
 
 
 def _tensor_spec(value_info: Any) -> TensorSpec:

@@ -421,17 +421,30 @@ class _BundleLimitError(OgverifyError):
     """A tensor is larger than the limits allow reading."""
 
 
+def _check_model(bundle: Bundle, model: Path) -> None:
+    """The model holds every external-data file it names and accepts the manifest's inputs.
+
+    Checked here, on the written model, before the re-execution process may load it; the
+    process then checks each tensor against the manifest.
+
+    Raises:
+        EvidenceMismatchError, ModelError.
+    """
+    manifest = bundle.manifest
+    check_model(model, manifest.model.name, {f.name for f in manifest.model_files},
+                {t.name: (t.dtype, tuple(t.shape)) for t in manifest.inputs})
+
+
 def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild, workspace: _Workspace) -> _Outcome:
     """The default path: the re-execution process validates, runs and compares (see _replay.py)."""
     manifest = bundle.manifest
     try:
         workspace.complete(bundle)
+        _check_model(bundle, workspace.model)
         inputs, claimed = workspace.inputs, workspace.claimed
         raw = child.run({
             "kind": "check",
             "model": str(workspace.model),
-            "model_name": manifest.model.name,
-            "packed_files": [f.name for f in manifest.model_files],
             "inputs": inputs,
             "claimed": claimed,
             "specs": {t.name: str(manifest.comparison.for_output(t.name)) for t in manifest.outputs},
@@ -470,7 +483,7 @@ def _replay_and_compare(bundle: Bundle, options: CheckOptions) -> _Outcome:
             model_path = _materialize(bundle, model_dir)
             inputs = {t.name: _load_tensor(bundle, t, f"input '{t.name}'") for t in manifest.inputs}
             claimed = {t.name: _load_tensor(bundle, t, f"claimed output '{t.name}'") for t in manifest.outputs}
-            check_model(model_path, manifest.model.name, {f.name for f in manifest.model_files}, inputs)
+            _check_model(bundle, model_path)
             assert options.replayer is not None
             model_key = ";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files))
             result = options.replayer(model_path, inputs, list(claimed), manifest.execution,
