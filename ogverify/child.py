@@ -9,11 +9,12 @@ imported, so this module imports only what spawning a process needs.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,11 @@ class ReplayChild:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.work_dir,
         )
 
-    def run(self, job: Mapping[str, Any], *, timeout: float, memory_limit: int | None) -> dict[str, Any]:
-        """Hand the job over and wait for its result document.
+    def run(
+        self, job: Mapping[str, Any], *, timeout: float, memory_limit: int | None,
+        while_waiting: Callable[[], object] | None = None,
+    ) -> dict[str, Any]:
+        """Hand the job over, call ``while_waiting``, and wait for the result document.
 
         Raises:
             ReplayError: the process died, timed out or exceeded ``memory_limit``, or was already used.
@@ -64,12 +68,27 @@ class ReplayChild:
         job_path.write_text(json.dumps({**job, "out_dir": str(self.work_dir), "memory_limit": memory_limit}),
                             encoding="utf-8")
         try:
-            _, stderr = process.communicate(input=f"{job_path}\n", timeout=timeout)
+            assert process.stdin is not None
+            with contextlib.suppress(BrokenPipeError):  # it died already: its result says why
+                process.stdin.write(f"{job_path}\n")
+                process.stdin.flush()
+            if while_waiting is not None:
+                while_waiting()
+        finally:
+            stderr = self._wait(process, timeout)
+        return read_result(self.work_dir, stderr, process.returncode, memory_limit)
+
+    @staticmethod
+    def _wait(process: subprocess.Popen[str], timeout: float) -> str:
+        from ogverify.errors import ReplayError
+
+        try:
+            _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             process.kill()
             process.communicate()
             raise ReplayError(f"re-execution did not finish within {timeout:g} s") from exc
-        return read_result(self.work_dir, stderr, process.returncode, memory_limit)
+        return stderr
 
     def close(self) -> None:
         """Stop the process if it was never used, and remove its work directory."""

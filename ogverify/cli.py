@@ -412,6 +412,7 @@ def check(
         explain=explain,
         explain_budget=explain_budget,
         candidate_model=candidate_model.resolve() if candidate_model is not None else None,
+        while_waiting=formatter.load,
     )
     given = {"allow_unsigned": "allow_unsigned", "rerun": "no_rerun", "timeout": "timeout"}
     explicit = {k for k, p in given.items() if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"}

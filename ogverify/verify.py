@@ -7,7 +7,7 @@ becomes FAIL findings (exit 1). Nothing is executed unless integrity and signatu
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,8 @@ class CheckOptions:
         explain: on a failed reproduction, search for the cause (``drift.explain``).
         explain_budget: the most trial runs the explanation may spend.
         candidate_model: a model that may have produced the claimed outputs instead.
+        while_waiting: work for this process while a re-execution process runs the model
+            (the CLI imports its report formatter then); not called when nothing is re-executed.
     """
 
     trusted_keys: Mapping[str, TrustedKey] = field(default_factory=dict)
@@ -60,6 +62,7 @@ class CheckOptions:
     explain: bool = True
     explain_budget: int = 32
     candidate_model: Path | None = None
+    while_waiting: Callable[[], object] | None = None
 
 
 def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
@@ -449,7 +452,7 @@ def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild, 
             "claimed": claimed,
             "specs": {t.name: str(manifest.comparison.for_output(t.name)) for t in manifest.outputs},
             "execution": manifest.execution.to_json(),
-        }, timeout=options.timeout, memory_limit=bundle.limits.max_replay_memory)
+        }, timeout=options.timeout, memory_limit=bundle.limits.max_replay_memory, while_waiting=options.while_waiting)
     except (EvidenceMismatchError, OgverifyError, OSError) as exc:
         return _failed(exc)
     environment = raw.get("environment")

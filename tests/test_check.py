@@ -423,3 +423,24 @@ def test_check_unknown_format(mlp_bundle: Path, run_cli: RunCli) -> None:
     result = run_cli("check", mlp_bundle, "--format", "xml")
     assert result.exit_code == 2
     assert single_error_line(result) == "error: unknown format 'xml'; use text, json, markdown, junit or sarif"
+
+
+def test_while_waiting_runs_once_during_the_re_execution_only() -> None:
+    root = Path(__file__).resolve().parents[1] / "fixtures"
+    keys = load_trusted_keys([root / "demo.key.pub"])
+    calls: list[str] = []
+    report = check_bundle(root / "mlp.ogb", CheckOptions(trusted_keys=keys, while_waiting=lambda: calls.append("x")))
+    assert report.verdict is Verdict.VERIFIED and calls == ["x"]
+    check_bundle(root / "mlp.ogb", CheckOptions(trusted_keys=keys, rerun=False, while_waiting=lambda: calls.append("")))
+    check_bundle(root / "mlp-tampered.ogb", CheckOptions(trusted_keys=keys, while_waiting=lambda: calls.append("")))
+    assert calls == ["x"]  # nothing re-executed: an integrity failure stops before the run
+
+
+def test_a_failing_while_waiting_still_collects_the_re_execution() -> None:
+    root = Path(__file__).resolve().parents[1] / "fixtures"
+
+    def broken() -> None:
+        raise RuntimeError("formatter import failed")
+
+    with pytest.raises(RuntimeError, match="formatter import failed"):
+        check_bundle(root / "mlp.ogb", CheckOptions(allow_unsigned=True, while_waiting=broken))

@@ -18,25 +18,49 @@ class Formatter(Protocol):
     def render(self, reports: Sequence[Report]) -> str: ...
 
 
-def get_formatter(name: str, *, color: bool = False) -> Formatter:
-    """The formatter registered under ``name``."""
-    from ogverify.formats.json import JsonFormatter
-    from ogverify.formats.junit import JunitFormatter
-    from ogverify.formats.markdown import MarkdownFormatter
-    from ogverify.formats.sarif import SarifFormatter
-    from ogverify.formats.text import TextFormatter
-
-    if name == "json":
-        return JsonFormatter()
-    if name == "text":
-        return TextFormatter(color=color)
-    if name == "markdown":
-        return MarkdownFormatter()
-    if name == "junit":
-        return JunitFormatter()
-    if name == "sarif":
-        return SarifFormatter()
-    raise UsageError(f"unknown format {name!r}; use {', '.join(FORMAT_NAMES[:-1])} or {FORMAT_NAMES[-1]}")
+# name -> (module, class): a formatter's module (rich for text, xml for junit) is imported
+# only when that formatter is first used.
+_FORMATTERS = {
+    "text": ("ogverify.formats.text", "TextFormatter"),
+    "json": ("ogverify.formats.json", "JsonFormatter"),
+    "markdown": ("ogverify.formats.markdown", "MarkdownFormatter"),
+    "junit": ("ogverify.formats.junit", "JunitFormatter"),
+    "sarif": ("ogverify.formats.sarif", "SarifFormatter"),
+}
+FORMAT_NAMES = tuple(_FORMATTERS)
 
 
-FORMAT_NAMES = ("text", "json", "markdown", "junit", "sarif")
+class LazyFormatter:
+    """The formatter of one format, imported on first use.
+
+    ``check`` calls ``load`` while the re-execution runs, so that importing rich (~30 ms) is not
+    paid before the run can start, nor after it ends.
+    """
+
+    def __init__(self, name: str, *, color: bool) -> None:
+        self.name = name
+        self._color = color
+        self._loaded: Formatter | None = None
+
+    def load(self) -> Formatter:
+        if self._loaded is None:
+            import importlib
+
+            module, cls = _FORMATTERS[self.name]
+            factory = getattr(importlib.import_module(module), cls)
+            self._loaded = factory(color=self._color) if self.name == "text" else factory()
+        return self._loaded
+
+    def render(self, reports: Sequence[Report]) -> str:
+        return self.load().render(reports)
+
+
+def get_formatter(name: str, *, color: bool = False) -> LazyFormatter:
+    """The formatter registered under ``name`` (imported when first used).
+
+    Raises:
+        UsageError: no such format.
+    """
+    if name not in _FORMATTERS:
+        raise UsageError(f"unknown format {name!r}; use {', '.join(FORMAT_NAMES[:-1])} or {FORMAT_NAMES[-1]}")
+    return LazyFormatter(name, color=color)
