@@ -763,3 +763,33 @@ def test_empty_trusted_key_directory_is_a_usage_error(
     result = run_cli("check", bundle, "--trusted-key", empty, "--allow-unsigned")
     assert result.exit_code == 2
     assert "holds no .pub or .pem files" in result.stderr
+
+
+def test_public_keys_read_without_the_serialization_module_match_it(tmp_path: Path) -> None:
+    from ogverify.errors import KeyFileError
+    from ogverify.signing import _plain_ed25519_pem, keyid_of, load_public_key
+
+    for index in range(20):
+        key = Ed25519PrivateKey.generate().public_key()
+        pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        for variant in (pem, pem.replace(b"\n", b"\r\n"), pem.rstrip(b"\n"), b"\n" + pem + b"\n\n"):
+            plain = _plain_ed25519_pem(variant)
+            assert plain is not None and plain.public_bytes_raw() == key.public_bytes_raw()
+        assert keyid_of(key) == hashlib.sha256(der).hexdigest()
+        path = tmp_path / f"{index}.pub"
+        path.write_bytes(pem)
+        assert load_public_key(path).keyid == keyid_of(key)
+    # Anything else takes the full PEM reader, with its own verdicts.
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    key_pem = Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    for odd in (other, b"comment line\n" + key_pem, key_pem.replace(b"PUBLIC KEY", b"PRIVATE KEY"), b"",
+                key_pem[:40] + b"*" + key_pem[41:]):
+        assert _plain_ed25519_pem(odd) is None
+    (tmp_path / "rsa.pub").write_bytes(other)
+    with pytest.raises(KeyFileError, match="ed25519 keys only"):
+        load_public_key(tmp_path / "rsa.pub")
+    (tmp_path / "commented.pub").write_bytes(b"comment line\n" + key_pem)
+    assert load_public_key(tmp_path / "commented.pub").keyid  # cryptography reads it, as before
