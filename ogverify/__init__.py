@@ -18,15 +18,15 @@ Heavy modules load on first use, so importing ogverify stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from os import PathLike
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Nothing else is imported here: the console entry point (ogverify._entry) starts the
+# re-execution process of a check right after this package is imported.
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping, Sequence
 
     from ogverify.bundle import Bundle
     from ogverify.execution import ExecutionConfig
@@ -68,6 +68,8 @@ def pack(
         with_sha256: add per-blob sha256 digests.
         overwrite: replace an existing bundle.
     """
+    from pathlib import Path
+
     import numpy as np
 
     from ogverify.comparison import ComparisonSpec
@@ -159,6 +161,8 @@ def _spec(
 ) -> tuple[Any, int | None]:
     """The CheckSpec for the API's arguments, and the policy's ``jobs``. Arguments that differ
     from their defaults win over the policy's ``[check]`` settings."""
+    from pathlib import Path
+
     from ogverify.batch import CheckSpec
     from ogverify.gate import apply_policy
     from ogverify.policy import load_policy
@@ -180,6 +184,8 @@ def _spec(
 
 def load_bundle(path: StrPath) -> Bundle:
     """Open a bundle for reading (validated layout and manifest); use it as a context manager."""
+    from pathlib import Path
+
     from ogverify.bundle import open_bundle
 
     return open_bundle(Path(path))

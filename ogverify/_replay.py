@@ -21,7 +21,6 @@ import os
 import re
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +138,8 @@ def describe_failure(exc: BaseException) -> dict[str, Any]:
         domain, op = unknown.group(1) or "ai.onnx", unknown.group(2)
         return {"error": f"the model uses operator {op} from domain {domain!r}, which onnxruntime cannot load "
                          "(custom operators are not supported)", "kind": "model"}
+    import traceback
+
     return {"error": f"{type(exc).__name__}: {first_line[:500]}", "kind": "runtime",
             "traceback": traceback.format_exc(limit=5)}
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 _prestarted: list[ReplayChild] = []
 
@@ -42,11 +42,14 @@ class ReplayChild:
     """
 
     def __init__(self) -> None:
-        self.work_dir = Path(tempfile.mkdtemp(prefix="ogverify-replay-"))
+        work_dir = tempfile.mkdtemp(prefix="ogverify-replay-")
         self._process: subprocess.Popen[str] | None = subprocess.Popen(
             [sys.executable, "-m", "ogverify._replay", "--serve"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.work_dir,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=work_dir,
         )
+        from pathlib import Path  # after the start: the sooner it starts, the sooner it is ready
+
+        self.work_dir = Path(work_dir)
 
     def run(
         self, job: Mapping[str, Any], *, timeout: float, memory_limit: int | None,
@@ -57,6 +60,8 @@ class ReplayChild:
         Raises:
             ReplayError: the process died, timed out or exceeded ``memory_limit``, or was already used.
         """
+        import json
+
         from ogverify.errors import ReplayError
         from ogverify.runner import read_result
 

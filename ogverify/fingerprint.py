@@ -73,10 +73,11 @@ def _session_defaults() -> dict[str, str]:
 
 def _gpus() -> list[dict[str, str]]:
     import shutil
-    import subprocess
 
     if shutil.which("nvidia-smi") is None:
         return []
+    import subprocess
+
     try:
         listing = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
