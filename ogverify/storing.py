@@ -86,22 +86,12 @@ def copy_range(source: BinaryIO, out_fd: int, size: int) -> int:
     only if the source ended early).
     """
     in_fd = source.fileno()
-    copied = 0
-    for call in (getattr(os, "copy_file_range", None), _sendfile):
-        if call is None:
-            continue
-        try:
-            while copied < size:
-                count = call(in_fd, out_fd, min(size - copied, 1 << 30))
-                if count == 0:
-                    return copied
-                copied += count
-            return copied
-        except OSError:
-            if copied:
-                raise
-            continue  # not supported between these two files: try the next way
-    return copied + _copy_loop(source, out_fd, size - copied)
+    ways: list[Callable[[int, int], int]] = []
+    if hasattr(os, "copy_file_range"):
+        ways.append(lambda done, count: os.copy_file_range(in_fd, out_fd, count))
+    ways.append(lambda done, count: os.sendfile(out_fd, in_fd, None, count))
+    copied = _kernel_copy(ways, size)
+    return copied if copied is not None else _copy_loop(source, out_fd, size)
 
 
 def copy_region(in_fd: int, offset: int, out_fd: int, size: int) -> int:
@@ -111,23 +101,14 @@ def copy_region(in_fd: int, offset: int, out_fd: int, size: int) -> int:
     moved (a tar bundle's members share one buffered handle). Returns how many bytes were copied
     (fewer only if the input ended early).
     """
-    copied = 0
-    calls: list[Callable[[int], int]] = []
+    ways: list[Callable[[int, int], int]] = []
     if hasattr(os, "copy_file_range"):
-        calls.append(lambda count: os.copy_file_range(in_fd, out_fd, count, offset + copied))
-    calls.append(lambda count: os.sendfile(out_fd, in_fd, offset + copied, count))
-    for call in calls:
-        try:
-            while copied < size:
-                count = call(min(size - copied, 1 << 30))
-                if count == 0:
-                    return copied
-                copied += count
-            return copied
-        except OSError:
-            if copied:
-                raise
-            continue  # not supported between these two files: try the next way
+        ways.append(lambda done, count: os.copy_file_range(in_fd, out_fd, count, offset + done))
+    ways.append(lambda done, count: os.sendfile(out_fd, in_fd, offset + done, count))
+    copied = _kernel_copy(ways, size)
+    if copied is not None:
+        return copied
+    copied = 0
     while copied < size:
         data = os.pread(in_fd, min(CHUNK, size - copied), offset + copied)
         if not data:
@@ -137,8 +118,26 @@ def copy_region(in_fd: int, offset: int, out_fd: int, size: int) -> int:
     return copied
 
 
-def _sendfile(in_fd: int, out_fd: int, count: int) -> int:
-    return os.sendfile(out_fd, in_fd, None, count)
+def _kernel_copy(ways: Sequence[Callable[[int, int], int]], size: int) -> int | None:
+    """Copy with the first of ``ways`` (``way(done, count)`` -> bytes copied) the files allow.
+
+    Returns the bytes copied (fewer only if the input ended), or None when no way works between
+    these two files (nothing was copied: the caller falls back to reading and writing).
+    """
+    for way in ways:
+        copied = 0
+        try:
+            while copied < size:
+                count = way(copied, min(size - copied, 1 << 30))
+                if count == 0:
+                    break
+                copied += count
+            return copied
+        except OSError:
+            if copied:
+                raise
+            continue  # not supported between these two files: try the next way
+    return None
 
 
 def _copy_loop(source: BinaryIO, out_fd: int, size: int) -> int:
