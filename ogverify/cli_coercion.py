@@ -122,10 +122,14 @@ def install() -> None:
 
     def get_runtime_param(self: Any) -> Any:
         if self._runtime_param is None:
-            descriptor = self.type_descriptor
-            convert = _converter(descriptor.annotation, descriptor.parameter_info)
-            if convert is not None:
-                self._runtime_param = _PlainParam(descriptor.parameter_info, descriptor.annotation, convert, descriptor)
+            try:
+                descriptor = self.type_descriptor
+                convert = _converter(descriptor.annotation, descriptor.parameter_info)
+                if convert is not None:
+                    self._runtime_param = _PlainParam(
+                        descriptor.parameter_info, descriptor.annotation, convert, descriptor)
+            except Exception:  # typer's internals changed shape: typer converts this one itself
+                self._runtime_param = None
         return typer_own(self)
 
     get_runtime_param.plain_values = True  # type: ignore[attr-defined]
