@@ -522,13 +522,14 @@ def _model_targets(bundle: Bundle, model_dir: Path) -> list[tuple[str, Artifact,
         seen.add(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         targets.append((label, entry.artifact, target))
+    for (_, _, target), entry in zip(targets, (manifest.model, *manifest.model_files), strict=True):
+        if target.exists():  # a folder another name needs ("a" beside "a/b")
+            raise EvidenceMismatchError(f"model file {entry.name!r} appears twice")
     return targets
 
 
 def _materialize(bundle: Bundle, model_dir: Path) -> Path:
     """Write the model and its external-data files, verified, under ``model_dir``."""
     for label, artifact, target in _model_targets(bundle, model_dir):
-        if target.exists():
-            raise EvidenceMismatchError(f"model file {target.name!r} appears twice")
         bundle.write_blob(artifact, target, label.replace("model '", "model file '", 1))
     return model_dir / bundle.manifest.model.name

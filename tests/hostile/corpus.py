@@ -580,6 +580,18 @@ def _declared_total(base: Base) -> Members:
     return _edit_manifest(base, change)
 
 
+def _model_file_over_folder(names: tuple[str, str]) -> Callable[[Base], Members]:
+    """Two model files where one name is the other's folder ("w" beside "w/x"), both the model's blob."""
+    def make(base: Base) -> Members:
+        def change(manifest: dict[str, Any]) -> None:
+            for name in names:
+                manifest["model_files"].append({**manifest["model"], "name": name})
+
+        return _edit_manifest(base, change)
+
+    return make
+
+
 TB = DEFAULT_LIMITS.max_blob_bytes
 BLOB_CASES = [
     Case("blob-digest-mismatch", "blobs", 1, "input 'x': blake3 digest does not match the manifest (content changed)",
@@ -927,6 +939,10 @@ def memory_hog_model(elements: int) -> bytes:
 
 
 MODEL_CASES = [
+    Case("model-file-over-folder", "model", 1, "model file 'w' appears twice",
+         _members_build(_model_file_over_folder(("w", "w/x")))),
+    Case("model-folder-over-file", "model", 1, "model file 'w' appears twice",
+         _members_build(_model_file_over_folder(("w/x", "w"))), form="directory"),
     Case("model-malformed-protobuf", "model", 3, "mlp.onnx is not a readable ONNX model",
          _members_build(_model_swap(lambda: b"\x0a\xff\xff\xff\xff\x0f" + b"\x00" * 64))),
     Case("model-external-data-dotdot", "model", 3,
