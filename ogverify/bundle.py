@@ -482,8 +482,9 @@ class Bundle:
         """
         hashers = _hashers(artifact)
         try:
+            plain = self._stored_plain(artifact)
             with target.open("xb") as out:
-                if self._stored_plain(artifact):
+                if plain:
                     with self.source.region(artifact.blob_path) as (handle, offset):
                         if storing.copy_region(handle.fileno(), offset, out.fileno(), artifact.size) != artifact.size:
                             raise BlobError("blob ends early (the bundle changed while it was read)")
@@ -492,7 +493,7 @@ class Bundle:
                         for hasher in hashers.values():
                             hasher.update(chunk)
                         out.write(chunk)
-            if artifact.encoding == "identity":
+            if plain:
                 with target.open("rb") as copy:
                     hash_region(copy, 0, artifact.size, list(hashers.values()))
             problem = _digest_problem(artifact, hashers)
