@@ -371,11 +371,10 @@ class _Workspace:
     """
 
     model: Path
-    targets: list[tuple[str, Artifact, Path]] = field(default_factory=list)
     inputs: dict[str, Any] = field(default_factory=dict)
     claimed: dict[str, Any] = field(default_factory=dict)
     error: Exception | None = None
-    written: set[Path] = field(default_factory=set)
+    # artifact label -> (artifact, file) still to write, in manifest order
     pending: dict[str, list[tuple[Artifact, Path]]] = field(default_factory=dict)
 
     @classmethod
@@ -387,8 +386,7 @@ class _Workspace:
         except (EvidenceMismatchError, OgverifyError, OSError) as exc:
             workspace.error = exc
         else:
-            workspace.targets = [*model, *tensors]
-            for label, artifact, target in workspace.targets:
+            for label, artifact, target in (*model, *tensors):
                 workspace.pending.setdefault(label, []).append((artifact, target))
         return workspace
 
@@ -403,7 +401,6 @@ class _Workspace:
         except OSError as exc:  # e.g. a model file name longer than the file system allows
             self.error = exc
             return bundle.verify_blob(artifact)
-        self.written.add(target)
         return problem
 
     def complete(self, bundle: Bundle) -> None:
@@ -414,10 +411,10 @@ class _Workspace:
         """
         if self.error is not None:
             raise self.error
-        for label, artifact, target in self.targets:
-            if target not in self.written:
+        for label, files in self.pending.items():
+            for artifact, target in files:
                 bundle.write_blob(artifact, target, label)
-                self.written.add(target)
+        self.pending.clear()
 
 
 class _BundleLimitError(OgverifyError):
