@@ -4,8 +4,8 @@ Invoked as ``python -m ogverify._replay JOB.json``, or as ``python -m ogverify._
 which imports numpy and onnxruntime first and then reads the job's path from stdin: ``check``
 starts it before it verifies the bundle, so that the imports overlap that work. A fresh process
 per run matters: some onnxruntime settings (denormals-as-zero, thread pools) stick to the
-process that set them. It reads the job, writes each output as .npy and a result.json, and
-never raises past main.
+process that set them. It reads the job, writes each output as .npy (a ``check`` job: only when a
+comparison fails) and a result.json, and never raises past main.
 
 A ``check`` job (``"kind": "check"``) also does the numeric half of ``check``: it loads the
 packed tensors, validates them against the manifest (the parent has checked the model's
@@ -175,14 +175,14 @@ def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) ->
     result["environment"] = environment
     if values is None:
         return result
+    reproduced = [canonicalize(value, f"output {name!r}") for name, value in zip(job["outputs"], values, strict=True)]
     comparisons = [
-        compare_output(name, tensors[("claimed output", name)], canonicalize(value, f"output {name!r}"),
-                       ComparisonSpec.parse(job["specs"][name]))
-        for name, value in zip(job["outputs"], values, strict=True)
+        compare_output(name, tensors[("claimed output", name)], value, ComparisonSpec.parse(job["specs"][name]))
+        for name, value in zip(job["outputs"], reproduced, strict=True)
     ]
     result["comparisons"] = [c.to_json() for c in comparisons]
     # The parent reads the reproduced values only to explain a failure.
-    result["outputs"] = write_outputs(job, values) if any(not c.passed for c in comparisons) else {}
+    result["outputs"] = write_outputs(job, reproduced) if any(not c.passed for c in comparisons) else {}
     return result
 
 
