@@ -166,8 +166,8 @@ started = time.perf_counter()
 import ogverify
 if sys.argv[4] == "raw":
     import functools
-    import ogverify.bundle, ogverify.packing
-    ogverify.packing.BundleWriter = functools.partial(ogverify.bundle.BundleWriter, compress=False)
+    import ogverify.evidence.bundle, ogverify.packing.pack
+    ogverify.packing.pack.BundleWriter = functools.partial(ogverify.evidence.bundle.BundleWriter, compress=False)
 result = ogverify.pack(sys.argv[1], sys.argv[2], inputs={"x": np.load(sys.argv[3])},
                        claimed_outputs={"y": np.load(sys.argv[5])}, overwrite=True)
 stored = sum(a.stored_size for _, a in result.manifest.artifacts())
@@ -210,7 +210,7 @@ def bench_hash(work: Path, sizes: Sizes) -> list[Row]:
     ours_script = """
         import json, sys, time
         from pathlib import Path
-        from ogverify.digest import digest_file_multi
+        from ogverify.evidence.digest import digest_file_multi
         times = []
         for _ in range(int(sys.argv[2])):
             started = time.perf_counter()
@@ -311,7 +311,7 @@ import cProfile, pstats, sys
 sys.argv = ["ogverify", *sys.argv[1:]]
 profile = cProfile.Profile()
 def main():
-    from ogverify.cli import main  # not the console entry point: it leaves by os._exit, stats unprinted
+    from ogverify.cli.app import main  # not the console entry point: it leaves by os._exit, stats unprinted
     main()
 try:
     profile.runcall(main)
@@ -324,7 +324,7 @@ pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(20
 def check_breakdown(work: Path, bundle: Path, key: Path | None = None) -> str:
     """Where one check spends its time: cumulative seconds of ogverify's own functions (cProfile).
 
-    Profiles ``ogverify.cli.main`` in one process: the re-execution process is started when the
+    Profiles ``ogverify.cli.app.main`` in one process: the re-execution process is started when the
     check needs it, not ahead, so the profile shows the parent's work in sequence.
     """
     process = run([PYTHON, "-c", PROFILE_SCRIPT, *_check_cmd(bundle, key)[len(ogverify_command()):]], work)

@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Nothing else is imported here: the console entry point (ogverify._entry) starts the
+# Nothing else is imported here: the console entry point (ogverify.cli.entry) starts the
 # re-execution process of a check right after this package is imported.
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from ogverify.bundle import Bundle
-    from ogverify.execution import ExecutionConfig
-    from ogverify.manifest import ComparisonPolicy
-    from ogverify.packing import PackResult
-    from ogverify.policy import Policy
-    from ogverify.recorder import Recorder
-    from ogverify.report import Report
+    from ogverify.evidence.bundle import Bundle
+    from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.packing.pack import PackResult
+    from ogverify.packing.recorder import Recorder
+    from ogverify.report.findings import Report
+    from ogverify.runtime.config import ExecutionConfig
+    from ogverify.verify.policy import Policy
 
 __all__ = ["Recorder", "Report", "__version__", "check", "check_many", "load_bundle", "pack"]
 
@@ -72,10 +72,10 @@ def pack(
 
     import numpy as np
 
-    from ogverify.comparison import ComparisonSpec
-    from ogverify.manifest import ComparisonPolicy
-    from ogverify.packing import pack as pack_bundle
-    from ogverify.tensors import canonicalize
+    from ogverify.evidence.comparison import ComparisonSpec
+    from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.model.tensors import canonicalize
+    from ogverify.packing.pack import pack as pack_bundle
 
     def arrays(values: Mapping[str, Any], what: str) -> dict[str, Any]:
         return {name: canonicalize(np.asarray(value), f"{what} {name!r}") for name, value in values.items()}
@@ -117,7 +117,7 @@ def check(
             keys, limits, rules and ``[check]`` settings apply over these arguments.
         explain: on a failed reproduction, search for the cause (the ``drift`` stage).
     """
-    from ogverify.batch import check_target
+    from ogverify.verify.batch import check_target
 
     spec, _ = _spec(trusted_keys, allow_unsigned, rerun, timeout, policy, explain)
     return check_target(str(bundle), spec)
@@ -145,7 +145,7 @@ def check_many(
     reach the bundles by the same path or URL. ``on_result`` sees each report as it finishes.
     Other arguments are as for ``check``.
     """
-    from ogverify.batch import check_all, collect_targets
+    from ogverify.verify.batch import check_all, collect_targets
 
     spec, policy_jobs = _spec(trusted_keys, allow_unsigned, rerun, timeout, policy, explain)
     results = check_all(
@@ -163,11 +163,11 @@ def _spec(
     from their defaults win over the policy's ``[check]`` settings."""
     from pathlib import Path
 
-    from ogverify.batch import CheckSpec
-    from ogverify.gate import apply_policy
-    from ogverify.policy import load_policy
-    from ogverify.signing import load_trusted_keys
-    from ogverify.verify import CheckOptions
+    from ogverify.evidence.signing import load_trusted_keys
+    from ogverify.verify.batch import CheckSpec
+    from ogverify.verify.gate import apply_policy
+    from ogverify.verify.pipeline import CheckOptions
+    from ogverify.verify.policy import load_policy
 
     loaded = load_policy(Path(policy)) if isinstance(policy, str | PathLike) else policy
     options = CheckOptions(
@@ -186,18 +186,18 @@ def load_bundle(path: StrPath) -> Bundle:
     """Open a bundle for reading (validated layout and manifest); use it as a context manager."""
     from pathlib import Path
 
-    from ogverify.bundle import open_bundle
+    from ogverify.evidence.bundle import open_bundle
 
     return open_bundle(Path(path))
 
 
 def __getattr__(name: str) -> Any:
     if name == "Report":
-        from ogverify.report import Report
+        from ogverify.report.findings import Report
 
         return Report
     if name == "Recorder":
-        from ogverify.recorder import Recorder
+        from ogverify.packing.recorder import Recorder
 
         return Recorder
     raise AttributeError(f"module 'ogverify' has no attribute {name!r}")

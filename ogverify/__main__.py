@@ -1,5 +1,5 @@
 """``python -m ogverify``."""
 
-from ogverify._entry import main
+from ogverify.cli.entry import main
 
 main()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ogverify.cli import app
-from ogverify.cli_coercion import install
+from ogverify.cli.app import app
+from ogverify.cli.coercion import install
 from tests.fixtures import models
 
 install()  # as `ogverify`'s main does: in-process runs convert values the way the real command does

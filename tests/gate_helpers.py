@@ -17,7 +17,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 import ogverify
-from ogverify.signing import sign_bundle
+from ogverify.evidence.signing import sign_bundle
 from tests.bundle_helpers import blob_name, flip_last_byte, manifest_of, replace_tensor_blob, tamper, tensor_entry
 from tests.fixtures import models
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import ogverify
-from ogverify.signing import generate_key_pair
+from ogverify.evidence.signing import generate_key_pair
 from tests.bundle_helpers import check_json, findings_of, single_error_line
 from tests.conftest import RunCli
 from tests.fixtures import models

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ogverify.canonical_json import MAX_NESTING, dumps, is_canonical, loads_strict
 from ogverify.errors import BundleError, ExitCode
+from ogverify.evidence.canonical_json import MAX_NESTING, dumps, is_canonical, loads_strict
 
 # --- dumps ---------------------------------------------------------------------------------------------
 

@@ -13,10 +13,10 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from ogverify.compare import ComparisonSpec
-from ogverify.report import Status, Verdict
-from ogverify.signing import load_trusted_keys
-from ogverify.verify import CheckOptions, check_bundle
+from ogverify.evidence.signing import load_trusted_keys
+from ogverify.model.compare import ComparisonSpec
+from ogverify.report.findings import Status, Verdict
+from ogverify.verify.pipeline import CheckOptions, check_bundle
 from tests.bundle_helpers import check_json, findings_of, single_error_line, text_headline
 from tests.conftest import RunCli
 from tests.fixtures import models

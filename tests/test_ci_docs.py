@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ogverify.schemas import validate
+from ogverify.evidence.schemas import validate
 from tests.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The command line's own value conversion (ogverify.cli_coercion) against typer's."""
+"""The command line's own value conversion (ogverify.cli.coercion) against typer's."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import typer.main
 from typer._click.exceptions import BadParameter
 from typer._coercion import build_runtime_param
 
-from ogverify.cli import app
-from ogverify.cli_coercion import _converter, _PlainParam
+from ogverify.cli.app import app
+from ogverify.cli.coercion import _converter, _PlainParam
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES = ["5", "-3", "007", "0", "1.5", "-0.25", "1e3", " 5", "5 ", "5_000", "abc", "", "x=y", "~/k.pub",

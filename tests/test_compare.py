@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from ogverify.compare import ComparisonSpec, OutputComparison, compare_output, ulp_distance
 from ogverify.errors import ExitCode, UsageError
+from ogverify.model.compare import ComparisonSpec, OutputComparison, compare_output, ulp_distance
 
 F32 = np.float32
 F64 = np.float64
@@ -558,7 +558,7 @@ def test_parse_refuses_loose_number_forms(text: str) -> None:
 
 
 def test_error_statistics_on_a_known_example() -> None:
-    from ogverify.compare import error_statistics
+    from ogverify.model.compare import error_statistics
 
     claimed = np.array([1.0, 2.0, 0.0, -4.0], dtype=np.float32)
     reproduced = np.array([1.0, 2.5, -0.0, -4.0], dtype=np.float32)
@@ -576,7 +576,7 @@ def test_error_statistics_on_a_known_example() -> None:
 
 
 def test_min_rtol_is_none_when_a_zero_claim_differs() -> None:
-    from ogverify.compare import error_statistics
+    from ogverify.model.compare import error_statistics
 
     stats = error_statistics(np.array([0.0, 1.0], np.float32), np.array([1e-3, 1.0], np.float32))
     assert stats.min_rtol is None
@@ -586,7 +586,7 @@ def test_min_rtol_is_none_when_a_zero_claim_differs() -> None:
 @pytest.mark.parametrize("spec", ["exact", "ulp:2", "allclose:1e-3,1e-5", "topk:2"])
 @pytest.mark.parametrize("values", [[[1.5, -0.0, 3.0]], [[np.nan, 2.0, np.inf]], [[0.0, 0.0, 0.0]]])
 def test_identical_fast_path_agrees_with_the_full_computation(spec: str, values: list[list[float]]) -> None:
-    from ogverify.compare import _compare_floats
+    from ogverify.model.compare import _compare_floats
 
     array = np.array(values, dtype=np.float32)
     parsed = ComparisonSpec.parse(spec)
@@ -598,7 +598,7 @@ def test_identical_fast_path_agrees_with_the_full_computation(spec: str, values:
 
 
 def test_output_comparison_round_trips_through_json() -> None:
-    from ogverify.comparison import OutputComparison
+    from ogverify.evidence.comparison import OutputComparison
 
     claimed = np.array([[1.0, 2.0, np.nan]], np.float32)
     reproduced = np.array([[1.0, 2.5, np.nan]], np.float32)
@@ -608,7 +608,7 @@ def test_output_comparison_round_trips_through_json() -> None:
 
 
 def test_bitwise_equal_is_tobytes_equality() -> None:
-    from ogverify.compare import bitwise_equal
+    from ogverify.model.compare import bitwise_equal
 
     base = np.arange(24, dtype=np.float32).reshape(4, 6)
     pairs = [

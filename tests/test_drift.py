@@ -15,9 +15,9 @@ import onnx
 import pytest
 
 import ogverify
-from ogverify.execution import ExecutionConfig
-from ogverify.experiments import Trial, run_trials
-from ogverify.packing import runtime_version
+from ogverify.packing.pack import runtime_version
+from ogverify.runtime.config import ExecutionConfig
+from ogverify.runtime.trials import Trial, run_trials
 from tests.conftest import RunCli
 from tests.fixtures import models
 
@@ -209,7 +209,7 @@ def test_diff_bundles_names_config_fields(tmp_path: Path, run_cli: RunCli, mlp_f
 
 @pytest.mark.parametrize("recorded_level", ["ORT_ENABLE_ALL", "ORT_DISABLE_ALL"])
 def test_single_knob_variants_never_repeat_the_recorded_value(recorded_level: str) -> None:
-    from ogverify.drift import single_knob_changes
+    from ogverify.verify.drift.engine import single_knob_changes
 
     config = dataclasses.replace(RECORDED, graph_optimization_level=recorded_level)
     changes = single_knob_changes(config, ["CPUExecutionProvider", "AzureExecutionProvider"])
@@ -245,7 +245,7 @@ def test_a_graph_optimised_differently_here_is_named_when_no_knob_explains(
 def test_align_matches_names_first_then_op_and_shape_order() -> None:
     from onnx import helper
 
-    from ogverify.localise import align
+    from ogverify.verify.drift.localise import align
 
     def graph(hidden: str) -> onnx.ModelProto:
         nodes = [helper.make_node("Relu", ["x"], [hidden]), helper.make_node("Exp", [hidden], ["y"]),

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 
 from ogverify.errors import ExitCode, UsageError
-from ogverify.execution import (
+from ogverify.evidence.schemas import load_schema
+from ogverify.runtime.config import (
     DEFAULT_PROVIDER,
     EXECUTION_MODES,
     OPT_LEVELS,
@@ -19,7 +20,6 @@ from ogverify.execution import (
     parse_key_values,
     parse_opt_level,
 )
-from ogverify.schemas import load_schema
 
 # --- parse_opt_level / parse_execution_mode ------------------------------------------------------------
 

@@ -10,9 +10,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from ogverify.extract import extract_bundle
-from ogverify.inspection import inspect_bundle
-from ogverify.signing import load_public_key
+from ogverify.evidence.extract import extract_bundle
+from ogverify.evidence.inspection import inspect_bundle
+from ogverify.evidence.signing import load_public_key
 from tests.bundle_helpers import (
     Members,
     blob_name,

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 import ogverify
-from ogverify.batch import CheckSpec, PoolStats, check_all, collect_targets
 from ogverify.errors import ReplayError, UsageError
-from ogverify.execution import ExecutionConfig
-from ogverify.packing import runtime_version
-from ogverify.runner import SessionCache
-from ogverify.signing import generate_key_pair, load_trusted_keys
-from ogverify.verify import CheckOptions
+from ogverify.evidence.signing import generate_key_pair, load_trusted_keys
+from ogverify.packing.pack import runtime_version
+from ogverify.runtime.config import ExecutionConfig
+from ogverify.runtime.runner import SessionCache
+from ogverify.verify.batch import CheckSpec, PoolStats, check_all, collect_targets
+from ogverify.verify.pipeline import CheckOptions
 from tests.bundle_helpers import single_error_line
 from tests.conftest import RunCli
 from tests.fixtures import models

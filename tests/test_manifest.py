@@ -12,14 +12,14 @@ import jsonschema
 import numpy as np
 import pytest
 
-from ogverify import canonical_json
-from ogverify.compare import ComparisonSpec
 from ogverify.errors import BundleError, ExitCode
-from ogverify.execution import ExecutionConfig, ProviderSpec
-from ogverify.manifest import FORMAT_VERSION, ComparisonPolicy, Manifest
-from ogverify.packing import PackResult, pack, runtime_version
-from ogverify.schemas import load_schema, schema_dir
-from ogverify.tensors import Array
+from ogverify.evidence import canonical_json
+from ogverify.evidence.manifest import FORMAT_VERSION, ComparisonPolicy, Manifest
+from ogverify.evidence.schemas import load_schema, schema_dir
+from ogverify.model.compare import ComparisonSpec
+from ogverify.model.tensors import Array
+from ogverify.packing.pack import PackResult, pack, runtime_version
+from ogverify.runtime.config import ExecutionConfig, ProviderSpec
 from tests.fixtures import models
 
 Edit = Callable[[dict[str, Any]], None]

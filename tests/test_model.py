@@ -1,4 +1,4 @@
-"""ogverify.model reads what onnx reads: the subset schema of ogverify.onnx_proto against onnx itself."""
+"""ogverify.model.signature reads what onnx reads: the subset schema of model.onnx_proto against onnx itself."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
 
-from ogverify import onnx_proto
 from ogverify.errors import ModelError
-from ogverify.model import ModelSignature, TensorSpec, _all_tensors, _safe_location, read_signature
-from ogverify.tensors import dtype_name
+from ogverify.model import onnx_proto
+from ogverify.model.signature import ModelSignature, TensorSpec, _all_tensors, _safe_location, read_signature
+from ogverify.model.tensors import dtype_name
 from tests.fixtures import models
 
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import ogverify
-from ogverify.formats import FORMAT_NAMES
+from ogverify.report.formats import FORMAT_NAMES
 from tests.bundle_helpers import single_error_line
 from tests.conftest import RunCli
 from tests.fixtures import models
@@ -155,7 +155,7 @@ def test_junit_is_valid_junit(run_cli: RunCli, workdir: Path, monkeypatch: pytes
 
 def test_json_report_of_several_bundles_matches_its_schema(run_cli: RunCli, workdir: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from ogverify.schemas import load_schema
+    from ogverify.evidence.schemas import load_schema
 
     _, stdout = check_output(run_cli, workdir, monkeypatch, "json")
     document: dict[str, Any] = json.loads(stdout)

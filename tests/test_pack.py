@@ -16,10 +16,10 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from ogverify.bundle import open_bundle
 from ogverify.errors import UsageError
-from ogverify.packing import pack
-from ogverify.tensors import parse_npy
+from ogverify.evidence.bundle import open_bundle
+from ogverify.model.tensors import parse_npy
+from ogverify.packing.pack import pack
 from tests.bundle_helpers import (
     blob_content,
     leftovers,
@@ -463,8 +463,8 @@ def test_failed_forced_pack_keeps_the_old_bundle(tmp_path: Path, run_cli: RunCli
 
 
 def test_pack_api_compare_output_must_name_a_claimed_output(tmp_path: Path, mlp_files: dict[str, Path]) -> None:
-    from ogverify.compare import ComparisonSpec
-    from ogverify.manifest import ComparisonPolicy
+    from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.model.compare import ComparisonSpec
 
     policy = ComparisonPolicy(outputs={"logits": ComparisonSpec.parse("ulp:2")})
     with pytest.raises(UsageError, match="--compare-output names 'logits', which is not a claimed output"):

@@ -11,13 +11,20 @@ import numpy as np
 import pytest
 
 import ogverify
-from ogverify.bundle import Limits
-from ogverify.compare import ComparisonSpec
 from ogverify.errors import UsageError
-from ogverify.fingerprint import EnvironmentDifference
-from ogverify.manifest import ComparisonPolicy
-from ogverify.policy import EnvironmentPolicy, EnvironmentRule, discover_policy, limit_fields, load_policy, spec_allowed
-from ogverify.schemas import load_schema
+from ogverify.evidence.bundle import Limits
+from ogverify.evidence.manifest import ComparisonPolicy
+from ogverify.evidence.schemas import load_schema
+from ogverify.model.compare import ComparisonSpec
+from ogverify.runtime.fingerprint import EnvironmentDifference
+from ogverify.verify.policy import (
+    EnvironmentPolicy,
+    EnvironmentRule,
+    discover_policy,
+    limit_fields,
+    load_policy,
+    spec_allowed,
+)
 from tests.bundle_helpers import canonical, check_json, findings_of, single_error_line, tamper
 from tests.conftest import RunCli
 from tests.fixtures import models
@@ -27,7 +34,7 @@ from tests.gate_helpers import reference_run
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Keys A and B; bundles signed by A, by A and B, and an unsigned one comparing allclose."""
-    from ogverify.signing import generate_key_pair, sign_bundle
+    from ogverify.evidence.signing import generate_key_pair, sign_bundle
 
     root = tmp_path_factory.mktemp("policy")
     for name in ("a", "b"):
@@ -55,7 +62,7 @@ def test_limits_schema_stays_in_sync_with_the_limits_dataclass() -> None:
     limits = schema["properties"]["limits"]
     assert limits["additionalProperties"] is False
     assert set(limits["properties"]) == {f.name for f in fields(Limits)}, (
-        "schemas/policy-v1.json [limits] must name exactly the fields of ogverify.bundle.Limits")
+        "schemas/policy-v1.json [limits] must name exactly the fields of ogverify.evidence.bundle.Limits")
     for name, kind in limit_fields().items():
         assert kind is int
         assert limits["properties"][name]["type"] == "integer", name

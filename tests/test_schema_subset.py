@@ -1,4 +1,4 @@
-"""ogverify.schema_subset gives jsonschema's answer on ogverify's schemas."""
+"""ogverify.evidence.schema_subset gives jsonschema's answer on ogverify's schemas."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 
 from ogverify.errors import BundleError
-from ogverify.schema_subset import SubsetValidator, UnsupportedSchemaError
-from ogverify.schemas import load_schema, validate
+from ogverify.evidence.schema_subset import SubsetValidator, UnsupportedSchemaError
+from ogverify.evidence.schemas import load_schema, validate
 from tests.bundle_helpers import manifest_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def _samples(name: str) -> list[Any]:
     if name == "policy-v1.json":
         doc = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
         return [tomllib.loads(block) for block in re.findall(r"```toml\n(.*?)```", doc, re.S)]
-    from ogverify.verify import CheckOptions, check_bundle
+    from ogverify.verify.pipeline import CheckOptions, check_bundle
 
     report = check_bundle(ROOT / "fixtures" / "mlp-tampered.ogb", CheckOptions(allow_unsigned=True, rerun=False))
     return [json.loads(json.dumps(report.to_json()))]

@@ -1,7 +1,7 @@
 """Keys and signatures: keygen, DSSE envelopes checked independently, ``sign``, and trust decisions.
 
 The DSSE/in-toto checks here deliberately re-implement PAE, keyids and envelope decoding from the
-specifications (base64, json, hashlib, cryptography) instead of importing ``ogverify.signing``, so a
+specifications (base64, json, hashlib, cryptography) instead of importing ``ogverify.evidence.signing``, so a
 bug shared by signer and verifier cannot hide.
 """
 
@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ogverify.manifest import Manifest
-from ogverify.packing import pack
-from ogverify.signing import TrustedKey, generate_key_pair, load_trusted_keys, verify_envelope
+from ogverify.evidence.manifest import Manifest
+from ogverify.evidence.signing import TrustedKey, generate_key_pair, load_trusted_keys, verify_envelope
+from ogverify.packing.pack import pack
 from tests.conftest import RunCli
 from tests.fixtures import models
 
@@ -265,9 +265,9 @@ import sys
 sys.modules["securesystemslib"] = None  # any import of it now raises ImportError
 from pathlib import Path
 import numpy as np
-from ogverify.packing import pack
-from ogverify.signing import generate_key_pair, load_trusted_keys, sign_bundle
-from ogverify.verify import CheckOptions, check_bundle
+from ogverify.packing.pack import pack
+from ogverify.evidence.signing import generate_key_pair, load_trusted_keys, sign_bundle
+from ogverify.verify.pipeline import CheckOptions, check_bundle
 folder, model, x = Path(sys.argv[1]), Path(sys.argv[2]), np.load(sys.argv[3])
 key, pub, _ = generate_key_pair(folder / "k1")
 key2, pub2, _ = generate_key_pair(folder / "k2")
@@ -767,7 +767,7 @@ def test_empty_trusted_key_directory_is_a_usage_error(
 
 def test_public_keys_read_without_the_serialization_module_match_it(tmp_path: Path) -> None:
     from ogverify.errors import KeyFileError
-    from ogverify.signing import _plain_ed25519_pem, keyid_of, load_public_key
+    from ogverify.evidence.signing import _plain_ed25519_pem, keyid_of, load_public_key
 
     for index in range(20):
         key = Ed25519PrivateKey.generate().public_key()

@@ -17,13 +17,13 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from ogverify import digest, storing
-from ogverify.bundle import BundleWriter, open_bundle
 from ogverify.errors import ModelError, UsageError
-from ogverify.execution import ExecutionConfig
-from ogverify.initializers import initializer_digests
-from ogverify.manifest import ComparisonPolicy, Manifest, ModelFile
-from ogverify.packing import pack
+from ogverify.evidence import digest, storing
+from ogverify.evidence.bundle import BundleWriter, open_bundle
+from ogverify.evidence.manifest import ComparisonPolicy, Manifest, ModelFile
+from ogverify.model.initializers import initializer_digests
+from ogverify.packing.pack import pack
+from ogverify.runtime.config import ExecutionConfig
 from tests.fixtures import models
 
 MiB = 1 << 20
@@ -211,7 +211,7 @@ def test_pack_records_initializers_and_old_manifests_still_parse(tmp_path: Path)
     assert [i["name"] for i in raw["initializers"]] == names
     assert {i["location"] for i in raw["initializers"]} == {"m.data"}
     del raw["initializers"]
-    from ogverify import canonical_json
+    from ogverify.evidence import canonical_json
 
     old = Manifest.from_bytes(canonical_json.dumps(raw))
     assert old.initializers is None

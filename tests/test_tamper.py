@@ -17,8 +17,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from ogverify.packing import pack
-from ogverify.signing import generate_key_pair
+from ogverify.evidence.signing import generate_key_pair
+from ogverify.packing.pack import pack
 from tests.bundle_helpers import (
     Members,
     blob_content,

@@ -13,7 +13,7 @@ import pytest
 from onnx import numpy_helper
 
 from ogverify.errors import BundleError, ExitCode, UsageError
-from ogverify.tensors import canonicalize, describe, for_runtime, load_tensor_file, parse_npy, to_npy_bytes
+from ogverify.model.tensors import canonicalize, describe, for_runtime, load_tensor_file, parse_npy, to_npy_bytes
 
 
 def npy_header(descr: str, fortran: bool, shape: tuple[int, ...]) -> bytes:

@@ -40,7 +40,7 @@ TARGET_NAMES = ("manifest", "npy", "tar")
 def fuzz_manifest(data: bytes) -> None:
     """Parse ``data`` as manifest.json: accepted, or refused with a BundleError."""
     from ogverify.errors import BundleError
-    from ogverify.manifest import Manifest
+    from ogverify.evidence.manifest import Manifest
 
     try:
         manifest = Manifest.from_bytes(data)
@@ -53,7 +53,7 @@ def fuzz_manifest(data: bytes) -> None:
 def fuzz_npy(data: bytes) -> None:
     """Parse ``data`` as a bundle tensor: accepted (size consistent with the header) or refused."""
     from ogverify.errors import BundleError
-    from ogverify.tensors import SUPPORTED_KINDS, parse_npy
+    from ogverify.model.tensors import SUPPORTED_KINDS, parse_npy
 
     try:
         array = parse_npy(data, "fuzz")
@@ -69,9 +69,9 @@ _SCRATCH: Path | None = None
 
 def fuzz_tar(data: bytes) -> None:
     """Open ``data`` as a ``.ogb`` bundle, verify every blob and envelope: only BundleError may escape."""
-    from ogverify.bundle import open_bundle
     from ogverify.errors import BundleError
-    from ogverify.signing import verify_envelope
+    from ogverify.evidence.bundle import open_bundle
+    from ogverify.evidence.signing import verify_envelope
 
     global _SCRATCH  # noqa: PLW0603 - one scratch file per process, rewritten for each input
     if _SCRATCH is None:
@@ -98,7 +98,7 @@ def seed_bundle_members() -> dict[str, bytes]:
     """The members of a small honest bundle (packed with claimed outputs: no onnxruntime run)."""
     import numpy as np
 
-    from ogverify.packing import pack
+    from ogverify.packing.pack import pack
     from tests.fixtures import models
 
     with tempfile.TemporaryDirectory(prefix="ogverify-fuzz-seed-") as work:
@@ -124,7 +124,7 @@ def tar_of(members: dict[str, bytes]) -> bytes:
 
 def seeds(target: str) -> list[bytes]:
     """Honest inputs of one target, the starting points for mutation."""
-    from ogverify.tensors import to_npy_bytes
+    from ogverify.model.tensors import to_npy_bytes
 
     members = seed_bundle_members()
     if target == "manifest":
@@ -155,11 +155,11 @@ def run_atheris(target: str, seconds: int) -> int:
     import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     with atheris.instrument_imports():
-        import ogverify.bundle
-        import ogverify.canonical_json
-        import ogverify.manifest
-        import ogverify.signing
-        import ogverify.tensors  # noqa: F401
+        import ogverify.evidence.bundle
+        import ogverify.evidence.canonical_json
+        import ogverify.evidence.manifest
+        import ogverify.evidence.signing
+        import ogverify.model.tensors  # noqa: F401
     corpus = Path(tempfile.mkdtemp(prefix=f"ogverify-fuzz-{target}-"))
     for index, seed in enumerate(seeds(target)):
         (corpus / f"seed-{index}").write_bytes(seed)

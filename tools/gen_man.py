@@ -12,7 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ogverify import __version__
-from ogverify.cli import app
+from ogverify.cli.app import app
 
 MAN_PATH = Path(__file__).resolve().parents[1] / "man" / "ogverify.1"
 

@@ -38,10 +38,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from onnx import TensorProto, helper, numpy_helper
 
-from ogverify.bundle import DEFAULT_LIMITS
-from ogverify.manifest import Manifest
-from ogverify.packing import pack
-from ogverify.signing import PAYLOAD_TYPE, build_statement, keyid_of, load_private_key, pae, sign_manifest
+from ogverify.evidence.bundle import DEFAULT_LIMITS
+from ogverify.evidence.manifest import Manifest
+from ogverify.evidence.signing import PAYLOAD_TYPE, build_statement, keyid_of, load_private_key, pae, sign_manifest
+from ogverify.packing.pack import pack
 from tests.bundle_helpers import Members, blob_name, canonical, npy_bytes, read_members, write_members
 from tests.fixtures import models
 

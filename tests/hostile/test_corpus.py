@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ogverify.bundle import DEFAULT_LIMITS, Limits
 from ogverify.errors import UsageError
-from ogverify.packing import pack
-from ogverify.report import Verdict
-from ogverify.signing import load_trusted_keys
-from ogverify.verify import CheckOptions, check_bundle
+from ogverify.evidence.bundle import DEFAULT_LIMITS, Limits
+from ogverify.evidence.signing import load_trusted_keys
+from ogverify.packing.pack import pack
+from ogverify.report.findings import Verdict
+from ogverify.verify.pipeline import CheckOptions, check_bundle
 from tests.bundle_helpers import single_error_line
 from tests.conftest import RunCli
 from tests.hostile.corpus import CANARY, CASES, Base, Case, build_base, build_corpus, memory_hog_model

@@ -23,8 +23,8 @@ SEEDS = {target: seeds(target) for target in TARGET_NAMES}
 
 def test_the_seeds_are_accepted() -> None:
     """The honest inputs pass the targets, so the properties below are not vacuous."""
-    from ogverify.manifest import Manifest
-    from ogverify.tensors import parse_npy
+    from ogverify.evidence.manifest import Manifest
+    from ogverify.model.tensors import parse_npy
 
     for seed in SEEDS["manifest"]:
         TARGETS["manifest"](seed)
@@ -57,8 +57,8 @@ def test_tar_reader_accepts_or_refuses(data: bytes) -> None:
 @given(st.data())
 def test_cutting_or_extending_an_honest_bundle_is_refused(data: st.DataObject) -> None:
     """Cut anywhere before the end-of-archive marker is complete, or with anything but zeros appended."""
-    from ogverify.bundle import open_bundle
     from ogverify.errors import BundleError
+    from ogverify.evidence.bundle import open_bundle
 
     honest = SEEDS["tar"][0]
     last_member_end = -(-len(honest.rstrip(b"\0")) // 512) * 512

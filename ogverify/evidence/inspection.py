@@ -1,0 +1,60 @@
+"""``inspect``: what a bundle holds, read from its manifest, without executing anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ogverify.evidence.bundle import open_bundle
+from ogverify.evidence.manifest import Artifact
+
+
+def _artifact(artifact: Artifact) -> dict[str, Any]:
+    return {"blake3": artifact.blake3, "size": artifact.size, "encoding": artifact.encoding,
+            "stored_size": artifact.stored_size}
+
+
+def _signers(envelope: bytes) -> list[str]:
+    # Only for display: names the keyids an envelope claims, without verifying anything.
+    try:
+        parsed = json.loads(envelope)
+        return [str(s.get("keyid", "")) for s in parsed.get("signatures", []) if isinstance(s, dict)]
+    except (ValueError, AttributeError, TypeError):
+        return []
+
+
+def inspect_bundle(path: Path) -> dict[str, Any]:
+    """A JSON-ready summary of the bundle at ``path``; signatures are listed, not verified."""
+    with open_bundle(path) as bundle:
+        manifest = bundle.manifest
+        artifacts = manifest.artifacts()
+        unique = {a.blake3: a for _, a in artifacts}
+        envelopes = []
+        for name, raw in bundle.signature_envelopes.items():
+            envelopes.append({"file": name, "keyids": _signers(raw)})
+        return {
+            "bundle": str(path),
+            "form": bundle.form,
+            "format_version": manifest.format_version,
+            "manifest_sha256": bundle.manifest_sha256.hex,
+            "producer": dict(manifest.producer),
+            "model": {"name": manifest.model.name, **_artifact(manifest.model.artifact)},
+            "model_files": [{"name": f.name, **_artifact(f.artifact)} for f in manifest.model_files],
+            "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), **_artifact(t.artifact)}
+                       for t in manifest.inputs],
+            "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), **_artifact(t.artifact)}
+                        for t in manifest.outputs],
+            "execution": manifest.execution.to_json(),
+            "comparison": manifest.comparison.to_json(),
+            "environment": dict(manifest.environment),
+            "annotations": dict(manifest.annotations),
+            "signatures": envelopes,
+            "totals": {
+                "artifacts": len(unique),
+                "size": sum(a.size for a in unique.values()),
+                "stored_size": sum(a.stored_size for a in unique.values()),
+            },
+        }
+
+

@@ -1,0 +1,228 @@
+"""The manifest: plain data naming every artifact of a bundle by digest.
+
+The manifest is serialised as RFC 8785 canonical JSON; its sha256 is what signatures cover.
+Its JSON shape is fixed by ``schemas/manifest-v1.json``; this module turns that JSON into
+frozen dataclasses and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ogverify.errors import BundleError
+from ogverify.evidence import canonical_json
+from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.evidence.digest import Digest
+from ogverify.evidence.schemas import validate
+from ogverify.runtime.config import ExecutionConfig
+
+FORMAT_VERSION = 1
+Encoding = Literal["zstd", "identity"]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A blob: its blake3 digest and size (of the uncompressed bytes) and how it is stored."""
+
+    blake3: str
+    size: int
+    encoding: Encoding
+    stored_size: int
+    sha256: str | None = None
+
+    @property
+    def digest(self) -> Digest:
+        return Digest("blake3", self.blake3)
+
+    @property
+    def blob_path(self) -> str:
+        return f"blobs/blake3/{self.blake3}"
+
+    def to_json(self) -> dict[str, Any]:
+        digest = {"blake3": self.blake3}
+        if self.sha256 is not None:
+            digest["sha256"] = self.sha256
+        return {"digest": digest, "size": self.size, "encoding": self.encoding, "stored_size": self.stored_size}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Artifact:
+        return cls(
+            blake3=raw["digest"]["blake3"],
+            size=raw["size"],
+            encoding=raw["encoding"],
+            stored_size=raw["stored_size"],
+            sha256=raw["digest"].get("sha256"),
+        )
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """The model graph or one of its external-data files, by its path relative to the model."""
+
+    name: str
+    artifact: Artifact
+    media_type: str = "application/octet-stream"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "media_type": self.media_type, **self.artifact.to_json()}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ModelFile:
+        return cls(raw["name"], Artifact.from_json(raw), raw["media_type"])
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """A named tensor stored as canonical .npy: a model input or a claimed output."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    artifact: Artifact
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), **self.artifact.to_json()}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> TensorEntry:
+        return cls(raw["name"], raw["dtype"], tuple(raw["shape"]), Artifact.from_json(raw))
+
+
+@dataclass(frozen=True)
+class InitializerDigest:
+    """One initializer of the model's main graph, by the blake3 of its raw little-endian bytes.
+
+    ``location`` names the external-data file it is stored in (a ``model_files`` name), or is
+    None for a tensor stored inside the model file.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    blake3: str
+    location: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "blake3": self.blake3,
+                "location": self.location}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> InitializerDigest:
+        return cls(raw["name"], raw["dtype"], tuple(raw["shape"]), raw["blake3"], raw["location"])
+
+
+@dataclass(frozen=True)
+class ComparisonPolicy:
+    """The comparison mode for each output: a default and per-output overrides."""
+
+    default: ComparisonSpec = field(default_factory=ComparisonSpec)
+    outputs: Mapping[str, ComparisonSpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", MappingProxyType(dict(sorted(self.outputs.items()))))
+
+    def for_output(self, name: str) -> ComparisonSpec:
+        return self.outputs.get(name, self.default)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "default": self.default.to_json(),
+            "outputs": {name: spec.to_json() for name, spec in self.outputs.items()},
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ComparisonPolicy:
+        return cls(
+            ComparisonSpec.from_json(raw["default"]),
+            {name: ComparisonSpec.from_json(spec) for name, spec in raw.get("outputs", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a bundle claims, by digest."""
+
+    model: ModelFile
+    model_files: tuple[ModelFile, ...]
+    inputs: tuple[TensorEntry, ...]
+    outputs: tuple[TensorEntry, ...]
+    execution: ExecutionConfig
+    environment: Mapping[str, Any]
+    comparison: ComparisonPolicy
+    producer: Mapping[str, str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    # Optional: absent from bundles packed before per-initializer digests existed.
+    initializers: tuple[InitializerDigest, ...] | None = None
+
+    def artifacts(self) -> list[tuple[str, Artifact]]:
+        """Every artifact with the name a person would use for it, in manifest order."""
+        named = [(f"model '{self.model.name}'", self.model.artifact)]
+        named += [(f"model file '{f.name}'", f.artifact) for f in self.model_files]
+        named += [(f"input '{t.name}'", t.artifact) for t in self.inputs]
+        named += [(f"claimed output '{t.name}'", t.artifact) for t in self.outputs]
+        return named
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "model": self.model.to_json(),
+            "model_files": [f.to_json() for f in self.model_files],
+            "inputs": [t.to_json() for t in self.inputs],
+            "outputs": [t.to_json() for t in self.outputs],
+            "execution": self.execution.to_json(),
+            "environment": dict(self.environment),
+            "comparison": self.comparison.to_json(),
+            "producer": dict(self.producer),
+            "annotations": dict(sorted(self.annotations.items())),
+        } | ({} if self.initializers is None else {"initializers": [i.to_json() for i in self.initializers]})
+
+    def to_bytes(self) -> bytes:
+        """The canonical manifest bytes, as stored in ``manifest.json`` and signed."""
+        return canonical_json.dumps(self.to_json())
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Manifest:
+        """Build a manifest from parsed JSON, validating it against the schema first.
+
+        Raises:
+            BundleError: unknown format version or a document the schema rejects.
+        """
+        if isinstance(raw, dict) and isinstance(raw.get("format_version"), int):
+            version = raw["format_version"]
+            if version > FORMAT_VERSION:
+                raise BundleError(
+                    f"manifest format version {version} is newer than this ogverify supports "
+                    f"({FORMAT_VERSION}); this bundle needs a newer ogverify"
+                )
+        validate(raw, "manifest-v1.json", "manifest.json")
+        try:
+            return cls(
+                model=ModelFile.from_json(raw["model"]),
+                model_files=tuple(ModelFile.from_json(f) for f in raw["model_files"]),
+                inputs=tuple(TensorEntry.from_json(t) for t in raw["inputs"]),
+                outputs=tuple(TensorEntry.from_json(t) for t in raw["outputs"]),
+                execution=ExecutionConfig.from_json(raw["execution"]),
+                environment=raw["environment"],
+                comparison=ComparisonPolicy.from_json(raw["comparison"]),
+                producer=raw["producer"],
+                annotations=raw["annotations"],
+                format_version=raw["format_version"],
+                initializers=None if "initializers" not in raw
+                else tuple(InitializerDigest.from_json(i) for i in raw["initializers"]),
+            )
+        except Exception as exc:  # an OgverifyError from a nested value, e.g. an unknown opt level
+            message = getattr(exc, "message", str(exc))
+            raise BundleError(f"manifest.json is invalid: {message}") from exc
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Manifest:
+        """Parse manifest bytes strictly (duplicate keys, NaN, non-canonical bytes are rejected)."""
+        parsed = canonical_json.loads_strict(raw, "manifest.json")
+        manifest = cls.from_json(parsed)
+        if not canonical_json.is_canonical(raw, parsed):
+            raise BundleError("manifest.json is not canonical JSON (RFC 8785); it was not written by a packer")
+        return manifest

@@ -1,0 +1,244 @@
+"""``pack``: turn a model, its inputs and its (claimed or computed) outputs into a bundle."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ogverify import __version__
+from ogverify.errors import ModelError, UsageError
+from ogverify.evidence.bundle import BundleWriter
+from ogverify.evidence.manifest import ComparisonPolicy, Manifest, ModelFile, TensorEntry
+from ogverify.evidence.signing import load_private_key, sign_manifest
+from ogverify.model.initializers import initializer_digests
+from ogverify.model.signature import ModelSignature, read_signature
+from ogverify.model.tensors import Array, canonicalize, describe, dtype_name, load_tensor_file, to_npy_bytes
+from ogverify.runtime import fingerprint
+from ogverify.runtime.config import ExecutionConfig
+from ogverify.runtime.runner import replay
+
+ONNX_MEDIA_TYPE = "application/x-onnx"
+TEST_DATA_FILE = re.compile(r"^(input|output)_(\d+)\.pb$")
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """Where the bundle went and what identifies it."""
+
+    path: Path
+    manifest: Manifest
+    manifest_sha256: str
+    signed_by: tuple[str, ...] = field(default_factory=tuple)
+
+
+def runtime_version() -> str:
+    """The installed onnxruntime's version."""
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
+def assign_tensors(args: Sequence[str], declared: Sequence[str], what: str) -> dict[str, Array]:
+    """Resolve ``-i``/``-O`` arguments (``NAME=PATH`` or ``PATH``) to named arrays.
+
+    A .npz holds named arrays; a .pb carries its tensor's name; an unnamed .npy goes to the
+    one declared name not yet given, when there is exactly one.
+
+    Raises:
+        UsageError: unreadable files, repeated or ambiguous names.
+    """
+    named: dict[str, Array] = {}
+    unnamed: list[tuple[str, Array]] = []
+    for arg in args:
+        name, sep, path_text = arg.partition("=")
+        if not sep or (not Path(path_text).exists() and Path(arg).exists()):
+            name, path_text = "", arg
+        if sep and not name.strip() and path_text:
+            raise UsageError(f"{what} {arg!r}: empty tensor name before '='")
+        path = Path(path_text)
+        arrays = load_tensor_file(path, f"{what} {path_text}")
+        if name:
+            if name in arrays:
+                array = arrays[name]
+            elif len(arrays) == 1:
+                array = next(iter(arrays.values()))
+            else:
+                raise UsageError(f"{what} {path}: holds {', '.join(arrays)}; none is named {name!r}")
+            _put(named, name, array, what)
+            continue
+        for key, array in arrays.items():
+            if key and key in declared:
+                _put(named, key, array, what)
+            else:
+                unnamed.append((str(path), array))
+    for path_text, array in unnamed:
+        remaining = [n for n in declared if n not in named]
+        if len(remaining) != 1:
+            raise UsageError(f"{what} {path_text}: cannot tell which tensor it is; write NAME={path_text}")
+        _put(named, remaining[0], array, what)
+    return {name: canonicalize(array, f"{what} {name!r}") for name, array in named.items()}
+
+
+def _put(named: dict[str, Array], name: str, array: Array, what: str) -> None:
+    if name in named:
+        raise UsageError(f"{what} {name!r} is given twice")
+    named[name] = array
+
+
+def load_test_data(folder: Path, signature: ModelSignature) -> tuple[dict[str, Array], dict[str, Array]]:
+    """Inputs and expected outputs of an ONNX ``test_data_set_N`` folder.
+
+    Files ``input_N.pb``/``output_N.pb`` map to the model's N-th input/output, unless the
+    TensorProto names a declared tensor.
+    """
+    if not folder.is_dir():
+        raise UsageError(f"--test-data {folder} is not a directory")
+    found: dict[str, dict[int, Path]] = {"input": {}, "output": {}}
+    for path in folder.iterdir():
+        match = TEST_DATA_FILE.match(path.name)
+        if match:
+            found[match.group(1)][int(match.group(2))] = path
+    if not found["input"] or not found["output"]:
+        raise UsageError(f"--test-data {folder} needs input_N.pb and output_N.pb files")
+    from ogverify.model.tensors import load_tensor_proto_file
+
+    def resolve(kind: str, declared: list[str]) -> dict[str, Array]:
+        arrays: dict[str, Array] = {}
+        for index in sorted(found[kind]):
+            path = found[kind][index]
+            name, array = load_tensor_proto_file(path, f"--test-data {path.name}")
+            if name not in declared:
+                if index >= len(declared):
+                    raise UsageError(f"--test-data {path.name}: the model has only {len(declared)} {kind}s")
+                name = declared[index]
+            _put(arrays, name, array, f"--test-data {kind}")
+        return {n: canonicalize(a, f"--test-data {kind} {n!r}") for n, a in arrays.items()}
+
+    return resolve("input", signature.input_names), resolve("output", signature.output_names)
+
+
+def _model_files(model: Path, signature: ModelSignature) -> list[tuple[str, Path]]:
+    files = []
+    for location in signature.external_data:
+        path = model.parent / location
+        if not path.is_file():
+            raise ModelError(f"external data file {location!r} of {model.name} is missing")
+        files.append((location, path))
+    return files
+
+
+def _check_claimed(outputs: Mapping[str, Array], signature: ModelSignature) -> None:
+    declared = {spec.name: spec for spec in signature.outputs}
+    for name, array in outputs.items():
+        if name not in declared:
+            raise ModelError(f"the model has no output {name!r} (outputs: {', '.join(declared)})")
+        spec = declared[name]
+        if spec.dtype is not None and spec.dtype != dtype_name(array.dtype):
+            raise ModelError(f"claimed output {name!r}: the model produces {spec.describe()}, got {describe(array)}")
+    if not outputs:
+        raise UsageError("no claimed outputs: give -O NAME=PATH, --test-data DIR, or --run")
+
+
+def record_environment(model: Path, inputs: Mapping[str, Array], config: ExecutionConfig) -> dict[str, object]:
+    """The fingerprint of this machine plus the graph onnxruntime makes of ``model`` here.
+
+    Costs a session build in a fresh process; callers that pack many runs of one model under
+    one configuration (the Recorder) compute it once and pass it to ``pack(environment=...)``.
+    """
+    import tempfile
+
+    environment = fingerprint.capture()
+    with tempfile.TemporaryDirectory(prefix="ogverify-pack-") as work:
+        graph = fingerprint.optimized_graph(model.resolve(), inputs, config, Path(work))
+    if graph is not None:
+        environment["optimized_graph"] = graph
+    return environment
+
+
+def pack(
+    model: Path,
+    out: Path,
+    *,
+    inputs: Mapping[str, Array],
+    claimed_outputs: Mapping[str, Array] | None = None,
+    config: ExecutionConfig | None = None,
+    comparison: ComparisonPolicy | None = None,
+    sign_keys: Sequence[Path] = (),
+    annotations: Mapping[str, str] | None = None,
+    with_sha256: bool = False,
+    overwrite: bool = False,
+    environment: Mapping[str, object] | None = None,
+) -> PackResult:
+    """Pack a model run into an evidence bundle at ``out`` (``.ogb`` → file, else directory).
+
+    Args:
+        model: the ONNX model file; external-data files next to it are packed too.
+        out: the bundle's path.
+        inputs: input name → array, validated against the model's declared inputs.
+        claimed_outputs: output name → array as the producer claims them; ``None`` runs the
+            model now (in a fresh process, under ``config``) and records what it produced.
+        config: the execution configuration; defaults to the installed runtime, CPU, ORT_ENABLE_ALL,
+            one thread each.
+        comparison: how ``check`` compares outputs; exact by default.
+        sign_keys: private keys to sign the manifest with.
+        annotations: free-form strings stored in the manifest.
+        with_sha256: add per-blob sha256 digests (and signed subjects).
+        overwrite: replace an existing bundle at ``out``.
+        environment: a fingerprint from ``record_environment`` for this model and configuration
+            (default: taken now).
+
+    Raises:
+        UsageError / ModelError: bad inputs, model or arguments. ReplayError: ``--run`` failed.
+    """
+    if not model.is_file():
+        raise UsageError(f"model {model} does not exist")
+    keys = [load_private_key(path) for path in sign_keys]
+    signature = read_signature(model)
+    signature.check_inputs(dict(inputs))
+    model_files = _model_files(model, signature)
+    config = config or ExecutionConfig(runtime_version=runtime_version())
+    if claimed_outputs is None:
+        names = signature.output_names
+        result = replay(model, {n: inputs[n] for n in signature.input_names}, names, config)
+        claimed_outputs = {name: canonicalize(result.outputs[name], f"output {name!r}") for name in names}
+    _check_claimed(claimed_outputs, signature)
+    comparison = comparison or ComparisonPolicy()
+    for name in comparison.outputs:
+        if name not in claimed_outputs:
+            raise UsageError(f"--compare-output names {name!r}, which is not a claimed output")
+    initializers = initializer_digests(model)
+    with BundleWriter(out, with_sha256=with_sha256, overwrite=overwrite) as writer:
+        model_entry = ModelFile(model.name, writer.add_file(model), ONNX_MEDIA_TYPE)
+        file_entries = tuple(ModelFile(name, writer.add_file(path)) for name, path in model_files)
+
+        def entries(arrays: Mapping[str, Array], order: Sequence[str]) -> tuple[TensorEntry, ...]:
+            ordered = [n for n in order if n in arrays]
+            return tuple(
+                TensorEntry(n, dtype_name(arrays[n].dtype), tuple(arrays[n].shape),
+                            writer.add_bytes(to_npy_bytes(arrays[n])))
+                for n in ordered
+            )
+
+        manifest = Manifest(
+            model=model_entry,
+            model_files=file_entries,
+            inputs=entries(inputs, signature.input_names),
+            outputs=entries(claimed_outputs, signature.output_names),
+            execution=config,
+            environment=dict(environment) if environment is not None else record_environment(model, inputs, config),
+            comparison=comparison,
+            producer={"tool": "ogverify", "version": __version__},
+            annotations=dict(annotations or {}),
+            initializers=initializers,
+        )
+        try:
+            manifest_bytes = manifest.to_bytes()
+        except ValueError as exc:  # e.g. an annotation that is not valid Unicode text
+            raise UsageError(f"the manifest cannot be written: {exc}") from exc
+        signatures = dict(sign_manifest(manifest, manifest_bytes, key) for key in keys)
+        path = writer.publish(manifest, signatures)
+    from ogverify.evidence.digest import digest_bytes
+
+    return PackResult(path, manifest, digest_bytes(manifest_bytes, "sha256").hex, tuple(sorted(signatures)))

@@ -1,0 +1,191 @@
+"""The environment fingerprint: what of this machine can change an inference's output bits.
+
+Recorded when a bundle is packed and taken again when it is checked; ``diff_environments``
+ranks the differences by how likely each is to change numerics.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+THREAD_ENV = re.compile(r"^(OMP|MKL|ORT|OPENBLAS|GOTO|KMP)_")
+# CPU features that select different kernels in onnxruntime's MLAS and in numpy.
+NUMERIC_CPU_FLAGS = re.compile(
+    r"^(sse\d?(_\d)?|ssse3|sse4_[12]|avx|avx2|avx512\w*|avx_vnni\w*|fma|f16c|amx\w*|"
+    r"neon|asimd\w*|sve\w*|sme\w*|fphp|bf16|i8mm|dotprod)$"
+)
+
+Impact = Literal["high", "medium", "low"]
+
+
+def _cpu() -> dict[str, Any]:
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key in ("model name", "cpu model") and model in ("", platform.machine(), platform.processor()):
+                model = value.strip()
+            elif key in ("flags", "features"):
+                flags.update(value.split())
+    return {
+        "model": model,
+        "architecture": platform.machine(),
+        "logical_cores": os.cpu_count() or 0,
+        "numeric_flags": sorted(f for f in flags if NUMERIC_CPU_FLAGS.match(f)),
+    }
+
+
+def _runtime() -> dict[str, Any]:
+    import onnxruntime
+
+    build_info = getattr(onnxruntime, "get_build_info", lambda: "")()
+    return {
+        "name": "onnxruntime",
+        "version": onnxruntime.__version__,
+        "build_info": str(build_info),
+        "available_providers": list(onnxruntime.get_available_providers()),
+    }
+
+
+SESSION_DEFAULT_FIELDS = (
+    "enable_cpu_mem_arena", "enable_mem_pattern", "enable_mem_reuse", "enable_profiling",
+    "execution_order", "use_deterministic_compute", "use_per_session_threads",
+)
+
+
+def _session_defaults() -> dict[str, str]:
+    # SessionOptions fields a bundle does not set itself: a build that changes their defaults
+    # changes what "the recorded configuration" means.
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    return {name: str(getattr(options, name)) for name in SESSION_DEFAULT_FIELDS if hasattr(options, name)}
+
+
+def _gpus() -> list[dict[str, str]]:
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        return []
+    import subprocess
+
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=5, check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    gpus = []
+    for line in listing.strip().splitlines():
+        name, _, driver = line.partition(",")
+        gpus.append({"name": name.strip(), "driver": driver.strip()})
+    return gpus
+
+
+def optimized_graph(model: Any, inputs: Any, config: Any, work_dir: Path) -> dict[str, Any] | None:
+    """sha256 and op histogram of the graph onnxruntime optimises ``model`` into under ``config``.
+
+    Recorded at pack so that check can tell when this machine's runtime rewrites the graph
+    differently (the first thing a changed runtime version or CPU feature set changes).
+    Returns None when the graph cannot be produced here.
+    """
+    from ogverify.runtime.trials import Trial, run_trials
+    from ogverify.verify.drift.engine import graph_fingerprint
+
+    trial = Trial("optimised graph", config, save_optimized=True, run=False)
+    graph = graph_fingerprint(run_trials(model, inputs, [trial], work_dir)[0])
+    return {**graph, "level": config.graph_optimization_level} if graph is not None else None
+
+
+def capture() -> dict[str, Any]:
+    """This process's environment fingerprint (imports onnxruntime)."""
+    import numpy
+
+    libc_name, libc_version = platform.libc_ver()
+    return {
+        "runtime": _runtime(),
+        "session_defaults": _session_defaults(),
+        "gpus": _gpus(),
+        "python": {"implementation": platform.python_implementation(), "version": platform.python_version()},
+        "numpy": numpy.__version__,
+        "os": {"system": platform.system(), "release": platform.release()},
+        "libc": f"{libc_name} {libc_version}".strip(),
+        "cpu": _cpu(),
+        "thread_env": {k: v for k, v in sorted(os.environ.items()) if THREAD_ENV.match(k)},
+        "byteorder": sys.byteorder,
+    }
+
+
+@dataclass(frozen=True)
+class EnvironmentDifference:
+    """One field that differs between the recorded and the current environment."""
+
+    field: str
+    recorded: Any
+    current: Any
+    impact: Impact
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "recorded": self.recorded, "current": self.current,
+                "impact": self.impact, "why": self.why}
+
+
+_IMPACT: list[tuple[str, Impact, str]] = [
+    ("runtime.version", "high", "different onnxruntime versions ship different fused kernels"),
+    ("runtime.build_info", "high", "a different onnxruntime build can select different kernels"),
+    ("cpu.numeric_flags", "high", "CPU features select different vectorised kernels (e.g. AVX2 vs AVX-512)"),
+    ("cpu.architecture", "high", "a different instruction set runs different kernels"),
+    ("optimized_graph", "high", "onnxruntime rewrites the graph differently here"),
+    ("runtime.available_providers", "medium", "execution providers available differ"),
+    ("session_defaults", "medium", "SessionOptions defaults of this build differ"),
+    ("gpus", "medium", "a different GPU or driver runs different kernels"),
+    ("thread_env", "medium", "thread settings can change reduction order"),
+    ("cpu.logical_cores", "medium", "the default thread count follows the core count"),
+    ("numpy", "low", "numpy only converts tensors; it does not compute outputs"),
+    ("python", "low", "the Python version does not enter the runtime's arithmetic"),
+    ("libc", "low", "libm can differ in transcendental functions on some paths"),
+    ("os", "low", "the operating system rarely changes kernels"),
+    ("cpu.model", "low", "same features, different model: usually the same kernels"),
+]
+_RANK = {"high": 0, "medium": 1, "low": 2}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and prefix != "thread_env":
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _impact_of(field: str) -> tuple[Impact, str]:
+    for prefix, impact, why in _IMPACT:
+        if field == prefix or field.startswith(prefix + "."):
+            return impact, why
+    return "low", "not known to change numerics"
+
+
+def diff_environments(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[EnvironmentDifference]:
+    """Differences between two fingerprints, most likely to change numerics first."""
+    if "optimized_graph" not in current:
+        # Model-specific, taken at pack; check compares it only when it re-derives it (drift).
+        recorded = {key: value for key, value in recorded.items() if key != "optimized_graph"}
+    before, after = _flatten(recorded), _flatten(current)
+    differences = []
+    for field in sorted(set(before) | set(after)):
+        if before.get(field) != after.get(field):
+            impact, why = _impact_of(field)
+            differences.append(EnvironmentDifference(field, before.get(field), after.get(field), impact, why))
+    return sorted(differences, key=lambda d: (_RANK[d.impact], d.field))

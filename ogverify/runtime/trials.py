@@ -1,0 +1,151 @@
+"""Many trial runs of one model, each under its own configuration, in as few fresh processes as is safe.
+
+The drift engine asks "what would the outputs be if knob K had value V?" many times. A trial
+is one session: a configuration, optionally some graph transformers disabled, optionally the
+optimised graph saved and the applied transformers listed. Trials share a process unless one
+of them sets something that sticks to the process (denormals-as-zero), which gets its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ogverify.model.tensors import Array, parse_npy
+from ogverify.runtime.config import ExecutionConfig
+
+PROCESS_STICKY_ENTRIES = {"session.set_denormal_as_zero": "1"}
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One session to create and run.
+
+    Attributes:
+        label: how reports name this trial ("graph_optimization_level=ORT_DISABLE_ALL").
+        config: the execution configuration.
+        disabled_optimizers: onnxruntime graph transformers to switch off.
+        save_optimized: keep the optimised graph (``TrialResult.optimized_model``).
+        capture_transformers: list the transformers that changed the graph.
+        model: another model file to run instead of the bundle's (a traced graph, a candidate).
+        outputs: output names to fetch; empty: every graph output.
+        fresh_process: run alone in a new process even if it could share one.
+        run: run the model; False only builds the session (for its optimised graph or log).
+    """
+
+    label: str
+    config: ExecutionConfig
+    disabled_optimizers: tuple[str, ...] = ()
+    save_optimized: bool = False
+    capture_transformers: bool = False
+    model: Path | None = None
+    outputs: tuple[str, ...] = ()
+    fresh_process: bool = False
+    run: bool = True
+
+    @property
+    def process_sticky(self) -> bool:
+        return self.fresh_process or any(
+            self.config.config_entries.get(key) == value for key, value in PROCESS_STICKY_ENTRIES.items()
+        )
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """Outputs of a trial, or why it failed."""
+
+    trial: Trial
+    outputs: dict[str, Array] = field(default_factory=dict)
+    error: str | None = None
+    applied_transformers: tuple[str, ...] = ()
+    optimized_model: Path | None = None
+
+
+def _groups(trials: Sequence[Trial]) -> list[list[int]]:
+    shared = [i for i, t in enumerate(trials) if not t.process_sticky]
+    alone = [[i] for i, t in enumerate(trials) if t.process_sticky]
+    return ([shared] if shared else []) + alone
+
+
+def run_trials(
+    model: Path,
+    inputs: Mapping[str, Array],
+    trials: Sequence[Trial],
+    work_dir: Path,
+    *,
+    timeout: float = 600.0,
+) -> list[TrialResult]:
+    """Run every trial and return their results in the same order.
+
+    ``work_dir`` must outlive the results: optimised graphs are left there.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    input_files = {}
+    for index, (name, array) in enumerate(inputs.items()):
+        path = work_dir / f"input_{index}.npy"
+        if not path.exists():
+            np.save(path, array, allow_pickle=False)
+        input_files[name] = str(path)
+    results: list[TrialResult | None] = [None] * len(trials)
+    offset = len(list(work_dir.glob("trial_*")))
+    for group_index, group in enumerate(_groups(trials)):
+        job_trials = []
+        for i in group:
+            trial = trials[i]
+            out_dir = work_dir / f"trial_{offset + i}"
+            out_dir.mkdir()
+            job_trials.append({
+                "model": str(trial.model or model),
+                "execution": trial.config.to_json(),
+                "disabled_optimizers": list(trial.disabled_optimizers),
+                "save_optimized": trial.save_optimized,
+                "capture_transformers": trial.capture_transformers,
+                "outputs": list(trial.outputs),
+                "run": trial.run,
+                "out_dir": str(out_dir),
+            })
+        job_path = work_dir / f"probe_{offset}_{group_index}.json"
+        job_path.write_text(json.dumps({"inputs": input_files, "trials": job_trials}), encoding="utf-8")
+        raw = _run_probe(job_path, timeout, len(group))
+        for i, result in zip(group, raw, strict=True):
+            results[i] = _result(trials[i], result)
+    return [r for r in results if r is not None]
+
+
+def _run_probe(job_path: Path, timeout: float, count: int) -> list[dict[str, Any]]:
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "ogverify.runtime.probe", str(job_path)],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return [{"error": f"trial did not finish within {timeout:g} s"}] * count
+    result_path = job_path.with_name(job_path.stem + ".result.json")
+    if not result_path.is_file():
+        tail = (process.stderr.strip().splitlines() or ["no output"])[-1]
+        return [{"error": f"trial process died (exit {process.returncode}): {tail[:200]}"}] * count
+    raw: list[dict[str, Any]] = json.loads(result_path.read_text(encoding="utf-8"))
+    if len(raw) != count:
+        return [raw[0]] * count
+    return raw
+
+
+def _result(trial: Trial, raw: Mapping[str, Any]) -> TrialResult:
+    if "error" in raw:
+        return TrialResult(trial, error=str(raw["error"]))
+    outputs = {
+        name: parse_npy(Path(path).read_bytes(), f"trial output {name!r}").copy()
+        for name, path in raw["outputs"].items()
+    }
+    optimized = raw.get("optimized_model")
+    return TrialResult(
+        trial, outputs, None, tuple(raw.get("applied_transformers", [])),
+        Path(optimized) if optimized and Path(optimized).is_file() else None,
+    )

@@ -1,0 +1,527 @@
+"""Checking many bundles: target collection, a pool of check workers, and Dask scale-out.
+
+Three ways to run the same per-bundle check (``check_target``):
+
+- serially in this process, each re-execution in a fresh subprocess (``jobs=1``);
+- on a pool of ``jobs`` worker processes (``spawn``: each is a fresh interpreter, not a fork of
+  the caller). Each worker keeps a ``runner.SessionCache``, so a model is loaded once per worker
+  for all the bundles that share its digest and execution configuration; configurations with
+  process-sticky settings still get a fresh process per run;
+- on a Dask distributed cluster (``dask_scheduler=``), where each Dask worker process keeps its
+  own cache. Bundles are then named by paths or URLs that every worker can reach.
+
+Results stream back as they finish (``iter_checks`` yields ``(index, report)``); callers sort
+by index for deterministic output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ogverify.errors import OgverifyError, UsageError
+from ogverify.evidence.bundle import DEFAULT_LIMITS, MANIFEST, MARKER, Limits, open_bundle
+from ogverify.evidence.signing import TrustedKey
+from ogverify.report.findings import Finding, Report, Status
+from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, SessionCache
+from ogverify.verify.policy import ManifestFacts, Policy, policy_finding
+
+GLOB_CHARACTERS = frozenset("*?[")
+URL_SCHEMES = ("file", "http", "https")
+# A worker that exceeds a bundle's timeout by this much is killed (the in-worker timeout failed).
+HARD_KILL_GRACE = 60.0
+
+
+# --- what to check ------------------------------------------------------------------------
+
+
+def is_url(text: str) -> bool:
+    """``file://``, ``http://`` or ``https://`` (bundles all workers can reach)."""
+    return urllib.parse.urlsplit(text).scheme in URL_SCHEMES and "://" in text
+
+
+def is_bundle_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / MARKER).is_file() or (path / MANIFEST).is_file())
+
+
+def bundles_in(folder: Path) -> list[Path]:
+    """``*.ogb`` files and bundle directories below ``folder``, sorted; bundles are not entered."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        dirs.sort()
+        for name in list(dirs):
+            if is_bundle_dir(here / name):
+                found.append(here / name)
+                dirs.remove(name)
+        found.extend(here / f for f in files if f.endswith(".ogb"))
+    return sorted(found)
+
+
+def collect_targets(args: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Expand check arguments into bundles, in a deterministic order, without duplicates.
+
+    A bundle (``.ogb`` or bundle directory) or URL is itself; any other directory stands for
+    the bundles inside it; a glob (quoted, so ogverify expands it) for what it matches.
+
+    Raises:
+        UsageError: a glob matches nothing.
+    """
+    targets: list[str] = []
+    for arg in args:
+        text = str(arg)
+        if is_url(text):
+            targets.append(text)
+            continue
+        if GLOB_CHARACTERS & set(text) and not Path(text).exists():
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                raise UsageError(f"no bundle matches {text}")
+            for match in matches:
+                path = Path(match)
+                targets.extend(str(p) for p in (bundles_in(path) if path.is_dir() and not is_bundle_dir(path)
+                                                 else [path]))
+            continue
+        path = Path(text)
+        inside = bundles_in(path) if path.is_dir() and not is_bundle_dir(path) else []
+        # A directory with no bundle inside is checked as itself, so its report says why it is none.
+        targets.extend(str(p) for p in inside) if inside else targets.append(text)
+    return list(dict.fromkeys(targets))
+
+
+# --- one bundle ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """Everything a worker needs to check bundles; plain data, so it pickles to any worker.
+
+    ``settings`` holds the fields of ``verify.CheckOptions`` by name (all but the trusted keys,
+    which travel as PEM bytes because key objects do not pickle, and the replayer, which each
+    worker brings). Build one with ``from_options``.
+    """
+
+    trusted_keys: tuple[tuple[str, bytes], ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    policy: Policy | None = None
+    reuse_sessions: bool = True
+    collect_facts: bool = False
+
+    @classmethod
+    def from_options(cls, options: Any, **kwargs: Any) -> CheckSpec:
+        """A spec from ``verify.CheckOptions`` (policy, reuse_sessions, collect_facts as keywords)."""
+        from cryptography.hazmat.primitives import serialization
+
+        pems = tuple(
+            (k.source, k.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+            for k in options.trusted_keys.values()
+        )
+        settings = {f.name: getattr(options, f.name) for f in fields(options)
+                    if f.name not in ("trusted_keys", "replayer")}
+        return cls(pems, settings, **kwargs)
+
+    @property
+    def timeout(self) -> float:
+        return float(self.settings.get("timeout", DEFAULT_TIMEOUT))
+
+    @property
+    def rerun(self) -> bool:
+        return bool(self.settings.get("rerun", True))
+
+    @property
+    def limits(self) -> Limits:
+        limits: Limits = self.settings.get("limits", DEFAULT_LIMITS)
+        return limits
+
+    def options(self, replayer: Replayer | None = None) -> Any:
+        """The CheckOptions for this spec (``replayer`` None: a fresh process per re-execution)."""
+        from ogverify.verify.pipeline import CheckOptions
+
+        return CheckOptions(trusted_keys=_load_pem_keys(self.trusted_keys), replayer=replayer, **self.settings)
+
+
+_KEY_CACHE: dict[tuple[tuple[str, bytes], ...], dict[str, TrustedKey]] = {}
+
+
+def _load_pem_keys(pems: tuple[tuple[str, bytes], ...]) -> dict[str, TrustedKey]:
+    if pems not in _KEY_CACHE:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        from ogverify.evidence.signing import keyid_of
+
+        keys = {}
+        for source, pem in pems:
+            key = serialization.load_pem_public_key(pem)
+            assert isinstance(key, Ed25519PublicKey)
+            keys[keyid_of(key)] = TrustedKey(keyid_of(key), key, source)
+        _KEY_CACHE[pems] = keys
+    return _KEY_CACHE[pems]
+
+
+def error_report(target: str, message: str, rerun: bool = True) -> Report:
+    """The report of a bundle that could not be checked at all."""
+    return Report(target, (Finding("bundle", "bundle", Status.ERROR, message),), rerun=rerun)
+
+
+def _manifest_facts(path: Path, limits: Limits) -> ManifestFacts | None:
+    try:
+        with open_bundle(path, limits) as bundle:
+            manifest = bundle.manifest
+            return ManifestFacts(
+                manifest.model.name, manifest.model.artifact.blake3,
+                {t.name: manifest.comparison.for_output(t.name) for t in manifest.outputs},
+            )
+    except OgverifyError:
+        return None
+
+
+def _download(url: str, folder: Path, limit: int) -> Path:
+    """Fetch an ``.ogb`` over http(s) into ``folder``, refusing more than ``limit`` bytes."""
+    name = Path(urllib.parse.urlsplit(url).path).name or "bundle.ogb"
+    target = folder / (name if name.endswith(".ogb") else name + ".ogb")
+    try:
+        from urllib.request import urlopen  # only for http(s) bundles: it costs ~30 ms of start-up
+
+        with urlopen(url, timeout=60) as response, target.open("wb") as out:
+            copied = 0
+            while chunk := response.read(1 << 20):
+                copied += len(chunk)
+                if copied > limit:
+                    raise OgverifyError(f"{url}: more than {limit} bytes")
+                out.write(chunk)
+    except OSError as exc:
+        raise OgverifyError(f"cannot fetch {url}: {exc}") from exc
+    return target
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One finished check: the target's index, its report, and (when asked) facts to attest."""
+
+    index: int
+    report: Report
+    facts: Mapping[str, Any] | None = None
+
+
+def check_target(target: str, spec: CheckSpec, replayer: Replayer | None = None) -> Report:
+    """Check one bundle named by path or URL under ``spec``; never raises for a bad bundle."""
+    return _check_target(target, spec, replayer)[0]
+
+
+def _attest_facts(path: Path, spec: CheckSpec) -> dict[str, Any]:
+    from ogverify.runtime.fingerprint import capture
+
+    facts: dict[str, Any] = {"environment": capture()}
+    try:
+        with open_bundle(path, spec.limits) as bundle:
+            manifest = bundle.manifest
+            facts["model"] = {"name": manifest.model.name, "blake3": manifest.model.artifact.blake3}
+            facts["execution"] = manifest.execution.to_json()
+    except OgverifyError:
+        pass
+    return facts
+
+
+def _check_target(
+    target: str, spec: CheckSpec, replayer: Replayer | None = None
+) -> tuple[Report, dict[str, Any] | None]:
+    from ogverify.verify.pipeline import check_bundle
+
+    work: str | None = None
+    try:
+        if is_url(target):
+            parts = urllib.parse.urlsplit(target)
+            if parts.scheme == "file":
+                from urllib.request import url2pathname
+
+                path = Path(url2pathname(parts.path))
+            else:
+                work = tempfile.mkdtemp(prefix="ogverify-fetch-")
+                path = _download(target, Path(work), spec.limits.max_total_bytes)
+        else:
+            path = Path(target)
+        options = spec.options(replayer)
+        report = check_bundle(path, options)
+        if spec.policy is not None:
+            manifest_facts = _manifest_facts(path, spec.limits) if spec.policy.checks_comparisons else None
+            stage = policy_finding(spec.policy, report, manifest_facts)
+            if stage is not None:
+                report = replace(report, findings=(*report.findings, stage))
+        attest_facts = _attest_facts(path, spec) if spec.collect_facts else None
+        return replace(report, bundle=target), attest_facts
+    except OgverifyError as exc:
+        return error_report(target, exc.message, spec.rerun), None
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+# --- in-worker state ----------------------------------------------------------------------
+
+_WORKER_CACHE: SessionCache | None = None
+_WORKER_LOCK = threading.Lock()
+
+
+def worker_cache() -> SessionCache:
+    """This process's session cache (one per worker process, shared by its threads)."""
+    global _WORKER_CACHE  # noqa: PLW0603 - one cache per process is the point
+    with _WORKER_LOCK:
+        if _WORKER_CACHE is None or _WORKER_CACHE.poisoned:
+            limit = _WORKER_CACHE.process_memory_limit if _WORKER_CACHE is not None else None
+            _WORKER_CACHE = SessionCache(process_memory_limit=limit)
+        return _WORKER_CACHE
+
+
+def _checked_in_worker(target: str, spec: CheckSpec) -> tuple[Report, dict[str, Any] | None]:
+    replayer = worker_cache() if spec.reuse_sessions else None
+    try:
+        return _check_target(target, spec, replayer)
+    except Exception as exc:  # a worker must answer for every bundle it took
+        return error_report(target, f"internal error: {type(exc).__name__}: {exc}", spec.rerun), None
+
+
+# --- process pool -------------------------------------------------------------------------
+
+
+def _limit_memory(limit: int) -> int | None:
+    """Bound this process's data memory to ``limit`` bytes (Linux RLIMIT_DATA); the limit set, or None."""
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY and hard < limit:
+            limit = hard
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        return None
+    return limit
+
+
+def _pool_worker(conn: Any, spec: CheckSpec) -> None:
+    """Body of one pool process: check what the parent sends until it sends None.
+
+    The worker holds the re-executions of many bundles, so it runs under the policy's
+    ``max_replay_memory`` itself, as a fresh re-execution process would.
+    """
+    global _WORKER_CACHE  # noqa: PLW0603 - the pool worker's one cache, made to know its limit
+    limit = getattr(spec.limits, "max_replay_memory", None)
+    if isinstance(limit, int):
+        _WORKER_CACHE = SessionCache(process_memory_limit=_limit_memory(limit))
+    try:
+        while True:
+            task = conn.recv()
+            if task is None:
+                break
+            index, target = task
+            try:
+                report, facts = _checked_in_worker(target, spec)
+            except BaseException:
+                report = error_report(target, "internal error: " + traceback.format_exc(limit=3).splitlines()[-1])
+                facts = None
+            cache = worker_cache()
+            conn.send((index, report, facts, cache.poisoned, cache.loads, cache.reuses))
+            if cache.poisoned:
+                break  # a run that never ended still holds this process; start afresh
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        pass
+    finally:
+        conn.close()
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    task: tuple[int, str, float] | None = None
+    loads: int = 0
+    reuses: int = 0
+
+
+@dataclass
+class PoolStats:
+    """What the pool did: workers started and sessions loaded / re-used by all of them."""
+
+    workers_started: int = 0
+    sessions_loaded: int = 0
+    sessions_reused: int = 0
+
+
+def run_pool(
+    targets: Sequence[str], spec: CheckSpec, jobs: int, stats: PoolStats | None = None
+) -> Iterator[Checked]:
+    """Check ``targets`` on ``jobs`` fresh worker processes; yield (index, report) as they finish."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("spawn")
+    stats = stats if stats is not None else PoolStats()
+    queue = list(enumerate(targets))
+    queue.reverse()
+    workers: list[_Worker] = []
+    # A safety net only: every run inside a check has its own timeout (the re-execution, and each
+    # trial run of a drift explanation), so a check taking longer than all of them is stuck.
+    trials = int(spec.settings.get("explain_budget", 0)) if spec.settings.get("explain", False) else 0
+    hard_limit = spec.timeout * (2 + trials) + HARD_KILL_GRACE
+
+    def start() -> _Worker:
+        parent, child = context.Pipe()
+        process = context.Process(target=_pool_worker, args=(child, spec), name="ogverify-check", daemon=True)
+        process.start()
+        child.close()
+        stats.workers_started += 1
+        worker = _Worker(process, parent)
+        workers.append(worker)
+        return worker
+
+    def retire(worker: _Worker) -> None:
+        stats.sessions_loaded += worker.loads
+        stats.sessions_reused += worker.reuses
+        workers.remove(worker)
+        _stop(worker)
+
+    def feed(worker: _Worker) -> None:
+        worker.task = None
+        if queue:
+            index, target = queue.pop()
+            worker.task = (index, target, time.monotonic())
+            worker.conn.send((index, target))
+
+    try:
+        for _ in range(max(1, min(jobs, len(targets)))):
+            feed(start())
+        while any(w.task is not None for w in workers):
+            busy = [w for w in workers if w.task is not None]
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
+            for worker in busy:
+                assert worker.task is not None
+                index, target, started = worker.task
+                message = None
+                if worker.conn in ready:
+                    try:
+                        message = worker.conn.recv()
+                    except (EOFError, OSError):
+                        message = None
+                if message is not None:
+                    _, report, facts, poisoned, worker.loads, worker.reuses = message
+                    if poisoned:
+                        retire(worker)
+                        feed(start())
+                    else:
+                        feed(worker)
+                    yield Checked(index, report, facts)
+                    continue
+                died = worker.process.sentinel in ready or not worker.process.is_alive()
+                overdue = time.monotonic() - started > hard_limit
+                if died or overdue:
+                    if worker.process.is_alive():
+                        worker.process.kill()
+                    worker.process.join(5)
+                    why = (f"check worker killed after {hard_limit:g} s" if overdue
+                           else f"check worker died (exit code {worker.process.exitcode})")
+                    retire(worker)
+                    feed(start())
+                    yield Checked(index, error_report(target, why, spec.rerun))
+    finally:
+        for worker in list(workers):
+            retire(worker)
+
+
+def _stop(worker: _Worker) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        worker.conn.send(None)
+    worker.process.join(10)
+    if worker.process.is_alive():
+        worker.process.kill()
+        worker.process.join(5)
+    worker.conn.close()
+
+
+# --- Dask ---------------------------------------------------------------------------------
+
+
+def _dask_task(target: str, spec: CheckSpec) -> tuple[Report, dict[str, Any] | None]:
+    return _checked_in_worker(target, spec)
+
+
+def run_dask(targets: Sequence[str], spec: CheckSpec, scheduler: Any) -> Iterator[Checked]:
+    """Check ``targets`` on a Dask cluster (scheduler address or a ``distributed.Client``).
+
+    Raises:
+        UsageError: ``distributed`` is not installed, or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise UsageError("--dask-scheduler needs the 'distributed' package: pip install 'ogverify[dask]'") from exc
+    own = not isinstance(scheduler, Client)
+    try:
+        client = Client(scheduler, timeout="20s") if own else scheduler  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
+    try:
+        spec_future = client.scatter(spec, broadcast=True)
+        futures = {client.submit(_dask_task, target, spec_future, pure=False): index
+                   for index, target in enumerate(targets)}
+        for future in as_completed(futures):  # type: ignore[no-untyped-call]
+            index = futures[future]
+            try:
+                report, facts = future.result()
+            except Exception as exc:  # a lost worker, an unpicklable result ...
+                report = error_report(targets[index], f"Dask task failed: {type(exc).__name__}: {exc}", spec.rerun)
+                facts = None
+            yield Checked(index, report, facts)
+    finally:
+        if own:
+            client.close()
+
+
+# --- all of it ----------------------------------------------------------------------------
+
+
+def iter_checks(
+    targets: Sequence[str],
+    spec: CheckSpec,
+    *,
+    jobs: int = 1,
+    dask_scheduler: Any = None,
+    stats: PoolStats | None = None,
+) -> Iterator[Checked]:
+    """Check every target; yield each result as it finishes (``Checked.index`` into ``targets``)."""
+    if dask_scheduler is not None:
+        yield from run_dask(targets, spec, dask_scheduler)
+    elif jobs > 1 and len(targets) > 1:
+        yield from run_pool(targets, spec, jobs, stats)
+    else:
+        for index, target in enumerate(targets):
+            report, facts = _check_target(target, spec)
+            yield Checked(index, report, facts)
+
+
+def check_all(
+    targets: Sequence[str],
+    spec: CheckSpec,
+    *,
+    jobs: int = 1,
+    dask_scheduler: Any = None,
+    on_result: Callable[[Checked], None] | None = None,
+    stats: PoolStats | None = None,
+) -> list[Checked]:
+    """Results for ``targets`` in their order; ``on_result`` is called as each one finishes."""
+    done: dict[int, Checked] = {}
+    for checked in iter_checks(targets, spec, jobs=jobs, dask_scheduler=dask_scheduler, stats=stats):
+        done[checked.index] = checked
+        if on_result is not None:
+            on_result(checked)
+    return [done[i] for i in range(len(targets))]

@@ -1,0 +1,436 @@
+"""The drift explanation engine: when re-execution does not reproduce the claimed outputs, say why.
+
+Steps, each bounded by a budget of trial runs (``--explain-budget``):
+
+1. Noise floor: re-run the recorded configuration in fresh processes; if those runs disagree,
+   the model is nondeterministic under that configuration, which is not evidence of tampering.
+2. Counterfactuals: vary one knob at a time (optimisation level, threads, execution mode, the
+   numerics-relevant session config entries, provider); a variant that reproduces the claimed
+   outputs bitwise names the drifted knob. Then pairs of knobs, greedily.
+3. When the optimisation level is to blame: bisect onnxruntime's ``disabled_optimizers`` to
+   name the graph transformer whose rewrite changed the numbers, and diff the op histograms
+   of the two optimised graphs.
+4. Localisation (see ``localise``): the first node that originates the error (ROOT) and the
+   first node whose output exceeds the tolerance.
+5. Nothing explains it: say so, and with a candidate model, test whether that model does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ogverify.model.compare import ComparisonSpec, compare_output
+from ogverify.model.tensors import Array
+from ogverify.runtime.config import OPT_LEVELS, ExecutionConfig, ProviderSpec
+from ogverify.runtime.trials import Trial, TrialResult, run_trials
+from ogverify.verify.drift.localise import Localisation, localise
+
+DEFAULT_BUDGET = 32
+# Session config entries known to change output bits, with the value onnxruntime defaults to.
+NUMERIC_CONFIG_ENTRIES = {
+    "session.disable_prepacking": "0",
+    "optimization.enable_gelu_approximation": "0",
+    "session.set_denormal_as_zero": "0",
+}
+THREAD_CHOICES = (1, 2, 4, 0)
+NON_COMPUTE_PROVIDERS = {"AzureExecutionProvider"}
+
+Cause = Literal["knob", "nondeterministic", "unexplained", "candidate_model", "error"]
+
+
+@dataclass(frozen=True)
+class KnobChange:
+    """One configuration knob set to a value other than the recorded one."""
+
+    knob: str
+    recorded: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.knob}={self.value}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"knob": self.knob, "recorded": self.recorded, "value": self.value}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One counterfactual run and how close it came to the claimed outputs."""
+
+    changes: tuple[KnobChange, ...]
+    reproduced: bool
+    elements_differing: int | None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return ", ".join(str(c) for c in self.changes) or "recorded configuration"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changes": [c.to_json() for c in self.changes], "reproduced": self.reproduced,
+                "elements_differing": self.elements_differing, "error": self.error}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why re-execution did not reproduce the claim, with the evidence."""
+
+    cause: Cause
+    summary: str
+    changes: tuple[KnobChange, ...] = ()
+    transformers: tuple[str, ...] = ()
+    op_histogram_diff: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    localisation: Localisation | None = None
+    attempts: tuple[Attempt, ...] = ()
+    runs: int = 0
+    notes: tuple[str, ...] = ()
+    also_reproducing: tuple[str, ...] = ()
+    recorded_graph: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cause": self.cause,
+            "summary": self.summary,
+            "changes": [c.to_json() for c in self.changes],
+            "transformers": list(self.transformers),
+            "op_histogram_diff": {
+                op: {"recorded": a, "reproducing": b} for op, (a, b) in self.op_histogram_diff.items()
+            },
+            "localisation": self.localisation.to_json() if self.localisation else None,
+            "attempts": [a.to_json() for a in self.attempts],
+            "runs": self.runs,
+            "notes": list(self.notes),
+            "also_reproducing": list(self.also_reproducing),
+            "recorded_graph": dict(self.recorded_graph) if self.recorded_graph is not None else None,
+        }
+
+
+def reproduces(claimed: Mapping[str, Array], outputs: Mapping[str, Array]) -> bool:
+    """True when every claimed output is reproduced bit for bit."""
+    return all(
+        name in outputs and outputs[name].dtype == value.dtype and outputs[name].shape == value.shape
+        and outputs[name].tobytes() == value.tobytes()
+        for name, value in claimed.items()
+    )
+
+
+def differing_elements(claimed: Mapping[str, Array], outputs: Mapping[str, Array]) -> int | None:
+    """How many claimed elements a run got wrong (None when the run has another shape or dtype)."""
+    total = 0
+    for name, value in claimed.items():
+        other = outputs.get(name)
+        if other is None or other.dtype != value.dtype or other.shape != value.shape:
+            return None
+        comparison = compare_output(name, value, other, ComparisonSpec())
+        total += comparison.elements_differing
+    return total
+
+
+def _with(config: ExecutionConfig, change: KnobChange) -> ExecutionConfig:
+    if change.knob == "graph_optimization_level":
+        return dataclasses.replace(config, graph_optimization_level=change.value)
+    if change.knob == "intra_op_num_threads":
+        return dataclasses.replace(config, intra_op_num_threads=int(change.value))
+    if change.knob == "inter_op_num_threads":
+        return dataclasses.replace(config, inter_op_num_threads=int(change.value))
+    if change.knob == "execution_mode":
+        return dataclasses.replace(config, execution_mode=change.value)
+    if change.knob == "provider":
+        return dataclasses.replace(config, providers=(ProviderSpec(change.value),))
+    entries = dict(config.config_entries)
+    entries[change.knob] = change.value
+    return dataclasses.replace(config, config_entries=entries)
+
+
+def single_knob_changes(config: ExecutionConfig, available_providers: Sequence[str]) -> list[KnobChange]:
+    """Every one-knob variant of ``config`` worth trying, most likely culprits first."""
+    levels = list(OPT_LEVELS.values())
+    recorded_index = levels.index(config.graph_optimization_level)
+    # Nearest levels first: the closest reproducing level names the fewest rewrites.
+    nearest = sorted((lv for lv in levels if lv != config.graph_optimization_level),
+                     key=lambda lv: abs(levels.index(lv) - recorded_index))
+    changes = [KnobChange("graph_optimization_level", config.graph_optimization_level, lv) for lv in nearest]
+    changes += [
+        KnobChange(key, config.config_entries.get(key, default), value)
+        for key, default in NUMERIC_CONFIG_ENTRIES.items()
+        for value in ("0", "1") if value != config.config_entries.get(key, default)
+    ]
+    changes += [
+        KnobChange("intra_op_num_threads", str(config.intra_op_num_threads), str(threads))
+        for threads in THREAD_CHOICES if threads != config.intra_op_num_threads
+    ]
+    other_mode = "ORT_PARALLEL" if config.execution_mode == "ORT_SEQUENTIAL" else "ORT_SEQUENTIAL"
+    changes.append(KnobChange("execution_mode", config.execution_mode, other_mode))
+    if config.execution_mode == "ORT_PARALLEL":
+        changes += [
+            KnobChange("inter_op_num_threads", str(config.inter_op_num_threads), str(threads))
+            for threads in THREAD_CHOICES if threads != config.inter_op_num_threads
+        ]
+    recorded_provider = config.providers[0].name
+    changes += [
+        KnobChange("provider", recorded_provider, name)
+        for name in available_providers if name != recorded_provider and name not in NON_COMPUTE_PROVIDERS
+    ]
+    return changes
+
+
+class _Budget:
+    def __init__(self, runs: int) -> None:
+        self.left = runs
+        self.used = 0
+
+    def take(self, count: int) -> int:
+        granted = max(0, min(count, self.left))
+        self.left -= granted
+        self.used += granted
+        return granted
+
+
+@dataclass
+class _Context:
+    model: Path
+    inputs: Mapping[str, Array]
+    claimed: Mapping[str, Array]
+    recorded: ExecutionConfig
+    work_dir: Path
+    timeout: float
+    budget: _Budget
+    tolerance: ComparisonSpec
+
+    def run(self, trials: Sequence[Trial]) -> list[TrialResult]:
+        return run_trials(self.model, self.inputs, trials, self.work_dir, timeout=self.timeout)
+
+    def config_for(self, changes: Sequence[KnobChange]) -> ExecutionConfig:
+        config = self.recorded
+        for change in changes:
+            config = _with(config, change)
+        return config
+
+
+def explain(
+    model: Path,
+    inputs: Mapping[str, Array],
+    claimed: Mapping[str, Array],
+    recorded: ExecutionConfig,
+    first_reproduction: Mapping[str, Array],
+    work_dir: Path,
+    *,
+    budget: int = DEFAULT_BUDGET,
+    timeout: float = 600.0,
+    tolerance: ComparisonSpec | None = None,
+    candidate_model: Path | None = None,
+    available_providers: Sequence[str] = (),
+) -> Explanation:
+    """Find the cause of a failed reproduction (see the module docstring for the steps).
+
+    Args:
+        model: the bundle's model, materialised.
+        inputs: the packed inputs.
+        claimed: the claimed outputs.
+        recorded: the recorded execution configuration.
+        first_reproduction: the outputs ``check`` reproduced under ``recorded``.
+        work_dir: scratch space that lives as long as this call.
+        budget: the most trial runs to spend.
+        timeout: seconds each trial process may take.
+        tolerance: the comparison that decides "exceeds the tolerance" in localisation.
+        candidate_model: a model that may have produced the claim instead.
+        available_providers: execution providers present here.
+    """
+    context = _Context(model, inputs, claimed, recorded, work_dir, timeout, _Budget(budget),
+                       tolerance or ComparisonSpec())
+    noise, recorded_run = _noise_floor(context, first_reproduction)
+    graph = graph_fingerprint(recorded_run)
+    if noise is not None:
+        return dataclasses.replace(noise, recorded_graph=graph)
+    attempts = _counterfactuals(context, available_providers, reserve=1 if candidate_model is not None else 0)
+    matching = [a for a in attempts if a.reproduced]
+    if not matching:
+        return dataclasses.replace(_unexplained(context, attempts, candidate_model), recorded_graph=graph)
+    best = matching[0]
+    knobs = ", ".join(f"{c.knob}={c.value}" for c in best.changes)
+    records = (best.changes[0].recorded if len(best.changes) == 1
+               else ", ".join(f"{c.knob}={c.recorded}" for c in best.changes))
+    summary = f"outputs reproduce exactly with {knobs}; the bundle records {records}"
+    transformers: tuple[str, ...] = ()
+    histogram: dict[str, tuple[int, int]] = {}
+    notes: list[str] = []
+    reference_graph = None
+    recorded_graph = recorded_run.optimized_model if recorded_run is not None else None
+    if recorded_run is not None and context.budget.take(1) == 1:
+        reproducing = context.run([
+            Trial("reproducing", context.config_for(best.changes), save_optimized=True, capture_transformers=True),
+        ])[0]
+        reference_graph = reproducing.optimized_model
+        histogram = _histogram_diff(recorded_graph, reference_graph)
+        if any(c.knob == "graph_optimization_level" for c in best.changes):
+            applied = [t for t in recorded_run.applied_transformers if t not in reproducing.applied_transformers]
+            transformers, bisect_note = _bisect_transformers(context, applied)
+            if transformers:
+                summary += f" (graph transformer {', '.join(transformers)})"
+            if bisect_note:
+                notes.append(bisect_note)
+    localisation = None
+    if recorded_graph is not None and reference_graph is not None:
+        localisation = localise(
+            recorded_graph, reference_graph, inputs, first_reproduction, claimed, context.tolerance,
+            work_dir / "trace", config=recorded, timeout=timeout,
+        )
+    return Explanation(
+        "knob", summary, best.changes, transformers, histogram, localisation, tuple(attempts),
+        context.budget.used, tuple(notes), tuple(a.label for a in matching[1:]), graph,
+    )
+
+
+def graph_fingerprint(run: TrialResult | None) -> dict[str, Any] | None:
+    """sha256 of an optimised graph's structure (weights are beside it) and its op histogram."""
+    if run is None or run.optimized_model is None or run.error is not None:
+        return None
+    from ogverify.evidence.digest import digest_file
+
+    return {
+        "sha256": digest_file(run.optimized_model, "sha256").hex,
+        "op_histogram": dict(sorted(op_histogram(run.optimized_model).items())),
+    }
+
+
+def _noise_floor(context: _Context, first: Mapping[str, Array]) -> tuple[Explanation | None, TrialResult | None]:
+    """Two fresh re-runs of the recorded configuration; the first also keeps its optimised graph
+    and the transformers that rewrote it (saving and logging do not change the numbers)."""
+    reruns = context.budget.take(2)
+    trials = [
+        Trial(f"rerun {i + 1}", context.recorded, fresh_process=True,
+              save_optimized=i == 0, capture_transformers=i == 0)
+        for i in range(reruns)
+    ]
+    results = context.run(trials) if trials else []
+    recorded_run = results[0] if results and results[0].error is None else None
+    disagreeing = []
+    for result in results:
+        if result.error is not None:
+            continue
+        if not reproduces(first, result.outputs):
+            disagreeing.append(differing_elements(first, result.outputs))
+    if not disagreeing and not any(reproduces(context.claimed, r.outputs) for r in results):
+        return None, recorded_run
+    detail = (
+        f"{len(disagreeing)} of {len(results)} fresh re-runs differ from the first"
+        if disagreeing else "a fresh re-run reproduced the claim although the first did not"
+    )
+    return Explanation(
+        "nondeterministic",
+        f"outputs are nondeterministic under the recorded configuration ({detail}); "
+        "this is not evidence of tampering",
+        runs=context.budget.used,
+    ), recorded_run
+
+
+def _attempt(context: _Context, changes: tuple[KnobChange, ...], result: TrialResult) -> Attempt:
+    if result.error is not None:
+        return Attempt(changes, False, None, result.error)
+    return Attempt(changes, reproduces(context.claimed, result.outputs),
+                   differing_elements(context.claimed, result.outputs))
+
+
+def _counterfactuals(context: _Context, available_providers: Sequence[str], reserve: int) -> list[Attempt]:
+    singles = single_knob_changes(context.recorded, available_providers)
+    singles = singles[: context.budget.take(len(singles))]
+    results = context.run([Trial(str(c), context.config_for([c])) for c in singles])
+    attempts = [_attempt(context, (change,), result) for change, result in zip(singles, results, strict=True)]
+    if any(a.reproduced for a in attempts):
+        return attempts
+    # Greedy pairs: combine the knobs that came closest, within what is left of the budget.
+    ranked = sorted(
+        (a for a in attempts if a.error is None and a.elements_differing is not None),
+        key=lambda a: a.elements_differing if a.elements_differing is not None else 0,
+    )
+    pairs: list[tuple[KnobChange, ...]] = []
+    for i, first in enumerate(ranked):
+        for second in ranked[i + 1:]:
+            if first.changes[0].knob != second.changes[0].knob:
+                pairs.append((first.changes[0], second.changes[0]))
+    pairs = pairs[: context.budget.take(min(len(pairs), context.budget.left - reserve))]
+    if pairs:
+        results = context.run([Trial(", ".join(map(str, p)), context.config_for(p)) for p in pairs])
+        attempts += [_attempt(context, pair, result) for pair, result in zip(pairs, results, strict=True)]
+    return attempts
+
+
+def _bisect_transformers(context: _Context, candidates: list[str]) -> tuple[tuple[str, ...], str]:
+    """The smallest set of transformers whose disabling reproduces the claim (one culprit assumed)."""
+    if not candidates:
+        return (), "no graph transformer reported changing the graph"
+
+    def disabling_reproduces(names: Sequence[str]) -> bool | None:
+        if context.budget.take(1) == 0:
+            return None
+        result = context.run([Trial("disabled " + ",".join(names), context.recorded, tuple(names))])[0]
+        return result.error is None and reproduces(context.claimed, result.outputs)
+
+    suspects = list(candidates)
+    outcome = disabling_reproduces(suspects)
+    if outcome is None:
+        return (), "the explain budget ran out before the graph transformers were bisected"
+    if not outcome:
+        return (), ("disabling the transformers that changed the graph (" + ", ".join(suspects)
+                    + ") does not reproduce the claim")
+    while len(suspects) > 1:
+        half = suspects[: len(suspects) // 2]
+        first = disabling_reproduces(half)
+        if first is None:
+            return tuple(suspects), "the explain budget ran out while bisecting graph transformers"
+        if first:
+            suspects = half
+            continue
+        rest = suspects[len(half):]
+        second = disabling_reproduces(rest)
+        if second is None:
+            return tuple(suspects), "the explain budget ran out while bisecting graph transformers"
+        if not second:
+            return tuple(suspects), "several graph transformers are needed together to explain the difference"
+        suspects = rest
+    return tuple(suspects), ""
+
+
+def op_histogram(model_path: Path | None) -> Counter[str]:
+    """Node counts by op type (``domain::Op`` outside the default domain) of a model file."""
+    if model_path is None:
+        return Counter()
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    return Counter(f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
+                   for n in model.graph.node)
+
+
+def _histogram_diff(recorded: Path | None, reference: Path | None) -> dict[str, tuple[int, int]]:
+    before, after = op_histogram(recorded), op_histogram(reference)
+    return {op: (before[op], after[op]) for op in sorted(set(before) | set(after)) if before[op] != after[op]}
+
+
+def _unexplained(context: _Context, attempts: list[Attempt], candidate_model: Path | None) -> Explanation:
+    tried = len(attempts)
+    summary = f"outputs are not explained by any configuration knob ({tried} variants tried)"
+    notes: list[str] = []
+    if candidate_model is not None and context.budget.take(1):
+        result = run_trials(candidate_model, context.inputs, [Trial("candidate", context.recorded)],
+                            context.work_dir, timeout=context.timeout)[0]
+        if result.error is not None:
+            notes.append(f"the candidate model could not be run: {result.error}")
+        elif reproduces(context.claimed, result.outputs):
+            from ogverify.verify.diff import diff_models
+
+            difference = diff_models(context.model, candidate_model)
+            changed = difference.changed_tensor_names()
+            summary = (f"outputs reproduce exactly with the candidate model {candidate_model.name}, "
+                       f"not with the bundle's model; they differ in {len(changed)} tensor(s): "
+                       + ", ".join(changed[:8]) + ("..." if len(changed) > 8 else ""))
+            return Explanation("candidate_model", summary, attempts=tuple(attempts), runs=context.budget.used,
+                               notes=tuple(difference.summary_lines()))
+        else:
+            notes.append(f"the candidate model {candidate_model.name} does not reproduce the claim either")
+    return Explanation("unexplained", summary, attempts=tuple(attempts), runs=context.budget.used, notes=tuple(notes))

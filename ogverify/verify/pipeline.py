@@ -1,0 +1,532 @@
+"""``check``: integrity → signatures → environment → re-execution → comparison, as a Report.
+
+Failures to *perform* a stage become ERROR findings (exit 3); evidence that does not hold
+becomes FAIL findings (exit 1). Nothing is executed unless integrity and signatures hold.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ogverify.errors import OgverifyError
+from ogverify.evidence.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
+from ogverify.evidence.comparison import OutputComparison
+from ogverify.evidence.manifest import Artifact, TensorEntry
+from ogverify.evidence.signing import TrustedKey, verify_envelope
+from ogverify.model.agreement import EvidenceMismatchError, check_model, check_tensor
+from ogverify.report.findings import Finding, Report, Status
+from ogverify.runtime.child import ReplayChild, take_prestarted
+from ogverify.runtime.fingerprint import EnvironmentDifference, capture, diff_environments
+from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult
+from ogverify.verify.policy import EnvironmentPolicy
+
+if TYPE_CHECKING:
+    from ogverify.model.tensors import Array
+
+# numpy, onnx and onnxruntime are not imported here: on the default path the re-execution
+# process does all numeric work (see ``_replay_in_child``), and it starts importing them
+# before this process has even opened the bundle.
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What ``check`` trusts and how far it goes.
+
+    Attributes:
+        trusted_keys: keyid → public key; a signature counts only if made by one of these.
+        allow_unsigned: accept a bundle with no signature from a trusted key (a warning, not a failure).
+        rerun: re-execute the model and compare outputs (False: integrity and signatures only).
+        timeout: seconds the re-execution may take.
+        limits: bounds on what the bundle may make ogverify read.
+        replayer: how to re-execute; None runs each re-execution in a fresh subprocess
+            (``runner.replay``); a ``runner.SessionCache`` re-uses sessions inside a worker.
+        environment_policy: environment differences to accept or to fail (policy ``[environment]``).
+        explain: on a failed reproduction, search for the cause (``drift.explain``).
+        explain_budget: the most trial runs the explanation may spend.
+        candidate_model: a model that may have produced the claimed outputs instead.
+        while_waiting: work for this process while a re-execution process runs the model
+            (the CLI imports its report formatter then); not called when nothing is re-executed.
+    """
+
+    trusted_keys: Mapping[str, TrustedKey] = field(default_factory=dict)
+    allow_unsigned: bool = False
+    rerun: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+    limits: Limits = DEFAULT_LIMITS
+    replayer: Replayer | None = None
+    environment_policy: EnvironmentPolicy | None = None
+    explain: bool = True
+    explain_budget: int = 32
+    candidate_model: Path | None = None
+    while_waiting: Callable[[], object] | None = None
+
+
+def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
+    """Check one bundle and return its report; never raises for a bad bundle."""
+    options = options or CheckOptions()
+    # Started first: it imports numpy and onnxruntime while this process verifies the bundle.
+    child = (take_prestarted() or ReplayChild()) if options.rerun and options.replayer is None else None
+    try:
+        try:
+            bundle = open_bundle(path, options.limits)
+        except OgverifyError as exc:
+            return Report(str(path), (Finding("bundle", "bundle", Status.ERROR, exc.message),),
+                          rerun=options.rerun)
+        with bundle:
+            return _check_open(bundle, options, child)
+    finally:
+        if child is not None:
+            child.close()
+
+
+def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None = None) -> Report:
+    workspace = _Workspace.plan(bundle, child.work_dir) if child is not None else None
+    integrity = _integrity(bundle, workspace)
+    signatures = _signatures(bundle, options)
+    runnable = integrity.status is Status.PASS and signatures.status in (Status.PASS, Status.WARN)
+    outcome = None
+    if options.rerun and runnable:
+        outcome = (_replay_in_child(bundle, options, child, workspace) if child is not None and workspace is not None
+                   else _replay_and_compare(bundle, options))
+    environment_here = outcome.environment if outcome is not None and outcome.environment is not None else capture()
+    differences = tuple(diff_environments(bundle.manifest.environment, environment_here))
+    findings = [integrity, signatures, _environment(differences, options.environment_policy)]
+    comparisons: list[OutputComparison] = []
+    replay_facts = None
+    if not options.rerun:
+        findings.append(Finding("replay", "re-execution", Status.SKIP, "re-execution skipped (--no-rerun)"))
+    elif outcome is None:
+        findings.append(Finding(
+            "replay", "re-execution", Status.SKIP, "re-execution skipped: integrity or signatures do not hold"
+        ))
+    else:
+        comparisons = outcome.comparisons
+        findings.append(outcome.replay_finding)
+        findings.extend(_comparison_findings(comparisons))
+        result = outcome.result
+        replay_facts = result.to_json() if result is not None else None
+        if result is not None and options.explain and any(not c.passed for c in comparisons):
+            findings.append(_explanation(bundle, options, result, comparisons, differences))
+    return Report(
+        str(bundle.path),
+        tuple(findings),
+        manifest_sha256=bundle.manifest_sha256.hex,
+        comparisons=tuple(comparisons),
+        environment_differences=differences,
+        replay=replay_facts,
+        rerun=options.rerun,
+    )
+
+
+def _graph_drift(recorded: object, here: Mapping[str, object] | None) -> str:
+    """A sentence when onnxruntime here optimises the graph differently than where it was packed."""
+    if not isinstance(recorded, dict) or here is None or recorded.get("sha256") == here.get("sha256"):
+        return ""
+    before = recorded.get("op_histogram") or {}
+    after = here.get("op_histogram") or {}
+    assert isinstance(before, dict) and isinstance(after, dict)
+    ops = [f"{op} {before.get(op, 0)}->{after.get(op, 0)}" for op in sorted(set(before) | set(after))
+           if before.get(op, 0) != after.get(op, 0)]
+    return ("onnxruntime here optimises the graph differently than where the bundle was packed"
+            + (f" (op histogram: {', '.join(ops)})" if ops else " (same ops, other graph bytes)"))
+
+
+def _explanation(
+    bundle: Bundle, options: CheckOptions, result: ReplayResult, comparisons: list[OutputComparison],
+    differences: tuple[EnvironmentDifference, ...],
+) -> Finding:
+    """Why the reproduction failed: the drift engine's answer as a finding (a warning: the
+    comparison findings already carry the failure)."""
+    import onnxruntime
+
+    from ogverify.verify.drift.engine import explain
+
+    manifest = bundle.manifest
+    failing = next(c for c in comparisons if not c.passed)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ogverify-explain-") as work:
+            model_path = _materialize(bundle, Path(work) / "model")
+            inputs = {t.name: _load_tensor(bundle, t, f"input '{t.name}'") for t in manifest.inputs}
+            claimed = {t.name: _load_tensor(bundle, t, f"claimed output '{t.name}'") for t in manifest.outputs}
+            explanation = explain(
+                model_path, inputs, claimed, manifest.execution, result.outputs, Path(work) / "trials",
+                budget=options.explain_budget, timeout=options.timeout, tolerance=failing.spec,
+                candidate_model=options.candidate_model,
+                available_providers=onnxruntime.get_available_providers(),
+            )
+    except (OgverifyError, EvidenceMismatchError, OSError) as exc:
+        message = exc.message if isinstance(exc, OgverifyError) else str(exc)
+        return Finding("drift", "explanation", Status.WARN, f"no explanation: {message}")
+    summary = explanation.summary
+    graph_note = _graph_drift(manifest.environment.get("optimized_graph"), explanation.recorded_graph)
+    if graph_note and explanation.cause == "unexplained":
+        summary += "; " + graph_note
+    high = [d for d in differences if d.impact == "high"]
+    if explanation.cause == "unexplained" and high:
+        summary += "; the environment differs where it changes numerics: " + ", ".join(
+            f"{d.field} recorded {d.recorded!r}, here {d.current!r}" for d in high[:3]
+        )
+    children = []
+    localisation = explanation.localisation
+    if localisation is not None:
+        for node in (localisation.origin, localisation.first_exceeding):
+            if node is not None:
+                label = "originates the error" if node is localisation.origin else "first exceeds the tolerance"
+                children.append(Finding(
+                    "drift", node.node, Status.WARN,
+                    f"{node.role}: {node.describe()} {label} ({node.elements_differing} elements differ, "
+                    f"max abs diff {node.max_abs_diff:.3g})" if node.max_abs_diff is not None else
+                    f"{node.role}: {node.describe()} {label} ({node.elements_differing} elements differ)",
+                    node.to_json(),
+                ))
+        children += [Finding("drift", "localisation", Status.WARN, note) for note in localisation.notes]
+    if explanation.op_histogram_diff:
+        ops = ", ".join(f"{op} {a}->{b}" for op, (a, b) in explanation.op_histogram_diff.items())
+        children.append(Finding("drift", "optimised graph", Status.WARN,
+                                f"op histogram, recorded -> reproducing configuration: {ops}"))
+    if graph_note:
+        children.append(Finding("drift", "optimised graph", Status.WARN, graph_note))
+    children += [Finding("drift", "note", Status.WARN, note) for note in explanation.notes]
+    children.append(Finding("drift", "search", Status.PASS,
+                            f"{explanation.runs} trial runs; variants tried: {len(explanation.attempts)}"))
+    return Finding("drift", "explanation", Status.WARN, summary, explanation.to_json(), tuple(children))
+
+
+def _integrity(bundle: Bundle, workspace: _Workspace | None = None) -> Finding:
+    """Every artifact against its digests; those the re-execution needs are verified as they are
+    written into ``workspace`` (hashed from the copy), the rest where they lie."""
+    children = []
+    referenced = set()
+    for label, artifact in bundle.manifest.artifacts():
+        referenced.add(artifact.blob_path)
+        problem = workspace.export(bundle, label, artifact) if workspace is not None else bundle.verify_blob(artifact)
+        evidence = {"blake3": artifact.blake3, "size": artifact.size}
+        if problem is None:
+            children.append(Finding("integrity", label, Status.PASS, f"{label} matches its digest", evidence))
+        else:
+            children.append(Finding("integrity", label, Status.FAIL, f"{label}: {problem}", evidence))
+    for extra in sorted(bundle.blob_names() - referenced):
+        children.append(Finding(
+            "integrity", extra, Status.FAIL, f"blob {extra} is not named by the manifest (something was added)"
+        ))
+    failed = [c for c in children if c.status is Status.FAIL]
+    if failed:
+        message = failed[0].message if len(failed) == 1 else f"{len(failed)} artifacts fail: {failed[0].message}; ..."
+        return Finding("integrity", "blobs", Status.FAIL, message, children=tuple(children))
+    return Finding("integrity", "blobs", Status.PASS, f"all {len(children)} artifacts match their digests",
+                   children=tuple(children))
+
+
+def _signatures(bundle: Bundle, options: CheckOptions) -> Finding:
+    checks = [
+        check
+        for name, raw in bundle.signature_envelopes.items()
+        for check in verify_envelope(name, raw, bundle.manifest_bytes, bundle.manifest, options.trusted_keys)
+    ]
+    children = []
+    for check in checks:
+        status = {
+            "trusted": Status.PASS, "untrusted": Status.WARN,
+        }.get(check.status, Status.FAIL)
+        evidence: dict[str, object] = {"keyid": check.keyid, "status": check.status, "envelope": check.source}
+        if check.changed_fields:
+            evidence["changed_since_signing"] = list(check.changed_fields)
+        children.append(Finding("signatures", f"signature {check.keyid[:12]}", status, check.message, evidence))
+    broken = [c for c in children if c.status is Status.FAIL]
+    trusted = [c for c in checks if c.ok]
+    if broken:
+        return Finding("signatures", "signatures", Status.FAIL, broken[0].message, children=tuple(children))
+    if trusted:
+        return Finding("signatures", "signatures", Status.PASS,
+                       f"signed by {len(trusted)} trusted key(s)", children=tuple(children))
+    if not checks:
+        reason = "bundle is not signed"
+    elif not options.trusted_keys:
+        reason = "bundle is signed, but no trusted key was given (--trusted-key)"
+    else:
+        reason = "bundle is signed only by untrusted keys"
+    if options.allow_unsigned:
+        return Finding("signatures", "signatures", Status.WARN, f"{reason} (accepted: --allow-unsigned)",
+                       children=tuple(children))
+    return Finding("signatures", "signatures", Status.FAIL, reason, children=tuple(children))
+
+
+def _environment(
+    differences: tuple[EnvironmentDifference, ...], policy: EnvironmentPolicy | None = None
+) -> Finding:
+    if not differences:
+        return Finding("environment", "environment", Status.PASS, "environment matches the recorded fingerprint")
+    decisions = {d.field: policy.decide(d) if policy is not None else None for d in differences}
+    children = []
+    for d in differences:
+        text = f"{d.field}: recorded {d.recorded!r}, here {d.current!r} ({d.impact} impact: {d.why})"
+        decision = decisions[d.field]
+        if decision is None:
+            children.append(Finding("environment", d.field, Status.WARN if d.impact == "high" else Status.PASS,
+                                    text, d.to_json()))
+        else:
+            verdict, rule = decision
+            status = Status.FAIL if verdict == "forbid" else Status.PASS
+            word = "forbidden" if verdict == "forbid" else "allowed"
+            children.append(Finding("environment", d.field, status, f"{text}; {word} by policy rule {rule!r}",
+                                    {**d.to_json(), "policy": verdict, "rule": rule}))
+    forbidden = [d for d in differences if (decisions[d.field] or ("", ""))[0] == "forbid"]
+    if forbidden:
+        return Finding("environment", "environment", Status.FAIL,
+                       "environment difference forbidden by policy: "
+                       + ", ".join(f"{d.field} (recorded {d.recorded!r}, here {d.current!r})" for d in forbidden),
+                       children=tuple(children))
+    high = [d for d in differences if d.impact == "high" and decisions[d.field] is None]
+    if high:
+        return Finding("environment", "environment", Status.WARN,
+                       f"{len(differences)} environment difference(s), {len(high)} likely to change numerics: "
+                       + ", ".join(d.field for d in high), children=tuple(children))
+    return Finding("environment", "environment", Status.PASS,
+                   f"{len(differences)} environment difference(s), none known to change numerics"
+                   + (" or all allowed by policy" if any(decisions.values()) else ""),
+                   children=tuple(children))
+
+
+def _load_tensor(bundle: Bundle, entry: TensorEntry, artifact_label: str) -> Array:
+    from ogverify.model.tensors import parse_npy
+
+    raw = bundle.read_blob(entry.artifact, artifact_label, bundle.limits.max_tensor_bytes)
+    array = parse_npy(raw, artifact_label)
+    check_tensor(array, entry.dtype, entry.shape, artifact_label)
+    return array
+
+
+def _failed(exc: Exception) -> _Outcome:
+    """The outcome of a re-execution that could not start: FAIL for contradicting evidence, else ERROR."""
+    if isinstance(exc, EvidenceMismatchError):
+        return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(exc)))
+    if isinstance(exc, OgverifyError):
+        return _Outcome(Finding("replay", "re-execution", Status.ERROR, exc.message, {"detail": exc.detail}))
+    assert isinstance(exc, OSError)  # e.g. a model file name longer than the file system allows
+    message = f"cannot materialise the model for re-execution: {exc.strerror or exc}"
+    return _Outcome(Finding("replay", "re-execution", Status.ERROR, message))
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What re-execution produced: its finding, its result and comparisons when it ran, and this
+    machine's fingerprint when the re-execution process took it."""
+
+    replay_finding: Finding
+    result: ReplayResult | None = None
+    comparisons: list[OutputComparison] = field(default_factory=list)
+    environment: dict[str, Any] | None = None
+
+
+def _comparison_findings(comparisons: list[OutputComparison]) -> list[Finding]:
+    return [
+        Finding("comparison", f"output '{c.name}'", Status.PASS if c.passed else Status.FAIL,
+                f"output '{c.name}' [{c.spec}]: {c.reason}", c.to_json())
+        for c in comparisons
+    ]
+
+
+def _replay_finding(result: ReplayResult) -> Finding:
+    return Finding(
+        "replay", "re-execution", Status.PASS,
+        f"re-executed with onnxruntime {result.runtime_version} on {', '.join(result.providers_used)}",
+        result.to_json(),
+    )
+
+
+def _tensor_targets(bundle: Bundle, folder: Path) -> tuple[list[tuple[str, Artifact, Path]], list[dict[str, Any]]]:
+    """Where the packed inputs and claimed outputs go as .npy files, and the job's entries for them.
+
+    Raises:
+        _BundleLimitError: a tensor larger than the limits allow.
+    """
+    folder.mkdir()
+    targets: list[tuple[str, Artifact, Path]] = []
+    entries: list[dict[str, Any]] = [{}, {}]
+    for index, (label, tensors) in enumerate((("input", bundle.manifest.inputs),
+                                              ("claimed output", bundle.manifest.outputs))):
+        for position, entry in enumerate(tensors):
+            what = f"{label} '{entry.name}'"
+            if entry.artifact.size > bundle.limits.max_tensor_bytes:
+                raise _BundleLimitError(f"{what} is {entry.artifact.size} bytes, over the "
+                                        f"{bundle.limits.max_tensor_bytes}-byte limit")
+            path = folder / f"{index}_{position}.npy"
+            targets.append((what, entry.artifact, path))
+            entries[index][entry.name] = {"path": str(path), "dtype": entry.dtype, "shape": list(entry.shape)}
+    return targets, entries
+
+
+@dataclass
+class _Workspace:
+    """The re-execution process's files: planned before the integrity pass, written by it.
+
+    Each blob the re-execution needs is verified as it is written here (``Bundle.copy_verified``
+    hashes the copy), so it is read once, not once to verify and again to copy. A plan that
+    cannot be made (a model file name pointing outside, a tensor over the limits) keeps its
+    error for the re-execution stage, as before; its blobs are then verified in place.
+    """
+
+    model: Path
+    inputs: dict[str, Any] = field(default_factory=dict)
+    claimed: dict[str, Any] = field(default_factory=dict)
+    error: Exception | None = None
+    # artifact label -> (artifact, file) still to write, in manifest order
+    pending: dict[str, list[tuple[Artifact, Path]]] = field(default_factory=dict)
+
+    @classmethod
+    def plan(cls, bundle: Bundle, work_dir: Path) -> _Workspace:
+        workspace = cls(work_dir / "model" / bundle.manifest.model.name)
+        try:
+            model = _model_targets(bundle, work_dir / "model")
+            tensors, (workspace.inputs, workspace.claimed) = _tensor_targets(bundle, work_dir / "tensors")
+        except (EvidenceMismatchError, OgverifyError, OSError) as exc:
+            workspace.error = exc
+        else:
+            for label, artifact, target in (*model, *tensors):
+                workspace.pending.setdefault(label, []).append((artifact, target))
+        return workspace
+
+    def export(self, bundle: Bundle, label: str, artifact: Artifact) -> str | None:
+        """Verify ``artifact``, writing it to its place when the plan has one; what is wrong, or None."""
+        planned = self.pending.get(label)
+        if self.error is not None or not planned or planned[0][0] != artifact:
+            return bundle.verify_blob(artifact)
+        target = planned.pop(0)[1]
+        try:
+            problem = bundle.copy_verified(artifact, target)
+        except OSError as exc:  # e.g. a model file name longer than the file system allows
+            self.error = exc
+            return bundle.verify_blob(artifact)
+        return problem
+
+    def complete(self, bundle: Bundle) -> None:
+        """Write what the integrity pass did not (it always has, unless names repeat).
+
+        Raises:
+            the plan's error; BundleError for a blob that does not verify; OSError.
+        """
+        if self.error is not None:
+            raise self.error
+        for label, files in self.pending.items():
+            for artifact, target in files:
+                bundle.write_blob(artifact, target, label)
+        self.pending.clear()
+
+
+class _BundleLimitError(OgverifyError):
+    """A tensor is larger than the limits allow reading."""
+
+
+def _check_model(bundle: Bundle, model: Path) -> None:
+    """The model holds every external-data file it names and accepts the manifest's inputs.
+
+    Checked here, on the written model, before the re-execution process may load it; the
+    process then checks each tensor against the manifest.
+
+    Raises:
+        EvidenceMismatchError, ModelError.
+    """
+    manifest = bundle.manifest
+    check_model(model, manifest.model.name, {f.name for f in manifest.model_files},
+                {t.name: (t.dtype, tuple(t.shape)) for t in manifest.inputs})
+
+
+def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild, workspace: _Workspace) -> _Outcome:
+    """The default path: the re-execution process validates, runs and compares (see _replay.py)."""
+    manifest = bundle.manifest
+    try:
+        workspace.complete(bundle)
+        _check_model(bundle, workspace.model)
+        inputs, claimed = workspace.inputs, workspace.claimed
+        raw = child.run({
+            "kind": "check",
+            "model": str(workspace.model),
+            "inputs": inputs,
+            "claimed": claimed,
+            "specs": {t.name: str(manifest.comparison.for_output(t.name)) for t in manifest.outputs},
+            "execution": manifest.execution.to_json(),
+        }, timeout=options.timeout, memory_limit=bundle.limits.max_replay_memory, while_waiting=options.while_waiting)
+    except (EvidenceMismatchError, OgverifyError, OSError) as exc:
+        return _failed(exc)
+    environment = raw.get("environment")
+    if "mismatch" in raw:
+        return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(raw["mismatch"])), environment=environment)
+    if "error" in raw:
+        message = raw["error"] if raw.get("kind") == "bundle" else f"re-execution failed: {raw['error']}"
+        return _Outcome(Finding("replay", "re-execution", Status.ERROR, message,
+                                {"detail": raw.get("traceback", "")}), environment=environment)
+    comparisons = [OutputComparison.from_json(c) for c in raw["comparisons"]]
+    outputs: dict[str, Array] = {}
+    if any(not c.passed for c in comparisons):  # the drift engine needs the reproduced values
+        from ogverify.model.tensors import parse_npy
+
+        for name, path in raw["outputs"].items():
+            if Path(path).stat().st_size > bundle.limits.max_tensor_bytes:
+                break
+            outputs[name] = parse_npy(Path(path).read_bytes(), f"reproduced output {name!r}").copy()
+    result = ReplayResult(outputs, tuple(raw["providers_used"]), str(raw["runtime_version"]), raw["seconds"])
+    return _Outcome(_replay_finding(result), result, comparisons, environment)
+
+
+def _replay_and_compare(bundle: Bundle, options: CheckOptions) -> _Outcome:
+    """The path for a given replayer (a check worker's session cache): numeric work happens here."""
+    from ogverify.model.compare import compare_output
+
+    manifest = bundle.manifest
+    try:
+        with tempfile.TemporaryDirectory(prefix="ogverify-check-") as work:
+            model_dir = Path(work) / "model"
+            model_path = _materialize(bundle, model_dir)
+            inputs = {t.name: _load_tensor(bundle, t, f"input '{t.name}'") for t in manifest.inputs}
+            claimed = {t.name: _load_tensor(bundle, t, f"claimed output '{t.name}'") for t in manifest.outputs}
+            _check_model(bundle, model_path)
+            assert options.replayer is not None
+            model_key = ";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files))
+            result = options.replayer(model_path, inputs, list(claimed), manifest.execution,
+                                      timeout=options.timeout, model_key=model_key,
+                                      memory_limit=bundle.limits.max_replay_memory,
+                                      max_output_bytes=bundle.limits.max_tensor_bytes)
+    except (EvidenceMismatchError, OgverifyError, OSError) as exc:
+        return _failed(exc)
+    comparisons = [
+        compare_output(name, claimed[name], result.outputs[name], manifest.comparison.for_output(name))
+        for name in claimed
+    ]
+    return _Outcome(_replay_finding(result), result, comparisons)
+
+
+def _model_targets(bundle: Bundle, model_dir: Path) -> list[tuple[str, Artifact, Path]]:
+    """Where the model and its external-data files go under ``model_dir`` (folders made, nothing written).
+
+    Raises:
+        EvidenceMismatchError: a file name that points outside ``model_dir`` or appears twice.
+    """
+    manifest = bundle.manifest
+    model_dir.mkdir(parents=True)
+    targets: list[tuple[str, Artifact, Path]] = []
+    seen: set[Path] = set()
+    for label, entry in ((f"model '{manifest.model.name}'", manifest.model),
+                         *((f"model file '{f.name}'", f) for f in manifest.model_files)):
+        target = (model_dir / entry.name).resolve()
+        if not target.is_relative_to(model_dir.resolve()):
+            raise EvidenceMismatchError(f"model file name {entry.name!r} points outside the model directory")
+        if target in seen:
+            raise EvidenceMismatchError(f"model file {entry.name!r} appears twice")
+        seen.add(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        targets.append((label, entry.artifact, target))
+    for (_, _, target), entry in zip(targets, (manifest.model, *manifest.model_files), strict=True):
+        if target.exists():  # a folder another name needs ("a" beside "a/b")
+            raise EvidenceMismatchError(f"model file {entry.name!r} appears twice")
+    return targets
+
+
+def _materialize(bundle: Bundle, model_dir: Path) -> Path:
+    """Write the model and its external-data files, verified, under ``model_dir``."""
+    for label, artifact, target in _model_targets(bundle, model_dir):
+        bundle.write_blob(artifact, target, label.replace("model '", "model file '", 1))
+    return model_dir / bundle.manifest.model.name
