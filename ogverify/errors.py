@@ -51,6 +51,17 @@ class BundleError(OgverifyError):
     exit_code = ExitCode.CANNOT_VERIFY
 
 
+class EvidenceMismatchError(OgverifyError):
+    """The bundle's pieces contradict each other: the evidence does not hold (a FAIL, exit 1).
+
+    Different from not being able to check the evidence (``BundleError``, exit 3): a tensor that
+    is not what the manifest declares, a model file name pointing outside its folder, a blob
+    whose bytes do not match its digest.
+    """
+
+    exit_code = ExitCode.FAILED
+
+
 class KeyFileError(UsageError):
     """A key file is missing, unreadable, or not an ed25519 key."""
 

@@ -33,7 +33,7 @@ from typing import BinaryIO, Literal, Protocol
 
 import zstandard
 
-from ogverify.errors import BundleError, UsageError
+from ogverify.errors import BundleError, EvidenceMismatchError, UsageError
 from ogverify.evidence import canonical_json, storing
 from ogverify.evidence.digest import (
     CHUNK,
@@ -314,8 +314,12 @@ class TarSource:
         self._handle.close()
 
 
-class BlobError(Exception):
-    """A blob does not hold what the manifest says (missing, wrong size or digest)."""
+class BlobError(EvidenceMismatchError):
+    """A blob does not hold what the manifest says (missing, wrong size or digest).
+
+    Raised and caught inside ``Bundle``: its callers get the problem as text (``verify_blob``,
+    ``copy_verified``) or as a ``BundleError`` naming the artifact (``read_blob``, ``write_blob``).
+    """
 
 
 class Bundle:

@@ -14,14 +14,10 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ogverify.errors import OgverifyError
+from ogverify.errors import EvidenceMismatchError, OgverifyError
 
 if TYPE_CHECKING:
     from ogverify.model.tensors import Array
-
-
-class EvidenceMismatchError(Exception):
-    """The bundle's pieces contradict each other: the evidence does not hold."""
 
 
 def check_tensor(array: Array, dtype: str, shape: Sequence[int], what: str) -> None:

@@ -149,9 +149,9 @@ def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) ->
 
     ``environment``: this machine's fingerprint, when it was already taken (while waiting).
     """
-    from ogverify.errors import OgverifyError
+    from ogverify.errors import EvidenceMismatchError, OgverifyError
     from ogverify.evidence.comparison import ComparisonSpec
-    from ogverify.model.agreement import EvidenceMismatchError, check_tensor
+    from ogverify.model.agreement import check_tensor
     from ogverify.model.compare import compare_output
     from ogverify.model.tensors import canonicalize, for_runtime, parse_npy
     from ogverify.runtime.fingerprint import capture

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ogverify.errors import OgverifyError
+from ogverify.errors import EvidenceMismatchError, OgverifyError
 from ogverify.evidence.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
 from ogverify.evidence.comparison import OutputComparison
 from ogverify.evidence.manifest import Artifact, TensorEntry
 from ogverify.evidence.signing import TrustedKey, verify_envelope
-from ogverify.model.agreement import EvidenceMismatchError, check_model, check_tensor
+from ogverify.model.agreement import check_model, check_tensor
 from ogverify.report.findings import Finding, Report, Status
 from ogverify.runtime.child import ReplayChild, take_prestarted
 from ogverify.runtime.fingerprint import EnvironmentDifference, capture, diff_environments
@@ -158,7 +158,7 @@ def _explanation(
                 candidate_model=options.candidate_model,
                 available_providers=onnxruntime.get_available_providers(),
             )
-    except (OgverifyError, EvidenceMismatchError, OSError) as exc:
+    except (OgverifyError, OSError) as exc:
         message = exc.message if isinstance(exc, OgverifyError) else str(exc)
         return Finding("drift", "explanation", Status.WARN, f"no explanation: {message}")
     summary = explanation.summary
@@ -383,7 +383,7 @@ class _Workspace:
         try:
             model = _model_targets(bundle, work_dir / "model")
             tensors, (workspace.inputs, workspace.claimed) = _tensor_targets(bundle, work_dir / "tensors")
-        except (EvidenceMismatchError, OgverifyError, OSError) as exc:
+        except (OgverifyError, OSError) as exc:
             workspace.error = exc
         else:
             for label, artifact, target in (*model, *tensors):
@@ -450,7 +450,7 @@ def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild, 
             "specs": {t.name: str(manifest.comparison.for_output(t.name)) for t in manifest.outputs},
             "execution": manifest.execution.to_json(),
         }, timeout=options.timeout, memory_limit=bundle.limits.max_replay_memory, while_waiting=options.while_waiting)
-    except (EvidenceMismatchError, OgverifyError, OSError) as exc:
+    except (OgverifyError, OSError) as exc:
         return _failed(exc)
     environment = raw.get("environment")
     if "mismatch" in raw:
@@ -490,7 +490,7 @@ def _replay_and_compare(bundle: Bundle, options: CheckOptions) -> _Outcome:
                                       timeout=options.timeout, model_key=model_key,
                                       memory_limit=bundle.limits.max_replay_memory,
                                       max_output_bytes=bundle.limits.max_tensor_bytes)
-    except (EvidenceMismatchError, OgverifyError, OSError) as exc:
+    except (OgverifyError, OSError) as exc:
         return _failed(exc)
     comparisons = [
         compare_output(name, claimed[name], result.outputs[name], manifest.comparison.for_output(name))
