@@ -25,11 +25,14 @@ EXIT_STATUS = [
 
 
 def command_names() -> list[str]:
-    """The subcommands, in the order ``--help`` lists them."""
+    """The subcommands and command groups, in the order ``--help`` lists them."""
     names = []
     for info in app.registered_commands:
         assert info.callback is not None
         names.append(info.name or info.callback.__name__.replace("_", "-"))
+    for group in app.registered_groups:
+        assert group.name is not None, "register a command group with add_typer(..., name=...)"
+        names.append(group.name)
     return names
 
 

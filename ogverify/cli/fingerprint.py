@@ -1,0 +1,27 @@
+"""``fingerprint``: this machine's execution-environment fingerprint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ogverify.cli.common import emit, guarded, require_format, use_color
+
+
+@guarded
+def fingerprint(
+    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
+) -> None:
+    """Print this machine's execution-environment fingerprint."""
+    import json
+
+    from ogverify.report.formats.text import render_fingerprint
+    from ogverify.runtime.fingerprint import capture
+
+    require_format(output_format, "text", "json")
+    current = capture()
+    if output_format == "json":
+        emit(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    else:
+        emit(render_fingerprint(current, color=use_color()))

@@ -1,0 +1,152 @@
+"""``pack``: a model, its inputs and its outputs into an evidence bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ogverify.cli.common import echo, guarded
+from ogverify.errors import UsageError
+
+
+@guarded
+def pack(
+    model: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="The ONNX model (external-data files beside it are packed too).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="BUNDLE", help="Bundle to write: NAME.ogb for one file, else a directory."),
+    ],
+    input_args: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="NAME=PATH",
+            help="A model input: .npy, .npz (all arrays) or ONNX TensorProto .pb. Repeatable.",
+        ),
+    ] = None,
+    output_args: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--claimed-output",
+            "-O",
+            metavar="NAME=PATH",
+            help="An output the producer claims, same file forms. Repeatable.",
+        ),
+    ] = None,
+    run: Annotated[bool, typer.Option("--run", help="Compute the outputs now (fresh process) instead.")] = False,
+    test_data: Annotated[
+        Path | None,
+        typer.Option("--test-data", metavar="DIR", help="An ONNX test_data_set_N dir of input_*.pb / output_*.pb."),
+    ] = None,
+    opt_level: Annotated[
+        str,
+        typer.Option(
+            "--opt-level", metavar="LEVEL", help="Graph optimisation: disable, basic, extended, layout or all."
+        ),
+    ] = "all",
+    threads: Annotated[
+        int, typer.Option("--threads", metavar="N", help="intra_op_num_threads (0 = runtime default).")
+    ] = 1,
+    inter_threads: Annotated[int, typer.Option("--inter-threads", metavar="N", help="inter_op_num_threads.")] = 1,
+    execution_mode: Annotated[
+        str, typer.Option("--execution-mode", metavar="MODE", help="sequential or parallel.")
+    ] = "sequential",
+    providers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--provider", metavar="NAME", help="Execution provider, in priority order. Default: CPUExecutionProvider."
+        ),
+    ] = None,
+    session_config: Annotated[
+        list[str] | None,
+        typer.Option("--session-config", metavar="KEY=VALUE", help="Session config entry. Repeatable."),
+    ] = None,
+    run_config: Annotated[
+        list[str] | None,
+        typer.Option("--run-config", metavar="KEY=VALUE", help="Run-options config entry. Repeatable."),
+    ] = None,
+    compare: Annotated[
+        str, typer.Option("--compare", metavar="MODE", help="exact, ulp:N, allclose:RTOL,ATOL or topk:K.")
+    ] = "exact",
+    compare_output: Annotated[
+        list[str] | None,
+        typer.Option("--compare-output", metavar="NAME=MODE", help="Comparison for one output. Repeatable."),
+    ] = None,
+    sign_keys: Annotated[
+        list[Path] | None, typer.Option("--sign", metavar="KEY", help="Sign with this private key. Repeatable.")
+    ] = None,
+    annotate: Annotated[
+        list[str] | None,
+        typer.Option("--annotate", metavar="KEY=VALUE", help="Free-form note in the manifest. Repeatable."),
+    ] = None,
+    sha256: Annotated[bool, typer.Option("--sha256", help="Add per-blob sha256 digests and signed subjects.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")] = False,
+) -> None:
+    """Pack a model, its inputs and its outputs into an evidence bundle."""
+    from ogverify.evidence.comparison import ComparisonSpec
+    from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.model.signature import read_signature
+    from ogverify.packing.pack import assign_tensors, load_test_data, pack, runtime_version
+    from ogverify.runtime.config import (
+        ExecutionConfig,
+        ProviderSpec,
+        parse_execution_mode,
+        parse_key_values,
+        parse_opt_level,
+    )
+
+    if run and output_args:
+        raise UsageError("--run computes the outputs; do not also give --claimed-output")
+    if not model.is_file():
+        raise UsageError(f"model {model} does not exist")
+    config = ExecutionConfig(
+        runtime_version=runtime_version(),
+        providers=tuple(ProviderSpec(name) for name in (providers or ["CPUExecutionProvider"])),
+        graph_optimization_level=parse_opt_level(opt_level),
+        intra_op_num_threads=threads,
+        inter_op_num_threads=inter_threads,
+        execution_mode=parse_execution_mode(execution_mode),
+        config_entries=parse_key_values(session_config or [], "--session-config"),
+        run_config_entries=parse_key_values(run_config or [], "--run-config"),
+    )
+    comparison = ComparisonPolicy(
+        ComparisonSpec.parse(compare),
+        {
+            name: ComparisonSpec.parse(mode)
+            for name, mode in parse_key_values(compare_output or [], "--compare-output").items()
+        },
+    )
+    signature = read_signature(model)
+    inputs: dict[str, Any] = {}
+    claimed: dict[str, Any] | None = None
+    if test_data is not None:
+        inputs, claimed = load_test_data(test_data, signature)
+    inputs.update(assign_tensors(input_args or [], signature.input_names, "--input"))
+    if output_args:
+        claimed = {**(claimed or {}), **assign_tensors(output_args, signature.output_names, "--claimed-output")}
+    if run:
+        claimed = None
+    elif claimed is None:
+        raise UsageError("no outputs: give --claimed-output NAME=PATH, --test-data DIR, or --run")
+    signature.check_inputs(inputs)  # before announcing a run that could not start
+    if run:
+        echo("running the model in a fresh process to compute its outputs...")
+    result = pack(
+        model,
+        out,
+        inputs=inputs,
+        claimed_outputs=claimed,
+        config=config,
+        comparison=comparison,
+        sign_keys=sign_keys or [],
+        annotations=parse_key_values(annotate or [], "--annotate"),
+        with_sha256=sha256,
+        overwrite=force,
+    )
+    signed = f", signed by {', '.join(k[:12] for k in result.signed_by)}" if result.signed_by else ", unsigned"
+    echo(f"wrote {result.path} (manifest sha256:{result.manifest_sha256}{signed})")
