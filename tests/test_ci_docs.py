@@ -41,6 +41,28 @@ def test_policy_example_matches_the_schema() -> None:
     validate(tomllib.loads(example), "policy-v1.json", "the docs/ci.md policy example")
 
 
+def test_policy_limits_are_listed_with_their_meaning() -> None:
+    """docs/ci.md names every key a policy's [limits] table takes (not a Python class to go and read)."""
+    from dataclasses import fields
+
+    from ogverify.evidence.bundle import Limits
+
+    text = DOC.read_text(encoding="utf-8")
+    assert "ogverify.evidence.bundle" not in text
+    for field in fields(Limits):
+        assert re.search(rf"^\s*\| `{field.name}` \| [^|]+ \| \S", text, re.M), field.name
+
+
+def test_pre_commit_example_pins_no_release_that_does_not_exist() -> None:
+    """pre-commit needs a tag or a commit id; no release is tagged yet, so the example says commit id."""
+    yaml = pytest.importorskip("yaml")
+    remote = [r for d in (yaml.safe_load(b) for b in blocks("yaml")) if isinstance(d, dict) and "repos" in d
+              for r in d["repos"] if r["repo"] != "local"]
+    assert remote
+    for repo in remote:
+        assert re.fullmatch(r"[0-9a-f]{40}", str(repo["rev"])), repo["rev"]
+
+
 def test_pre_commit_hook_runs_the_gate() -> None:
     yaml = pytest.importorskip("yaml")
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))

@@ -97,8 +97,8 @@ def test_cli_discovers_and_applies_a_policy(bundles: dict[str, Path], run_cli: R
 
 def test_invalid_policies_are_usage_errors(bundles: dict[str, Path], run_cli: RunCli, tmp_path: Path) -> None:
     cases = {
-        "[signatures]\ntrusted = []\n": "does not match its schema at signatures: Additional properties",
-        "[limits]\nmax_bytes = 3\n": "does not match its schema at limits: Additional properties",
+        "[signatures]\ntrusted = []\n": "does not match its schema at signatures: unknown key 'trusted'",
+        "[limits]\nmax_bytes = 3\n": "does not match its schema at limits: unknown key 'max_bytes'",
         '[comparison]\nallowed = ["close"]\n': "does not match its schema at comparison/allowed/0",
         '[comparison]\nallowed = ["ulp:x"]\n': "invalid comparison 'ulp:x'",
         '[environment]\nforbid = ["runtime.version:build"]\n': "does not match its schema at environment/forbid/0",

@@ -110,6 +110,7 @@ def check(
     from ogverify.evidence.signing import load_trusted_keys
     from ogverify.report.formats import get_formatter
     from ogverify.runtime.config import parse_key_values
+    from ogverify.runtime.runner import checked_timeout
     from ogverify.verify.gate import apply_policy, resolve_policy, run_gate
     from ogverify.verify.pipeline import CheckOptions
 
@@ -118,8 +119,7 @@ def check(
         (get_formatter(fmt).render, functools.partial(emit, output=Path(file)))
         for fmt, file in parse_key_values(also_reports or [], "--report").items()
     ]
-    if timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    checked_timeout(timeout, "--timeout")
     if explain_budget < 0:
         raise UsageError("--explain-budget must be 0 or more")
     if candidate_model is not None and not candidate_model.is_file():

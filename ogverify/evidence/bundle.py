@@ -65,6 +65,9 @@ class Limits:
     The field names are the keys of a policy's ``[limits]`` table; docs/threat-model.md explains
     each one. Every field is a positive integer; going over a limit means "cannot verify" (exit 3).
 
+    Every field is at most ``MAX_LIMIT`` (4 EiB: more than any machine has, and what the
+    operating system's limits can still hold).
+
     Attributes:
         max_members: files in a bundle (tar members or directory entries).
         max_manifest_bytes: size of ``manifest.json``.
@@ -92,6 +95,8 @@ class Limits:
         for name, value in vars(self).items():
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise UsageError(f"limit {name} must be a positive integer, not {value!r}")
+            if value > MAX_LIMIT:
+                raise UsageError(f"limit {name} must be at most {MAX_LIMIT} (4 EiB), not {value}")
         if self.max_replay_memory < MIN_REPLAY_MEMORY:
             raise UsageError(
                 f"limit max_replay_memory must be at least {MIN_REPLAY_MEMORY} bytes "
@@ -99,6 +104,8 @@ class Limits:
             )
 
 
+# The largest value of any limit: 2**62 bytes, which RLIMIT_DATA (a signed 64-bit value) can hold.
+MAX_LIMIT = 1 << 62
 # Python, numpy and onnxruntime need about 150 MiB of data memory before loading any model.
 MIN_REPLAY_MEMORY = 256 << 20
 # pax and GNU long-name headers: ours hold a short path; a hostile one could claim gigabytes.

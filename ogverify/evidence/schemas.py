@@ -6,8 +6,10 @@ reference, is imported only to describe what is wrong with a document the subset
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +48,58 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
 
 
 def validate(document: Any, schema_name: str, what: str) -> None:
-    """Validate ``document``; raise a BundleError naming the first offending field."""
+    """Validate ``document``; raise a BundleError naming the first offending field and saying,
+    in words rather than schema keywords, what is wrong with it."""
+    non_finite = _non_finite(document)
+    if non_finite is not None:
+        where, value = non_finite
+        raise BundleError(f"{what} does not match its schema at {where}: {value!r} is not a finite number")
     if _subset(schema_name).is_valid(document):
         return
     errors = sorted(_validator(schema_name).iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-        raise BundleError(f"{what} does not match its schema at {where}: {first.message[:200]}")
+        raise BundleError(f"{what} does not match its schema at {where}: {_in_words(first)}")
+
+
+def _non_finite(value: Any, path: tuple[str, ...] = ()) -> tuple[str, float] | None:
+    """The place and value of the first NaN or infinity in ``value`` (TOML has them, JSON not)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "/".join(path) or "(top level)", value
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        found = _non_finite(child, (*path, str(key)))
+        if found is not None:
+            return found
+    return None
+
+
+_JSON_TYPES = {"object": "a table", "array": "a list", "string": "a string", "integer": "an integer",
+               "number": "a number", "boolean": "true or false", "null": "null"}
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to a length fit for a one-line message (a hostile document may be huge)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _in_words(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, reworded where it shows schema internals (a regular expression)."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "pattern":
+        wanted = schema.get("description", "in the expected form")
+        return f"{_short(error.instance)} is not {wanted}"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = sorted(schema.get("properties", {}))
+        unknown = sorted(str(k) for k in error.instance if k not in known)
+        close = difflib.get_close_matches(unknown[0], known, n=1) if unknown else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        named = ", ".join(_short(k) for k in unknown[:3])
+        if len(unknown) > 3:
+            named += f" and {len(unknown) - 3} more"
+        return f"unknown key {named}{hint}; known keys: {', '.join(known)}" if known else f"unknown key {named}"
+    if error.validator == "type" and isinstance(error.validator_value, str):
+        return f"{_short(error.instance)} is not {_JSON_TYPES.get(error.validator_value, error.validator_value)}"
+    return error.message[:200]

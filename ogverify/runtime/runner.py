@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ogverify.errors import ReplayError
+from ogverify.errors import ReplayError, UsageError
 from ogverify.runtime.config import ExecutionConfig
 
 if TYPE_CHECKING:
@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 # that leaves all numeric work to the re-execution process.
 
 DEFAULT_TIMEOUT = 600.0
+# The longest a re-execution may be given (about 11.6 days); also keeps waits within what the
+# operating system's timers take.
+MAX_TIMEOUT = 1_000_000.0
+
+
+def checked_timeout(seconds: float, name: str = "timeout") -> float:
+    """``seconds`` if it is a usable re-execution timeout; else a UsageError naming ``name``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_TIMEOUT:
+        raise UsageError(f"{name} must be a number of seconds above 0 and at most {MAX_TIMEOUT:.0f}, not {seconds!r}")
+    return float(seconds)
 
 
 @dataclass(frozen=True)

@@ -111,20 +111,26 @@ _ALLOCATION_FAILED = ("Failed to allocate memory", "bad_alloc", "bad allocation"
 _UNKNOWN_OP = re.compile(r"([\w.]*):(\w+)\(-?\d+\) is not a registered function/op")
 
 
-def limit_memory(limit: int | None) -> None:
+def limit_memory(limit: int | None) -> int | None:
     """Cap this process's data memory (heap and anonymous mappings) at ``limit`` bytes.
 
     RLIMIT_DATA rather than RLIMIT_AS: address space that thread pools and GPU drivers merely
     reserve does not count, memory the model allocates does. Not enforced outside Linux.
+    Never raises: a limit the system cannot take (larger than the hard limit, or than
+    ``rlim_t`` holds) becomes the hard limit. Returns the limit set, or None when none was.
     """
     if limit is None:
-        return
-    import resource
+        return None
+    try:
+        import resource
 
-    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+        _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ImportError, ValueError, OverflowError, OSError):
+        return None
+    return limit
 
 
 def describe_failure(exc: BaseException) -> dict[str, Any]:

@@ -295,20 +295,6 @@ def _checked_in_worker(target: str, spec: CheckSpec) -> tuple[Report, dict[str, 
 # --- process pool -------------------------------------------------------------------------
 
 
-def _limit_memory(limit: int) -> int | None:
-    """Bound this process's data memory to ``limit`` bytes (Linux RLIMIT_DATA); the limit set, or None."""
-    try:
-        import resource
-
-        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-        if hard != resource.RLIM_INFINITY and hard < limit:
-            limit = hard
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
-    except (ImportError, ValueError, OSError):
-        return None
-    return limit
-
-
 def _pool_worker(conn: Any, spec: CheckSpec) -> None:
     """Body of one pool process: check what the parent sends until it sends None.
 
@@ -316,9 +302,11 @@ def _pool_worker(conn: Any, spec: CheckSpec) -> None:
     ``max_replay_memory`` itself, as a fresh re-execution process would.
     """
     global _WORKER_CACHE  # noqa: PLW0603 - the pool worker's one cache, made to know its limit
+    from ogverify.runtime.worker import limit_memory
+
     limit = getattr(spec.limits, "max_replay_memory", None)
     if isinstance(limit, int):
-        _WORKER_CACHE = SessionCache(process_memory_limit=_limit_memory(limit))
+        _WORKER_CACHE = SessionCache(process_memory_limit=limit_memory(limit))
     try:
         while True:
             task = conn.recv()

@@ -21,7 +21,7 @@ from ogverify.model.agreement import check_model, check_tensor
 from ogverify.report.findings import Finding, Report, Status
 from ogverify.runtime.child import ReplayChild, take_prestarted
 from ogverify.runtime.fingerprint import EnvironmentDifference, capture, diff_environments
-from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult
+from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult, checked_timeout
 from ogverify.verify.policy import EnvironmentPolicy
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ class CheckOptions:
     explain_budget: int = 32
     candidate_model: Path | None = None
     while_waiting: Callable[[], object] | None = None
+
+    def __post_init__(self) -> None:
+        checked_timeout(self.timeout)
 
 
 def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:

@@ -1,0 +1,118 @@
+"""Hostile or mistaken arguments, policies and paths (not bundles: those are the corpus).
+
+Each must end with the right exit code and one ``error: ...`` line that names what is wrong,
+never a traceback and never a message that sends the user looking for the wrong thing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ogverify.errors import UsageError
+from ogverify.evidence.bundle import Limits
+from ogverify.packing.pack import pack
+from ogverify.verify.pipeline import CheckOptions
+from tests.bundle_helpers import single_error_line
+from tests.conftest import RunCli
+from tests.fixtures import models
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A signed MLP bundle (outputs given, so nothing runs to make it), its key pair and model."""
+    from ogverify.evidence.signing import generate_key_pair
+
+    folder = tmp_path_factory.mktemp("signed")
+    key = folder / "signer.key"
+    generate_key_pair(key)
+    model = models.save(models.mlp(), folder / "mlp.onnx")
+    x = np.ones((4, 16), np.float32)
+    bundle = pack(model, folder / "b.ogb", inputs={"x": x}, claimed_outputs={"y": np.zeros((4, 8), np.float32)},
+                  sign_keys=[key]).path
+    return {"bundle": bundle, "key": key, "pub": folder / "signer.key.pub", "model": model, "folder": folder}
+
+
+def _policy(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- numbers out of range ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_huge_replay_memory_limit_is_a_usage_error(
+    signed: dict[str, Path], tmp_path: Path, run_cli: RunCli, jobs: str
+) -> None:
+    policy = _policy(tmp_path, "[limits]\nmax_replay_memory = 99999999999999999999999\n")
+    result = run_cli("check", signed["bundle"], "-k", signed["pub"], "--policy", policy, "--jobs", jobs)
+    assert result.exit_code == 2, result.output
+    line = single_error_line(result)
+    assert f"policy {policy}" in line and "limits/max_replay_memory" in line and "maximum" in line, line
+    assert result.stdout == ""
+
+
+def test_limits_have_an_upper_bound() -> None:
+    with pytest.raises(UsageError, match="limit max_replay_memory must be at most"):
+        Limits(max_replay_memory=10**23)
+    Limits(max_replay_memory=1 << 62)
+
+
+def test_setting_a_memory_limit_never_raises() -> None:
+    """A limit larger than the system's limit type holds is not applied, and says so by None."""
+    code = ("from ogverify.runtime.worker import limit_memory\n"
+            "print(limit_memory(10**23), limit_memory(None), limit_memory(1 << 62) in (1 << 62, None))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["None", "None", "True"]
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e400", "-inf", "0", "-1", "1e7"])
+def test_a_timeout_out_of_range_is_a_usage_error(signed: dict[str, Path], run_cli: RunCli, value: str) -> None:
+    result = run_cli("check", signed["bundle"], "-k", signed["pub"], "--timeout", value)
+    assert result.exit_code == 2, result.output
+    assert single_error_line(result).startswith("error: --timeout must be a number of seconds above 0 and at most")
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "1e400", "1e7"])
+def test_a_policy_timeout_out_of_range_is_a_usage_error(
+    signed: dict[str, Path], tmp_path: Path, run_cli: RunCli, value: str
+) -> None:
+    policy = _policy(tmp_path, f"[check]\ntimeout = {value}\n")
+    result = run_cli("check", signed["bundle"], "-k", signed["pub"], "--policy", policy)
+    assert result.exit_code == 2, result.output
+    assert f"policy {policy} does not match its schema at check/timeout: " in single_error_line(result)
+
+
+def test_the_library_refuses_an_unusable_timeout() -> None:
+    for value in (float("inf"), float("nan"), 0.0):
+        with pytest.raises(UsageError, match="timeout must be a number of seconds"):
+            CheckOptions(timeout=value)
+
+
+# --- policy mistakes, in words ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[comparison]\nallowed = ["exakt"]\n',
+     "comparison/allowed/0: 'exakt' is not a comparison mode: exact, ulp, allclose or topk"),
+    ('[environment]\nallow = ["cpu flags"]\n',
+     "environment/allow/0: 'cpu flags' is not a fingerprint field name or glob"),
+    ("[limit]\nmax_members = 3\n", "(top level): unknown key 'limit' (did you mean 'limits'?); known keys: check,"),
+    ("[limits]\nmax_member = 3\n", "limits: unknown key 'max_member' (did you mean 'max_members'?); known keys:"),
+    ('[limits]\nmax_members = "3"\n', "limits/max_members: '3' is not an integer"),
+])
+def test_a_policy_typo_is_explained_in_words(
+    signed: dict[str, Path], tmp_path: Path, run_cli: RunCli, text: str, message: str
+) -> None:
+    policy = _policy(tmp_path, text)
+    result = run_cli("check", signed["bundle"], "-k", signed["pub"], "--policy", policy)
+    assert result.exit_code == 2, result.output
+    line = single_error_line(result)
+    assert message in line, line
+    assert "^" not in line and "$'" not in line, "a regular expression reached the user"
