@@ -117,10 +117,8 @@ class Recorder:
         annotations: Mapping[str, str] | None = None,
         form: str = "file",
     ) -> None:
-        import onnxruntime as ort
-
-        from ogverify.model.compare import ComparisonSpec
-        from ogverify.runtime.worker import _session_options
+        from ogverify.evidence.comparison import ComparisonSpec
+        from ogverify.runtime.session import build_session
 
         if form not in ("file", "directory"):
             raise UsageError(f"form must be 'file' or 'directory', not {form!r}")
@@ -131,12 +129,7 @@ class Recorder:
             if not self.model.is_file():
                 raise UsageError(f"model {self.model} does not exist")
             self.config = config or ExecutionConfig(runtime_version=runtime_version())
-            self.session = ort.InferenceSession(
-                str(self.model),
-                sess_options=_session_options(self.config, ort),
-                providers=[p.name for p in self.config.providers],
-                provider_options=[dict(p.options) for p in self.config.providers],
-            )
+            self.session = build_session(self.model, self.config)
         else:
             if config is not None:
                 raise UsageError("config is for a model path; a given session already has its options")

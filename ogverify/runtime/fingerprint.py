@@ -13,7 +13,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ogverify.runtime.trials import TrialResult
 
 THREAD_ENV = re.compile(r"^(OMP|MKL|ORT|OPENBLAS|GOTO|KMP)_")
 # CPU features that select different kernels in onnxruntime's MLAS and in numpy.
@@ -100,11 +103,23 @@ def optimized_graph(model: Any, inputs: Any, config: Any, work_dir: Path) -> dic
     Returns None when the graph cannot be produced here.
     """
     from ogverify.runtime.trials import Trial, run_trials
-    from ogverify.verify.drift.engine import graph_fingerprint
 
     trial = Trial("optimised graph", config, save_optimized=True, run=False)
     graph = graph_fingerprint(run_trials(model, inputs, [trial], work_dir)[0])
     return {**graph, "level": config.graph_optimization_level} if graph is not None else None
+
+
+def graph_fingerprint(run: TrialResult | None) -> dict[str, Any] | None:
+    """sha256 of an optimised graph's structure (weights are beside it) and its op histogram."""
+    if run is None or run.optimized_model is None or run.error is not None:
+        return None
+    from ogverify.evidence.digest import digest_file
+    from ogverify.model.graph import op_histogram
+
+    return {
+        "sha256": digest_file(run.optimized_model, "sha256").hex,
+        "op_histogram": dict(sorted(op_histogram(run.optimized_model).items())),
+    }
 
 
 def capture() -> dict[str, Any]:

@@ -1,9 +1,9 @@
-"""Child process of ``experiments``: run several trials of one model, then exit.
+"""Child process of ``trials``: run several trials of one model, then exit.
 
 Invoked as ``python -m ogverify.runtime.probe JOB.json``. Each trial creates its own session (with
 its own configuration, disabled optimizers, optional optimised-graph file and transformer
 log) and writes its outputs as .npy. The parent decides which trials may share a process:
-settings that stick to a process (denormals-as-zero) never share one.
+settings that stick to a process (``session.is_process_sticky``) never share one.
 """
 
 from __future__ import annotations
@@ -20,55 +20,42 @@ from typing import Any
 APPLIED = re.compile(r"GraphTransformer (\w+) modified: 1")
 
 
-def _create_session(ort: Any, model: str, options: Any, providers: Any, disabled: list[str], capture: bool) -> Any:
-    if not capture:
-        return ort.InferenceSession(model, sess_options=options, disabled_optimizers=disabled, **providers)
+def _create_session(model: str, config: Any, trial: dict[str, Any], out_dir: Path) -> tuple[Any, list[str]]:
+    """The trial's session, and the graph transformers that changed the graph when asked for."""
+    from ogverify.runtime.session import build_session
+
+    disabled = list(trial.get("disabled_optimizers", []))
+    optimized = out_dir / "optimized.onnx" if trial.get("save_optimized") else None
+    if not trial.get("capture_transformers"):
+        return build_session(model, config, disabled_optimizers=disabled, optimized_model=optimized), []
     # onnxruntime logs which transformers changed the graph on the C++ side (fd 2): catch it there.
-    options.log_severity_level = 1
     saved = os.dup(2)
     with tempfile.TemporaryFile() as log:
         os.dup2(log.fileno(), 2)
         try:
-            session = ort.InferenceSession(model, sess_options=options, disabled_optimizers=disabled, **providers)
+            session = build_session(model, config, disabled_optimizers=disabled, optimized_model=optimized,
+                                    log_severity_level=1)
         finally:
             os.dup2(saved, 2)
             os.close(saved)
         log.seek(0)
         text = log.read().decode("utf-8", "replace")
-    session.ogverify_applied = sorted(set(APPLIED.findall(text)))
-    return session
+    return session, sorted(set(APPLIED.findall(text)))
 
 
-def run_trial(ort: Any, np: Any, trial: dict[str, Any], feeds: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def run_trial(np: Any, trial: dict[str, Any], feeds: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     from ogverify.model.tensors import canonicalize
     from ogverify.runtime.config import ExecutionConfig
-    from ogverify.runtime.worker import _session_options
+    from ogverify.runtime.session import run_options
 
     config = ExecutionConfig.from_json(trial["execution"])
-    options = _session_options(config, ort)
-    if trial.get("save_optimized"):
-        options.optimized_model_filepath = str(out_dir / "optimized.onnx")
-        # Weights go beside the graph: a multi-GB model must not become one in-memory protobuf.
-        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
-        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
-    providers = {
-        "providers": [p.name for p in config.providers],
-        "provider_options": [dict(p.options) for p in config.providers],
-    }
-    session = _create_session(
-        ort, trial["model"], options, providers, list(trial.get("disabled_optimizers", [])),
-        bool(trial.get("capture_transformers")),
-    )
-    applied = getattr(session, "ogverify_applied", [])
+    session, applied = _create_session(trial["model"], config, trial, out_dir)
     optimized = str(out_dir / "optimized.onnx") if trial.get("save_optimized") else None
     if not trial.get("run", True):
         return {"outputs": {}, "applied_transformers": applied, "optimized_model": optimized}
     names = trial["outputs"] or [o.name for o in session.get_outputs()]
-    run_options = ort.RunOptions()
-    for key, value in config.run_config_entries.items():
-        run_options.add_run_config_entry(key, value)
     values = session.run(names, {k: v for k, v in feeds.items() if k in {i.name for i in session.get_inputs()}},
-                         run_options)
+                         run_options(config))
     files = {}
     for index, (name, value) in enumerate(zip(names, values, strict=True)):
         if not isinstance(value, np.ndarray):
@@ -85,7 +72,6 @@ def main(argv: list[str]) -> int:
     try:
         job = json.loads(job_path.read_text(encoding="utf-8"))
         import numpy as np
-        import onnxruntime as ort
 
         from ogverify.model.tensors import for_runtime
 
@@ -93,7 +79,7 @@ def main(argv: list[str]) -> int:
         for trial in job["trials"]:
             out_dir = Path(trial["out_dir"])
             try:
-                results.append(run_trial(ort, np, trial, feeds, out_dir))
+                results.append(run_trial(np, trial, feeds, out_dir))
             except Exception as exc:  # one failing trial must not hide the others
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 results.append({"error": f"{type(exc).__name__}: {first[:300]}"})

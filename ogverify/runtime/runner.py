@@ -149,11 +149,6 @@ def _out_of_memory(stderr: str) -> bool:
     return any(sign in stderr for sign in ("MemoryError", "std::bad_alloc", "Cannot allocate memory"))
 
 
-# Session config entries whose effect sticks to the process (or its threads) that created a
-# session with them: such configurations are never run on a shared worker, always fresh.
-PROCESS_STICKY_ENTRIES = frozenset({"session.set_denormal_as_zero"})
-
-
 class Replayer(Protocol):
     """Something that re-executes a materialised model: ``check`` calls it once per bundle."""
 
@@ -171,18 +166,13 @@ class Replayer(Protocol):
     ) -> ReplayResult: ...
 
 
-def is_process_sticky(config: ExecutionConfig) -> bool:
-    """Whether this configuration changes process-wide state, so it needs a process of its own."""
-    return any(key in PROCESS_STICKY_ENTRIES for key in config.config_entries)
-
-
 class SessionCache:
     """In-worker re-execution: InferenceSessions kept per (model digest, execution config).
 
     A check worker is itself a fresh process with respect to the CLI, and it re-uses one loaded
     session for every bundle that shares both the model (by digest) and the configuration: a
     batch of 1000 bundles of one model loads it once per worker, not 1000 times. Configurations
-    with process-sticky settings (``PROCESS_STICKY_ENTRIES``) fall back to ``replay``, a new
+    with process-sticky settings (``session.is_process_sticky``) fall back to ``replay``, a new
     process per run. A run that exceeds its timeout cannot be interrupted inside a process: the
     cache is then marked ``poisoned`` and the worker that owns it must exit; so does one that ran
     out of memory.
@@ -218,6 +208,8 @@ class SessionCache:
     ) -> ReplayResult:
         stricter = (memory_limit is not None and self.process_memory_limit is not None
                     and memory_limit < self.process_memory_limit)
+        from ogverify.runtime.session import is_process_sticky
+
         if is_process_sticky(config) or stricter:
             with self._lock:
                 self.fresh_runs += 1
@@ -226,13 +218,12 @@ class SessionCache:
         import onnxruntime as ort
 
         from ogverify.model.tensors import canonicalize, for_runtime
+        from ogverify.runtime.session import run_options
 
         started = time.perf_counter()
-        session = self._session(model_path, config, model_key, ort)
+        session = self._session(model_path, config, model_key)
         loaded = time.perf_counter()
-        run_options = ort.RunOptions()
-        for key, value in config.run_config_entries.items():
-            run_options.add_run_config_entry(key, value)
+        options = run_options(config)
         import numpy as np
 
         feeds = {name: for_runtime(np.asarray(array)) for name, array in inputs.items()}
@@ -240,7 +231,7 @@ class SessionCache:
 
         def run() -> None:
             try:
-                box["values"] = session.run(list(output_names), feeds, run_options)
+                box["values"] = session.run(list(output_names), feeds, options)
             except Exception as exc:  # reported as a ReplayError below
                 box["error"] = exc
 
@@ -279,8 +270,8 @@ class SessionCache:
     def _key(model_key: str, config: ExecutionConfig) -> tuple[str, str]:
         return model_key, json.dumps(config.to_json(), sort_keys=True)
 
-    def _session(self, model_path: Path, config: ExecutionConfig, model_key: str, ort: Any) -> Any:
-        from ogverify.runtime.worker import _session_options
+    def _session(self, model_path: Path, config: ExecutionConfig, model_key: str) -> Any:
+        from ogverify.runtime.session import RuntimeUnavailableError, build_session
 
         key = self._key(model_key, config)
         with self._lock:
@@ -289,21 +280,10 @@ class SessionCache:
                 self._sessions.move_to_end(key)
                 self.reuses += 1
                 return session
-            available = ort.get_available_providers()
-            for provider in config.providers:
-                if provider.name not in available:
-                    raise ReplayError(f"re-execution failed: execution provider {provider.name} is not available "
-                                      f"here (available: {', '.join(available)})")
-            if not hasattr(ort.GraphOptimizationLevel, config.graph_optimization_level):
-                raise ReplayError(f"re-execution failed: onnxruntime {ort.__version__} has no "
-                                  f"{config.graph_optimization_level}")
             try:
-                session = ort.InferenceSession(
-                    str(model_path),
-                    sess_options=_session_options(config, ort),
-                    providers=[p.name for p in config.providers],
-                    provider_options=[dict(p.options) for p in config.providers],
-                )
+                session = build_session(model_path, config)
+            except RuntimeUnavailableError as exc:
+                raise ReplayError(f"re-execution failed: {exc.message}") from exc
             except Exception as exc:
                 first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise ReplayError(f"re-execution failed: {type(exc).__name__}: {first_line[:500]}") from exc

@@ -3,7 +3,7 @@
 The drift engine asks "what would the outputs be if knob K had value V?" many times. A trial
 is one session: a configuration, optionally some graph transformers disabled, optionally the
 optimised graph saved and the applied transformers listed. Trials share a process unless one
-of them sets something that sticks to the process (denormals-as-zero), which gets its own.
+of them sets something that sticks to the process (``session.is_process_sticky``), which gets its own.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import numpy as np
 
 from ogverify.model.tensors import Array, parse_npy
 from ogverify.runtime.config import ExecutionConfig
-
-PROCESS_STICKY_ENTRIES = {"session.set_denormal_as_zero": "1"}
+from ogverify.runtime.session import is_process_sticky
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,7 @@ class Trial:
 
     @property
     def process_sticky(self) -> bool:
-        return self.fresh_process or any(
-            self.config.config_entries.get(key) == value for key, value in PROCESS_STICKY_ENTRIES.items()
-        )
+        return self.fresh_process or is_process_sticky(self.config)
 
 
 @dataclass(frozen=True)

@@ -25,18 +25,6 @@ from pathlib import Path
 from typing import Any
 
 
-def _session_options(config: Any, ort: Any) -> Any:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, config.graph_optimization_level)
-    options.execution_mode = getattr(ort.ExecutionMode, config.execution_mode)
-    options.intra_op_num_threads = config.intra_op_num_threads
-    options.inter_op_num_threads = config.inter_op_num_threads
-    options.log_severity_level = 3
-    for key, value in config.config_entries.items():
-        options.add_session_config_entry(key, value)
-    return options
-
-
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run the job and return the result document (outputs are written next to the job)."""
     import numpy as np
@@ -58,27 +46,15 @@ def execute(job: dict[str, Any], feeds: dict[str, Any], started: float) -> tuple
     import onnxruntime as ort
 
     from ogverify.runtime.config import ExecutionConfig
+    from ogverify.runtime.session import RuntimeUnavailableError, build_session, run_options
 
     config = ExecutionConfig.from_json(job["execution"])
-    available = ort.get_available_providers()
-    for provider in config.providers:
-        if provider.name not in available:
-            return {"error": f"execution provider {provider.name} is not available here "
-                             f"(available: {', '.join(available)})", "kind": "environment"}, None
-    if not hasattr(ort.GraphOptimizationLevel, config.graph_optimization_level):
-        return {"error": f"onnxruntime {ort.__version__} has no {config.graph_optimization_level}",
-                "kind": "environment"}, None
-    session = ort.InferenceSession(
-        job["model"],
-        sess_options=_session_options(config, ort),
-        providers=[p.name for p in config.providers],
-        provider_options=[dict(p.options) for p in config.providers],
-    )
+    try:
+        session = build_session(job["model"], config)
+    except RuntimeUnavailableError as exc:
+        return {"error": exc.message, "kind": "environment"}, None
     loaded = time.perf_counter()
-    run_options = ort.RunOptions()
-    for key, value in config.run_config_entries.items():
-        run_options.add_run_config_entry(key, value)
-    values = session.run(job["outputs"], feeds, run_options)
+    values = session.run(job["outputs"], feeds, run_options(config))
     ran = time.perf_counter()
     for name, value in zip(job["outputs"], values, strict=True):
         if not isinstance(value, np.ndarray):

@@ -18,15 +18,16 @@ Steps, each bounded by a budget of trial runs (``--explain-budget``):
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ogverify.model.compare import ComparisonSpec, compare_output
+from ogverify.model.graph import op_histogram
 from ogverify.model.tensors import Array
 from ogverify.runtime.config import OPT_LEVELS, ExecutionConfig, ProviderSpec
+from ogverify.runtime.fingerprint import graph_fingerprint
 from ogverify.runtime.trials import Trial, TrialResult, run_trials
 from ogverify.verify.drift.localise import Localisation, localise
 
@@ -286,18 +287,6 @@ def explain(
     )
 
 
-def graph_fingerprint(run: TrialResult | None) -> dict[str, Any] | None:
-    """sha256 of an optimised graph's structure (weights are beside it) and its op histogram."""
-    if run is None or run.optimized_model is None or run.error is not None:
-        return None
-    from ogverify.evidence.digest import digest_file
-
-    return {
-        "sha256": digest_file(run.optimized_model, "sha256").hex,
-        "op_histogram": dict(sorted(op_histogram(run.optimized_model).items())),
-    }
-
-
 def _noise_floor(context: _Context, first: Mapping[str, Array]) -> tuple[Explanation | None, TrialResult | None]:
     """Two fresh re-runs of the recorded configuration; the first also keeps its optimised graph
     and the transformers that rewrote it (saving and logging do not change the numbers)."""
@@ -394,17 +383,6 @@ def _bisect_transformers(context: _Context, candidates: list[str]) -> tuple[tupl
             return tuple(suspects), "several graph transformers are needed together to explain the difference"
         suspects = rest
     return tuple(suspects), ""
-
-
-def op_histogram(model_path: Path | None) -> Counter[str]:
-    """Node counts by op type (``domain::Op`` outside the default domain) of a model file."""
-    if model_path is None:
-        return Counter()
-    import onnx
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    return Counter(f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
-                   for n in model.graph.node)
 
 
 def _histogram_diff(recorded: Path | None, reference: Path | None) -> dict[str, tuple[int, int]]:

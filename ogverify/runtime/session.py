@@ -1,0 +1,113 @@
+"""The one way ogverify creates an onnxruntime session from an ``ExecutionConfig``.
+
+Every caller goes through ``build_session``: the re-execution worker and a check worker's
+session cache (``runner``), the drift engine's trials (``probe``), the ``Recorder`` and the
+optimised-graph fingerprint. So a knob ``ExecutionConfig`` gains is applied everywhere at once,
+and a configuration this onnxruntime cannot run is refused with the same sentence everywhere.
+
+onnxruntime is imported inside the functions: ``check``'s parent process reaches this module
+on a path that leaves all numeric work to the re-execution process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ogverify.errors import ReplayError
+
+if TYPE_CHECKING:
+    from ogverify.runtime.config import ExecutionConfig
+
+# Session config entries whose effect outlives the session that set them. onnxruntime applies
+# ``session.set_denormal_as_zero`` to the calling thread once per process, for the first session
+# created in it (``std::call_once``): whatever value a configuration sets explicitly, it only takes
+# effect in a process of its own. A configuration that sets any value of these runs alone.
+PROCESS_STICKY_ENTRIES = frozenset({"session.set_denormal_as_zero"})
+
+
+def is_process_sticky(config: ExecutionConfig) -> bool:
+    """Whether ``config`` sets process-wide state, so that it must run in a process of its own."""
+    return any(key in PROCESS_STICKY_ENTRIES for key in config.config_entries)
+
+
+class RuntimeUnavailableError(ReplayError):
+    """This onnxruntime cannot run the configuration: it lacks an execution provider or an
+    optimisation level the configuration names."""
+
+
+def check_runnable(config: ExecutionConfig) -> None:
+    """Raise RuntimeUnavailableError unless this onnxruntime has every provider and the
+    optimisation level ``config`` names."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    for provider in config.providers:
+        if provider.name not in available:
+            raise RuntimeUnavailableError(f"execution provider {provider.name} is not available here "
+                                          f"(available: {', '.join(available)})")
+    if not hasattr(ort.GraphOptimizationLevel, config.graph_optimization_level):
+        raise RuntimeUnavailableError(f"onnxruntime {ort.__version__} has no {config.graph_optimization_level}")
+
+
+def session_options(config: ExecutionConfig, *, log_severity_level: int = 3) -> Any:
+    """The ``SessionOptions`` for ``config`` (onnxruntime's log quiet unless asked)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, config.graph_optimization_level)
+    options.execution_mode = getattr(ort.ExecutionMode, config.execution_mode)
+    options.intra_op_num_threads = config.intra_op_num_threads
+    options.inter_op_num_threads = config.inter_op_num_threads
+    options.log_severity_level = log_severity_level
+    for key, value in config.config_entries.items():
+        options.add_session_config_entry(key, value)
+    return options
+
+
+def build_session(
+    model: Path | str,
+    config: ExecutionConfig,
+    *,
+    disabled_optimizers: Sequence[str] = (),
+    optimized_model: Path | None = None,
+    log_severity_level: int = 3,
+) -> Any:
+    """An ``InferenceSession`` of ``model`` under exactly ``config``.
+
+    Args:
+        disabled_optimizers: onnxruntime graph transformers to switch off (drift trials).
+        optimized_model: write the optimised graph there, its weights beside it in
+            ``optimized.data`` (a multi-GB model must not become one in-memory protobuf).
+        log_severity_level: onnxruntime's log level; 1 lists the graph transformers applied.
+
+    Raises:
+        RuntimeUnavailableError: a provider or optimisation level this onnxruntime lacks.
+        Exception: whatever onnxruntime raises for a model it cannot load.
+    """
+    import onnxruntime as ort
+
+    check_runnable(config)
+    options = session_options(config, log_severity_level=log_severity_level)
+    if optimized_model is not None:
+        options.optimized_model_filepath = str(optimized_model)
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+    return ort.InferenceSession(
+        str(model),
+        sess_options=options,
+        providers=[p.name for p in config.providers],
+        provider_options=[dict(p.options) for p in config.providers],
+        **({"disabled_optimizers": list(disabled_optimizers)} if disabled_optimizers else {}),
+    )
+
+
+def run_options(config: ExecutionConfig) -> Any:
+    """The ``RunOptions`` for ``config``'s run config entries."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    for key, value in config.run_config_entries.items():
+        options.add_run_config_entry(key, value)
+    return options
