@@ -11,10 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ogverify.cli.app import app
-from ogverify.cli.coercion import install
 from tests.fixtures import models
-
-install()  # as `ogverify`'s main does: in-process runs convert values the way the real command does
 
 
 @dataclass

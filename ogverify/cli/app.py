@@ -65,10 +65,4 @@ def _terminate(signum: int, frame: object) -> None:
 def main() -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _terminate)
-    try:
-        from ogverify.cli.coercion import install
-
-        install()
-    except (ImportError, AttributeError):  # typer's internals moved: its own (slower) conversion still works
-        pass
     app(prog_name="ogverify")

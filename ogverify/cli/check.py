@@ -18,7 +18,7 @@ def check(
     bundles: Annotated[
         list[str],
         typer.Argument(
-            metavar="BUNDLE",
+            metavar="BUNDLE...",
             help="Bundles to check: .ogb files, bundle directories, directories of bundles, quoted globs or URLs.",
         ),
     ],

@@ -1,0 +1,72 @@
+"""The command line as typer builds it: the typer range we test, usage lines, value conversion."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunCli
+from tools.gen_man import command_names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _release(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def test_installed_typer_is_in_the_pinned_range() -> None:
+    """The help texts (README, man page) and start-up figures hold for this range only: a venv
+    left on another typer must fail here, not regenerate the man page in that typer's style."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    (pin,) = [d for d in dependencies if re.match(r"typer\b", d)]
+    bounds = dict(re.findall(r"(>=|<)\s*([\d.]+)", pin))
+    installed = _release(version("typer"))
+    assert _release(bounds[">="]) <= installed < _release(bounds["<"]), (
+        f"typer {version('typer')} is installed, pyproject pins {pin!r}: pip install -e '.[dev,dask]'")
+
+
+@pytest.mark.parametrize("command", ["", *command_names()])
+def test_usage_lines_show_plain_metavars(command: str, run_cli: RunCli) -> None:
+    usage = run_cli(*command.split(), "--help").stdout.splitlines()[0]
+    assert usage.startswith("Usage: ogverify"), usage
+    assert not set("{}<>") & set(usage), usage
+
+
+def test_check_usage_says_bundles_repeat(run_cli: RunCli) -> None:
+    text = run_cli("check", "--help").stdout
+    assert text.splitlines()[0] == "Usage: ogverify check [OPTIONS] BUNDLE..."
+    assert "list[" not in text and "<path>" not in text
+
+
+@pytest.mark.parametrize(("option", "value", "kind"), [
+    ("--jobs", "abc", "integer"), ("--jobs", "1e3", "integer"), ("--timeout", "1x", "float"),
+    ("--explain-budget", "", "integer"),
+])
+def test_a_value_of_the_wrong_type_is_a_usage_error_naming_the_option(
+    option: str, value: str, kind: str, run_cli: RunCli
+) -> None:
+    result = run_cli("check", str(ROOT / "fixtures" / "mlp.ogb"), option, value)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}'" in result.stderr and f"is not a valid {kind}" in result.stderr
+    assert result.stdout == ""
+
+
+def test_check_starts_without_pydantic() -> None:
+    """Start-up is most of a small check's cost over a bare onnxruntime run (docs/performance.md)."""
+    process = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ogverify", "check", str(ROOT / "fixtures" / "mlp.ogb"),
+         "--trusted-key", str(ROOT / "fixtures" / "demo.key.pub"), "--format", "json", "--no-policy"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"}, check=False,
+    )
+    assert process.returncode == 0, process.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in process.stderr.splitlines() if "|" in line}
+    assert "typer" in imported
+    assert not {name for name in imported if name.split(".")[0] == "pydantic"}
