@@ -9,7 +9,8 @@ Layout:
 - ``app.py``: the typer app, its global options, and the one list of commands (--help order).
 - ``common.py``: ``guarded`` (every error to one line and its exit code), ``emit``, ``echo``.
 - one module per topic: ``keys.py`` (keygen, sign), ``pack.py``, ``check.py``, ``diff.py``,
-  ``bundle.py`` (inspect, extract), ``fingerprint.py``.
+  ``bundle.py`` (inspect, extract), ``fingerprint.py``, ``interop.py`` (cid, import, export: other
+  systems' formats).
 
 Adding a command: write it in ``ogverify/cli/<topic>.py`` as a function decorated with
 ``@guarded`` (parameters declared with ``typer.Option``/``typer.Argument``, heavy imports inside

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ogverify import __version__
-from ogverify.cli import bundle, check, diff, fingerprint, keys, pack
+from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, pack
 from ogverify.cli.common import Terminated
 
 HELP = """Pack the evidence of an AI inference into a signed, content-addressed bundle, and
@@ -55,6 +55,7 @@ app.command()(diff.diff)
 app.command()(bundle.inspect)
 app.command()(bundle.extract)
 app.command()(fingerprint.fingerprint)
+app.command()(interop.cid)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -86,10 +86,14 @@ def pack(
     ] = None,
     sha256: Annotated[bool, typer.Option("--sha256", help="Add per-blob sha256 digests and signed subjects.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")] = False,
+    model_cid: Annotated[
+        str | None,
+        typer.Option("--model-cid", metavar="CID", help="The model's IPFS CID, as claimed; check verifies it."),
+    ] = None,
 ) -> None:
     """Pack a model, its inputs and its outputs into an evidence bundle."""
     from ogverify.evidence.comparison import ComparisonSpec
-    from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.evidence.manifest import ComparisonPolicy, Provenance
     from ogverify.model.signature import read_signature
     from ogverify.packing.pack import assign_tensors, load_test_data, pack, runtime_version
     from ogverify.runtime.config import (
@@ -134,6 +138,10 @@ def pack(
     elif claimed is None:
         raise UsageError("no outputs: give --claimed-output NAME=PATH, --test-data DIR, or --run")
     signature.check_inputs(inputs)  # before announcing a run that could not start
+    if model_cid is not None:
+        from ogverify.evidence.cid import parse_cid
+
+        parse_cid(model_cid)
     if run:
         echo("running the model in a fresh process to compute its outputs...")
     result = pack(
@@ -147,6 +155,7 @@ def pack(
         annotations=parse_key_values(annotate or [], "--annotate"),
         with_sha256=sha256,
         overwrite=force,
+        provenance=Provenance(model_cid=model_cid) if model_cid is not None else None,
     )
     signed = f", signed by {', '.join(k[:12] for k in result.signed_by)}" if result.signed_by else ", unsigned"
     echo(f"wrote {result.path} (manifest sha256:{result.manifest_sha256}{signed})")

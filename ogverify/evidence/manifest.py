@@ -142,6 +142,23 @@ class ComparisonPolicy:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Evidence from outside ogverify that ``check`` verifies beside the re-execution.
+
+    ``model_cid``: the IPFS CID the producer claims for the model file (``pack --model-cid``).
+    """
+
+    model_cid: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {} if self.model_cid is None else {"model_cid": self.model_cid}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Provenance:
+        return cls(model_cid=raw.get("model_cid"))
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything a bundle claims, by digest."""
 
@@ -157,6 +174,8 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     # Optional: absent from bundles packed before per-initializer digests existed.
     initializers: tuple[InitializerDigest, ...] | None = None
+    # Optional: absent unless the producer gave outside evidence (a model CID, ...).
+    provenance: Provenance | None = None
 
     def artifacts(self) -> list[tuple[str, Artifact]]:
         """Every artifact with the name a person would use for it, in manifest order."""
@@ -178,7 +197,8 @@ class Manifest:
             "comparison": self.comparison.to_json(),
             "producer": dict(self.producer),
             "annotations": dict(sorted(self.annotations.items())),
-        } | ({} if self.initializers is None else {"initializers": [i.to_json() for i in self.initializers]})
+        } | ({} if self.initializers is None else {"initializers": [i.to_json() for i in self.initializers]}) | (
+            {} if self.provenance is None else {"provenance": self.provenance.to_json()})
 
     def to_bytes(self) -> bytes:
         """The canonical manifest bytes, as stored in ``manifest.json`` and signed."""
@@ -213,6 +233,7 @@ class Manifest:
                 format_version=raw["format_version"],
                 initializers=None if "initializers" not in raw
                 else tuple(InitializerDigest.from_json(i) for i in raw["initializers"]),
+                provenance=Provenance.from_json(raw["provenance"]) if "provenance" in raw else None,
             )
         except Exception as exc:  # an OgverifyError from a nested value, e.g. an unknown opt level
             message = getattr(exc, "message", str(exc))

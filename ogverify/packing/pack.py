@@ -10,7 +10,7 @@ from pathlib import Path
 from ogverify import __version__
 from ogverify.errors import ModelError, UsageError
 from ogverify.evidence.bundle import BundleWriter
-from ogverify.evidence.manifest import ComparisonPolicy, Manifest, ModelFile, TensorEntry
+from ogverify.evidence.manifest import ComparisonPolicy, Manifest, ModelFile, Provenance, TensorEntry
 from ogverify.evidence.signing import load_private_key, sign_manifest
 from ogverify.model.initializers import initializer_digests
 from ogverify.model.signature import ModelSignature, read_signature
@@ -170,6 +170,7 @@ def pack(
     with_sha256: bool = False,
     overwrite: bool = False,
     environment: Mapping[str, object] | None = None,
+    provenance: Provenance | None = None,
 ) -> PackResult:
     """Pack a model run into an evidence bundle at ``out`` (``.ogb`` → file, else directory).
 
@@ -188,6 +189,7 @@ def pack(
         overwrite: replace an existing bundle at ``out``.
         environment: a fingerprint from ``record_environment`` for this model and configuration
             (default: taken now).
+        provenance: outside evidence to record for ``check`` (the model's claimed IPFS CID, ...).
 
     Raises:
         UsageError / ModelError: bad inputs, model or arguments. ReplayError: ``--run`` failed.
@@ -195,6 +197,10 @@ def pack(
     if not model.is_file():
         raise UsageError(f"model {model} does not exist")
     keys = [load_private_key(path) for path in sign_keys]
+    if provenance is not None and provenance.model_cid is not None:
+        from ogverify.evidence.cid import parse_cid
+
+        parse_cid(provenance.model_cid)
     signature = read_signature(model)
     signature.check_inputs(dict(inputs))
     model_files = _model_files(model, signature)
@@ -232,6 +238,7 @@ def pack(
             producer={"tool": "ogverify", "version": __version__},
             annotations=dict(annotations or {}),
             initializers=initializers,
+            provenance=provenance,
         )
         try:
             manifest_bytes = manifest.to_bytes()

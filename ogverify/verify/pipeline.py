@@ -23,6 +23,7 @@ from ogverify.runtime.child import ReplayChild, take_prestarted
 from ogverify.runtime.fingerprint import EnvironmentDifference, capture, diff_environments
 from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult, checked_timeout
 from ogverify.verify.policy import EnvironmentPolicy
+from ogverify.verify.provenance import check_provenance
 
 if TYPE_CHECKING:
     from ogverify.model.tensors import Array
@@ -97,7 +98,8 @@ def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None
                    else _replay_and_compare(bundle, options))
     environment_here = outcome.environment if outcome is not None and outcome.environment is not None else capture()
     differences = tuple(diff_environments(bundle.manifest.environment, environment_here))
-    findings = [integrity, signatures, _environment(differences, options.environment_policy)]
+    findings = [integrity, signatures, *check_provenance(bundle, integrity),
+                _environment(differences, options.environment_policy)]
     comparisons: list[OutputComparison] = []
     replay_facts = None
     if not options.rerun:
