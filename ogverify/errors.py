@@ -2,7 +2,7 @@
 
 Findings ("output y differs by 3 ULP") are data in a Report; an exception here means the
 work itself could not be done. Each error carries the exit code the CLI should use and a
-one-line message; ``diagnostics()`` may add a paragraph of detail.
+one-line message; ``diagnostics()`` is the text shown for it, the detail only when asked.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     FAILED = 1
     USAGE = 2
     CANNOT_VERIFY = 3
+    INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT
+    TERMINATED = 143  # SIGTERM: 128 + SIGTERM
 
 
 class OgverifyError(Exception):
@@ -34,9 +36,13 @@ class OgverifyError(Exception):
         self.message = message
         self.detail = detail
 
-    def diagnostics(self) -> str:
-        """A human paragraph: the one-line message, then any detail."""
-        return f"{self.message}\n{self.detail}" if self.detail else self.message
+    def diagnostics(self, *, verbose: bool = False) -> str:
+        """What a person is shown: ``error: <message>`` on one line; with ``verbose``, the detail after it.
+
+        The command line prints exactly this (verbose under ``OGVERIFY_DEBUG``).
+        """
+        line = f"error: {self.message}"
+        return f"{line}\n{self.detail}" if verbose and self.detail else line
 
 
 class UsageError(OgverifyError):

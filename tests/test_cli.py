@@ -11,7 +11,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from ogverify.cli.common import guarded
+from ogverify.errors import BundleError, UsageError
 from tests.conftest import RunCli
 from tools.gen_man import command_names
 
@@ -70,3 +74,36 @@ def test_check_starts_without_pydantic() -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in process.stderr.splitlines() if "|" in line}
     assert "typer" in imported
     assert not {name for name in imported if name.split(".")[0] == "pydantic"}
+
+
+def test_an_error_is_shown_as_its_diagnostics(run_cli: RunCli) -> None:
+    result = run_cli("fingerprint", "--format", "xml")
+    assert result.exit_code == 2
+    assert result.stderr == UsageError("unknown format 'xml'; use text or json").diagnostics() + "\n"
+
+
+def test_diagnostics_is_one_line_and_the_detail_only_when_asked() -> None:
+    error = BundleError("bundle b.ogb: manifest.json is not JSON", "line 3: expected ','")
+    assert error.diagnostics() == "error: bundle b.ogb: manifest.json is not JSON"
+    assert error.diagnostics(verbose=True) == "error: bundle b.ogb: manifest.json is not JSON\nline 3: expected ','"
+
+
+def _crashing_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command()
+    @guarded
+    def crash() -> None:
+        raise ValueError("boom")
+
+    return app
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_crash_is_one_line_and_exit_3_with_the_traceback_only_under_ogverify_debug(debug: bool) -> None:
+    env = {"OGVERIFY_DEBUG": "1" if debug else ""}
+    result = CliRunner().invoke(_crashing_app(), [], env=env)
+    assert result.exit_code == 3
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: internal error: ValueError: boom"
+    assert ("Traceback (most recent call last):" in lines) is debug

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import typer
 
@@ -18,19 +17,39 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _fail(message: str, code: int, detail: str = "") -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    if detail and os.environ.get("OGVERIFY_DEBUG"):
-        typer.echo(detail, err=True)
-    raise typer.Exit(code)
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised wherever the program is, so that clean-up (staging directories) runs as for Ctrl-C."""
 
 
+class StoppedError(OgverifyError):
+    """The user stopped ogverify (Ctrl-C or SIGTERM)."""
+
+    def __init__(self, terminated: bool) -> None:
+        super().__init__("terminated" if terminated else "interrupted")
+        self.exit_code = ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
+
+
+def as_error(exc: Exception | KeyboardInterrupt) -> OgverifyError:
+    """``exc`` as the OgverifyError whose ``diagnostics()`` the command line prints."""
+    if isinstance(exc, OgverifyError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return StoppedError(terminated=isinstance(exc, Terminated))
+    if isinstance(exc, MemoryError):
+        return OgverifyError("out of memory")
+    if isinstance(exc, OSError):
+        return OgverifyError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+    import traceback
+
+    return OgverifyError(f"internal error: {type(exc).__name__}: {exc}", traceback.format_exc())
+
+
 def guarded(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn every error into one line on stderr and the right exit code; never a traceback."""
+    """Turn every error into its one line on stderr and its exit code; never a traceback.
+
+    The line is the error's ``diagnostics()``; ``OGVERIFY_DEBUG`` adds its detail (for an
+    internal error, the traceback).
+    """
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -38,23 +57,14 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except typer.Exit:
             raise
-        except OgverifyError as exc:
-            _fail(exc.message, int(exc.exit_code), exc.detail)
-        except KeyboardInterrupt as exc:
-            from ogverify.evidence.bundle import remove_unfinished
+        except (Exception, KeyboardInterrupt) as exc:  # the promise: no traceback, never exit 0 or 1 on a crash
+            if isinstance(exc, KeyboardInterrupt):
+                from ogverify.evidence.bundle import remove_unfinished
 
-            remove_unfinished()  # staging files an interruption caught before their clean-up was in place
-            if isinstance(exc, Terminated):
-                _fail("terminated", 128 + signal.SIGTERM)
-            _fail("interrupted", 130)
-        except MemoryError:
-            _fail("out of memory", int(ExitCode.CANNOT_VERIFY))
-        except OSError as exc:
-            _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), int(ExitCode.CANNOT_VERIFY))
-        except Exception as exc:  # the promise: no traceback, and never exit 0 or 1 on a crash
-            import traceback
-
-            _fail(f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.CANNOT_VERIFY), traceback.format_exc())
+                remove_unfinished()  # staging files an interruption caught before their clean-up was in place
+            error = as_error(exc)
+            typer.echo(error.diagnostics(verbose=bool(os.environ.get("OGVERIFY_DEBUG"))), err=True)
+            raise typer.Exit(int(error.exit_code)) from None
 
     return wrapper
 
