@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from ogverify.evidence.bundle import Bundle
+    from ogverify.evidence.cid import FileCids
     from ogverify.evidence.manifest import ComparisonPolicy
     from ogverify.packing.pack import PackResult
     from ogverify.packing.recorder import Recorder
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
     from ogverify.runtime.config import ExecutionConfig
     from ogverify.verify.policy import Policy
 
-__all__ = ["Recorder", "Report", "__version__", "check", "check_many", "load_bundle", "pack"]
+__all__ = ["Recorder", "Report", "__version__", "check", "check_many", "export_cyclonedx", "file_cids",
+           "load_bundle", "pack"]
 
 StrPath = str | PathLike[str]
 
@@ -53,6 +55,7 @@ def pack(
     annotations: Mapping[str, str] | None = None,
     with_sha256: bool = False,
     overwrite: bool = False,
+    model_cid: str | None = None,
 ) -> PackResult:
     """Pack a model run into an evidence bundle (``.ogb`` → one file, else a directory).
 
@@ -67,13 +70,14 @@ def pack(
         annotations: free-form strings stored in the manifest.
         with_sha256: add per-blob sha256 digests.
         overwrite: replace an existing bundle.
+        model_cid: the model's IPFS CID as the producer claims it; ``check`` verifies it.
     """
     from pathlib import Path
 
     import numpy as np
 
     from ogverify.evidence.comparison import ComparisonSpec
-    from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.evidence.manifest import ComparisonPolicy, Provenance
     from ogverify.model.tensors import canonicalize
     from ogverify.packing.pack import pack as pack_bundle
 
@@ -92,7 +96,27 @@ def pack(
         annotations=annotations,
         with_sha256=with_sha256,
         overwrite=overwrite,
+        provenance=Provenance(model_cid=model_cid) if model_cid is not None else None,
     )
+
+
+def file_cids(path: StrPath) -> FileCids:
+    """The IPFS CIDs of a file as ``ipfs add`` computes them: ``.v0`` (``Qm...``) and ``.v1`` (raw leaves)."""
+    from pathlib import Path
+
+    from ogverify.evidence.cid import file_cids as cids
+
+    return cids(Path(path))
+
+
+def export_cyclonedx(bundle: StrPath, *, report: StrPath | None = None) -> dict[str, Any]:
+    """A bundle as a CycloneDX 1.6 ML-BOM (a JSON document), with the verdict of ``report``
+    (``check --format json`` of this bundle) when given."""
+    from pathlib import Path
+
+    from ogverify.interop.cyclonedx import export_bundle
+
+    return export_bundle(Path(bundle), Path(report) if report is not None else None)
 
 
 def check(

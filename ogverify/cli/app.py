@@ -56,6 +56,7 @@ app.command()(bundle.inspect)
 app.command()(bundle.extract)
 app.command()(fingerprint.fingerprint)
 app.command()(interop.cid)
+app.add_typer(interop.export_app, name="export")
 
 
 def _terminate(signum: int, frame: object) -> None:

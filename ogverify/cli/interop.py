@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ogverify.cli.common import emit, guarded, require_format
+from ogverify.errors import UsageError
 
 # --- cid -----------------------------------------------------------------------------------
 
@@ -33,3 +34,26 @@ def cid(
     else:
         emit("".join(f"{cids.v0} {cids.v1} {path}\n" for path, cids in named))
 
+
+# --- export --------------------------------------------------------------------------------
+
+export_app = typer.Typer(help="Write a bundle in another system's format.", no_args_is_help=True)
+
+
+@export_app.command("cyclonedx")
+@guarded
+def export_cyclonedx(
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="The bundle to describe.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Where to write the BOM (JSON).")],
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="A check report of this bundle (check --format json): "
+                     "its verdict goes into the BOM."),
+    ] = None,
+) -> None:
+    """Write a CycloneDX 1.6 ML-BOM: the model, its input and output tensors, the runtime, the verdict."""
+    from ogverify.interop.cyclonedx import dumps, export_bundle
+
+    if not bundle.exists():
+        raise UsageError(f"bundle {bundle} does not exist")
+    emit(dumps(export_bundle(bundle, report)), out)
