@@ -56,6 +56,7 @@ def pack(
     with_sha256: bool = False,
     overwrite: bool = False,
     model_cid: str | None = None,
+    model_signature: StrPath | None = None,
 ) -> PackResult:
     """Pack a model run into an evidence bundle (``.ogb`` → one file, else a directory).
 
@@ -71,6 +72,7 @@ def pack(
         with_sha256: add per-blob sha256 digests.
         overwrite: replace an existing bundle.
         model_cid: the model's IPFS CID as the producer claims it; ``check`` verifies it.
+        model_signature: the publisher's model_signing signature file of the model files, to attach.
     """
     from pathlib import Path
 
@@ -97,6 +99,7 @@ def pack(
         with_sha256=with_sha256,
         overwrite=overwrite,
         provenance=Provenance(model_cid=model_cid) if model_cid is not None else None,
+        model_signature=Path(model_signature) if model_signature is not None else None,
     )
 
 
@@ -128,6 +131,7 @@ def check(
     timeout: float = 600.0,
     policy: StrPath | Policy | None = None,
     explain: bool = True,
+    model_signing_key: StrPath | None = None,
 ) -> Report:
     """Check a bundle and return its Report (never raises for a bad bundle; bad keys raise).
 
@@ -140,10 +144,12 @@ def check(
         policy: a policy file (``ogverify.toml`` or ``pyproject.toml``) or a loaded Policy; its
             keys, limits, rules and ``[check]`` settings apply over these arguments.
         explain: on a failed reproduction, search for the cause (the ``drift`` stage).
+        model_signing_key: the model publisher's EC public key: verify the bundle's model_signing
+            signature of its model files (``pip install 'ogverify[model-signing]'``).
     """
     from ogverify.verify.batch import check_target
 
-    spec, _ = _spec(trusted_keys, allow_unsigned, rerun, timeout, policy, explain)
+    spec, _ = _spec(trusted_keys, allow_unsigned, rerun, timeout, policy, explain, model_signing_key)
     return check_target(str(bundle), spec)
 
 
@@ -181,7 +187,7 @@ def check_many(
 
 def _spec(
     trusted_keys: Sequence[StrPath], allow_unsigned: bool, rerun: bool, timeout: float,
-    policy: StrPath | Policy | None, explain: bool,
+    policy: StrPath | Policy | None, explain: bool, model_signing_key: StrPath | None = None,
 ) -> tuple[Any, int | None]:
     """The CheckSpec for the API's arguments, and the policy's ``jobs``. Arguments that differ
     from their defaults win over the policy's ``[check]`` settings."""
@@ -200,6 +206,7 @@ def _spec(
         rerun=rerun,
         timeout=timeout,
         explain=explain,
+        model_signing_key=Path(model_signing_key).resolve() if model_signing_key is not None else None,
     )
     given = (("allow_unsigned", allow_unsigned, False), ("rerun", rerun, True), ("timeout", timeout, 600.0))
     options = apply_policy(options, loaded, {name for name, value, default in given if value != default})

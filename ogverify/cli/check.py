@@ -105,6 +105,11 @@ def check(
         Path | None,
         typer.Option("--candidate-model", metavar="MODEL", help="A model that may have produced the claim instead."),
     ] = None,
+    model_signing_key: Annotated[
+        Path | None,
+        typer.Option("--model-signing-key", metavar="PUB",
+                     help="The model publisher's EC public key: verify the bundle's model_signing signature."),
+    ] = None,
 ) -> None:
     """Verify bundles: integrity, signatures, re-execution and comparison of outputs."""
     from ogverify.evidence.signing import load_trusted_keys
@@ -124,6 +129,8 @@ def check(
         raise UsageError("--explain-budget must be 0 or more")
     if candidate_model is not None and not candidate_model.is_file():
         raise UsageError(f"--candidate-model {candidate_model} does not exist")
+    if model_signing_key is not None and not model_signing_key.is_file():
+        raise UsageError(f"--model-signing-key {model_signing_key} does not exist")
     options = CheckOptions(
         trusted_keys=load_trusted_keys(trusted_keys or []),
         allow_unsigned=allow_unsigned,
@@ -133,6 +140,7 @@ def check(
         explain_budget=explain_budget,
         candidate_model=candidate_model.resolve() if candidate_model is not None else None,
         while_waiting=formatter.load,
+        model_signing_key=model_signing_key.resolve() if model_signing_key is not None else None,
     )
     given = {"allow_unsigned": "allow_unsigned", "rerun": "no_rerun", "timeout": "timeout"}
     explicit = {k for k, p in given.items() if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"}

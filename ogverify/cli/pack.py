@@ -90,6 +90,11 @@ def pack(
         str | None,
         typer.Option("--model-cid", metavar="CID", help="The model's IPFS CID, as claimed; check verifies it."),
     ] = None,
+    model_signature: Annotated[
+        Path | None,
+        typer.Option("--model-signature", metavar="SIG",
+                     help="The publisher's model_signing signature of the model files, to attach."),
+    ] = None,
 ) -> None:
     """Pack a model, its inputs and its outputs into an evidence bundle."""
     from ogverify.evidence.comparison import ComparisonSpec
@@ -156,6 +161,7 @@ def pack(
         with_sha256=sha256,
         overwrite=force,
         provenance=Provenance(model_cid=model_cid) if model_cid is not None else None,
+        model_signature=model_signature,
     )
     signed = f", signed by {', '.join(k[:12] for k in result.signed_by)}" if result.signed_by else ", unsigned"
     echo(f"wrote {result.path} (manifest sha256:{result.manifest_sha256}{signed})")

@@ -146,16 +146,27 @@ class Provenance:
     """Evidence from outside ogverify that ``check`` verifies beside the re-execution.
 
     ``model_cid``: the IPFS CID the producer claims for the model file (``pack --model-cid``).
+    ``model_signature``: the publisher's model_signing (sigstore) signature of the model files
+    (``pack --model-signature``), stored as a blob.
     """
 
     model_cid: str | None = None
+    model_signature: ModelFile | None = None
+
+    def artifacts(self) -> list[tuple[str, Artifact]]:
+        if self.model_signature is None:
+            return []
+        return [(f"model signature '{self.model_signature.name}'", self.model_signature.artifact)]
 
     def to_json(self) -> dict[str, Any]:
-        return {} if self.model_cid is None else {"model_cid": self.model_cid}
+        return ({} if self.model_cid is None else {"model_cid": self.model_cid}) | (
+            {} if self.model_signature is None else {"model_signature": self.model_signature.to_json()})
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Provenance:
-        return cls(model_cid=raw.get("model_cid"))
+        signature = raw.get("model_signature")
+        return cls(model_cid=raw.get("model_cid"),
+                   model_signature=ModelFile.from_json(signature) if signature is not None else None)
 
 
 @dataclass(frozen=True)
@@ -183,7 +194,7 @@ class Manifest:
         named += [(f"model file '{f.name}'", f.artifact) for f in self.model_files]
         named += [(f"input '{t.name}'", t.artifact) for t in self.inputs]
         named += [(f"claimed output '{t.name}'", t.artifact) for t in self.outputs]
-        return named
+        return named + (self.provenance.artifacts() if self.provenance is not None else [])
 
     def to_json(self) -> dict[str, Any]:
         return {

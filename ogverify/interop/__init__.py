@@ -1,6 +1,8 @@
-"""Interop: evidence in other systems' formats, into and out of bundles.
+"""Interop: evidence in other systems' formats, read into bundles and written out of them.
 
-Owns one module per outside format: ``cyclonedx`` (a bundle as a CycloneDX ML-BOM). IPFS CIDs,
-which check itself verifies, live in ``ogverify.evidence.cid``.
-May import: packing, runtime, model, evidence, errors; never verify, report or the CLI.
+Owns one module per outside format: ``cyclonedx`` (a bundle as a CycloneDX ML-BOM),
+``model_signatures`` (model_signing / sigstore signatures of model files). IPFS CIDs, which check
+itself recomputes, live in ``ogverify.evidence.cid``.
+May import: runtime, model, evidence, errors. Packing and verify use it; it never imports them,
+report or the CLI.
 """

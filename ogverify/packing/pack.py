@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ogverify import __version__
@@ -171,6 +171,7 @@ def pack(
     overwrite: bool = False,
     environment: Mapping[str, object] | None = None,
     provenance: Provenance | None = None,
+    model_signature: Path | None = None,
 ) -> PackResult:
     """Pack a model run into an evidence bundle at ``out`` (``.ogb`` → file, else directory).
 
@@ -190,6 +191,7 @@ def pack(
         environment: a fingerprint from ``record_environment`` for this model and configuration
             (default: taken now).
         provenance: outside evidence to record for ``check`` (the model's claimed IPFS CID, ...).
+        model_signature: the publisher's model_signing signature file of the model files, to attach.
 
     Raises:
         UsageError / ModelError: bad inputs, model or arguments. ReplayError: ``--run`` failed.
@@ -204,6 +206,14 @@ def pack(
     signature = read_signature(model)
     signature.check_inputs(dict(inputs))
     model_files = _model_files(model, signature)
+    signed = None
+    if model_signature is not None:
+        from ogverify.interop.model_signatures import check_covers
+
+        if not model_signature.is_file():
+            raise UsageError(f"--model-signature {model_signature} does not exist")
+        signed = check_covers(model_signature.read_bytes(), f"--model-signature {model_signature.name}",
+                              {model.name: model, **dict(model_files)}, model.name)
     config = config or ExecutionConfig(runtime_version=runtime_version())
     if claimed_outputs is None:
         names = signature.output_names
@@ -218,6 +228,9 @@ def pack(
     with BundleWriter(out, with_sha256=with_sha256, overwrite=overwrite) as writer:
         model_entry = ModelFile(model.name, writer.add_file(model), ONNX_MEDIA_TYPE)
         file_entries = tuple(ModelFile(name, writer.add_file(path)) for name, path in model_files)
+        if model_signature is not None and signed is not None:
+            attached = ModelFile(model_signature.name, writer.add_file(model_signature), signed.media_type)
+            provenance = replace(provenance or Provenance(), model_signature=attached)
 
         def entries(arrays: Mapping[str, Array], order: Sequence[str]) -> tuple[TensorEntry, ...]:
             ordered = [n for n in order if n in arrays]

@@ -51,6 +51,8 @@ class CheckOptions:
         candidate_model: a model that may have produced the claimed outputs instead.
         while_waiting: work for this process while a re-execution process runs the model
             (the CLI imports its report formatter then); not called when nothing is re-executed.
+        model_signing_key: the model publisher's public key: the bundle must carry a
+            model_signing signature by it over its model files (``pack --model-signature``).
     """
 
     trusted_keys: Mapping[str, TrustedKey] = field(default_factory=dict)
@@ -64,6 +66,7 @@ class CheckOptions:
     explain_budget: int = 32
     candidate_model: Path | None = None
     while_waiting: Callable[[], object] | None = None
+    model_signing_key: Path | None = None
 
     def __post_init__(self) -> None:
         checked_timeout(self.timeout)
@@ -98,7 +101,7 @@ def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None
                    else _replay_and_compare(bundle, options))
     environment_here = outcome.environment if outcome is not None and outcome.environment is not None else capture()
     differences = tuple(diff_environments(bundle.manifest.environment, environment_here))
-    findings = [integrity, signatures, *check_provenance(bundle, integrity),
+    findings = [integrity, signatures, *check_provenance(bundle, integrity, options.model_signing_key),
                 _environment(differences, options.environment_policy)]
     comparisons: list[OutputComparison] = []
     replay_facts = None
