@@ -346,7 +346,7 @@ def _usage_error_cases(tmp: Path, files: dict[str, Path]) -> dict[str, tuple[lis
         "unknown output": ([model, "-i", f"x={x}", "-O", f"q={tmp / 'y.npy'}"],
                            "error: the model has no output 'q' (outputs: y)"),
         "missing input file": ([model, "-i", f"x={tmp / 'nope.npy'}", "--run"],
-                               f"error: --input {tmp / 'nope.npy'}: no such file {tmp / 'nope.npy'}"),
+                               f"error: --input {tmp / 'nope.npy'}: {tmp / 'nope.npy'} does not exist"),
     }
 
 

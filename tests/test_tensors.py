@@ -382,7 +382,7 @@ def test_load_wrong_extension(tmp_path: Path, name: str) -> None:
 def test_load_missing_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         load_tensor_file(tmp_path / "nope.npy", "-i nope.npy")
-    assert info.value.message == f"-i nope.npy: no such file {tmp_path / 'nope.npy'}"
+    assert info.value.message == f"-i nope.npy: {tmp_path / 'nope.npy'} does not exist"
 
 
 def test_extension_is_case_insensitive(tmp_path: Path) -> None:

@@ -112,6 +112,7 @@ def check(
     ] = None,
 ) -> None:
     """Verify bundles: integrity, signatures, re-execution and comparison of outputs."""
+    from ogverify.evidence.paths import require
     from ogverify.evidence.signing import load_trusted_keys
     from ogverify.report.formats import get_formatter
     from ogverify.runtime.config import parse_key_values
@@ -127,10 +128,9 @@ def check(
     checked_timeout(timeout, "--timeout")
     if explain_budget < 0:
         raise UsageError("--explain-budget must be 0 or more")
-    if candidate_model is not None and not candidate_model.is_file():
-        raise UsageError(f"--candidate-model {candidate_model} does not exist")
-    if model_signing_key is not None and not model_signing_key.is_file():
-        raise UsageError(f"--model-signing-key {model_signing_key} does not exist")
+    for path, option in ((candidate_model, "--candidate-model"), (model_signing_key, "--model-signing-key")):
+        if path is not None:
+            require(path, option)
     options = CheckOptions(
         trusted_keys=load_trusted_keys(trusted_keys or []),
         allow_unsigned=allow_unsigned,

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ogverify.cli.common import emit, guarded, require_format
-from ogverify.errors import UsageError
 
 
 @guarded
@@ -23,12 +22,12 @@ def diff(
     """
     import json
 
+    from ogverify.evidence.paths import require
     from ogverify.verify.diff import diff_paths
 
     require_format(output_format, "text", "json")
     for path in (a, b):
-        if not path.exists():
-            raise UsageError(f"{path} does not exist")
+        require(path, "", want="file or directory")
     difference = diff_paths(a, b)
     if output_format == "json":
         emit(json.dumps(difference.to_json(), indent=2, sort_keys=True) + "\n")

@@ -99,6 +99,7 @@ def pack(
     """Pack a model, its inputs and its outputs into an evidence bundle."""
     from ogverify.evidence.comparison import ComparisonSpec
     from ogverify.evidence.manifest import ComparisonPolicy, Provenance
+    from ogverify.evidence.paths import require
     from ogverify.model.signature import read_signature
     from ogverify.packing.pack import assign_tensors, load_test_data, pack, runtime_version
     from ogverify.runtime.config import (
@@ -111,8 +112,7 @@ def pack(
 
     if run and output_args:
         raise UsageError("--run computes the outputs; do not also give --claimed-output")
-    if not model.is_file():
-        raise UsageError(f"model {model} does not exist")
+    require(model, "model")
     config = ExecutionConfig(
         runtime_version=runtime_version(),
         providers=tuple(ProviderSpec(name) for name in (providers or ["CPUExecutionProvider"])),

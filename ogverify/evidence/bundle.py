@@ -47,6 +47,7 @@ from ogverify.evidence.digest import (
     new_hasher,
 )
 from ogverify.evidence.manifest import Artifact, Manifest
+from ogverify.evidence.paths import problem
 from ogverify.evidence.storing import MemberOpener, MemberSource
 
 MARKER = "ogverify-bundle.json"
@@ -342,7 +343,9 @@ class Bundle:
             self.form = "file"
             self.source = TarSource(path, limits)
         else:
-            raise BundleError(f"no such bundle: {path}")
+            found = problem(path, want="file or directory") or "cannot be read"
+            raise BundleError(f"no such bundle: {path}" if found == "does not exist" else
+                              f"{path} is not a bundle: it {found}")
         try:
             self._load()
         except BaseException:

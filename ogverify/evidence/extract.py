@@ -23,6 +23,7 @@ from pathlib import Path
 from ogverify.errors import BundleError, UsageError
 from ogverify.evidence.bundle import MANIFEST, Bundle, finished_staging, new_staging, open_bundle, publish_mode
 from ogverify.evidence.manifest import TensorEntry
+from ogverify.evidence.paths import problem
 
 UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -47,6 +48,13 @@ def extract_bundle(bundle_path: Path, target: Path, *, overwrite: bool = False) 
     Raises:
         UsageError: target exists. BundleError: unreadable bundle or a blob that does not verify.
     """
+    if target.is_symlink():
+        # Extract into the directory the link names (resolved once, here: nothing later follows
+        # a link); a link to nothing is refused rather than created through.
+        found = problem(target, want="directory")
+        if found is not None:
+            raise UsageError(f"{target} {found}")
+        target = target.resolve()
     if target.exists() and not target.is_dir():
         raise UsageError(f"{target} exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not overwrite:

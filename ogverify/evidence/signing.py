@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ogverify.errors import BundleError, KeyFileError, UsageError
 from ogverify.evidence import canonical_json
 from ogverify.evidence.manifest import Manifest
+from ogverify.evidence.paths import problem
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -114,8 +115,9 @@ def generate_key_pair(private_path: Path, *, overwrite: bool = False) -> tuple[P
 
 
 def _read_key_file(path: Path) -> bytes:
-    if not path.is_file():
-        raise KeyFileError(f"key file {path} does not exist")
+    found = problem(path)
+    if found is not None:
+        raise KeyFileError(f"key file {path} {found}")
     if path.stat().st_size > MAX_KEY_FILE:
         raise KeyFileError(f"key file {path} is too large to be a key")
     return path.read_bytes()

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ogverify.errors import BundleError, UsageError
+from ogverify.evidence.paths import problem
 
 Array = npt.NDArray[np.generic]
 
@@ -171,8 +172,9 @@ def load_tensor_file(path: Path, what: str) -> dict[str, Array]:
     Returns:
         name → array. A .npy file has no name of its own: its single entry is keyed ``""``.
     """
-    if not path.is_file():
-        raise UsageError(f"{what}: no such file {path}")
+    found = problem(path)
+    if found is not None:
+        raise UsageError(f"{what}: {path} {found}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return {"": load_npy_file(path, what)}

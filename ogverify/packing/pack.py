@@ -11,6 +11,7 @@ from ogverify import __version__
 from ogverify.errors import ModelError, UsageError
 from ogverify.evidence.bundle import BundleWriter
 from ogverify.evidence.manifest import ComparisonPolicy, Manifest, ModelFile, Provenance, TensorEntry
+from ogverify.evidence.paths import require
 from ogverify.evidence.signing import load_private_key, sign_manifest
 from ogverify.model.initializers import initializer_digests
 from ogverify.model.signature import ModelSignature, read_signature
@@ -196,8 +197,7 @@ def pack(
     Raises:
         UsageError / ModelError: bad inputs, model or arguments. ReplayError: ``--run`` failed.
     """
-    if not model.is_file():
-        raise UsageError(f"model {model} does not exist")
+    require(model, "model")
     keys = [load_private_key(path) for path in sign_keys]
     if provenance is not None and provenance.model_cid is not None:
         from ogverify.evidence.cid import parse_cid

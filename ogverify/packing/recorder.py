@@ -28,6 +28,7 @@ import numpy as np
 
 from ogverify.errors import UsageError
 from ogverify.evidence.manifest import ComparisonPolicy
+from ogverify.evidence.paths import require
 from ogverify.model.tensors import canonicalize
 from ogverify.packing.pack import PackResult, pack, record_environment, runtime_version
 from ogverify.runtime.config import ExecutionConfig, ProviderSpec
@@ -126,8 +127,7 @@ class Recorder:
             if config_entries:
                 raise UsageError("config_entries is for a given session; put entries in config")
             self.model = Path(session_or_model)
-            if not self.model.is_file():
-                raise UsageError(f"model {self.model} does not exist")
+            require(self.model, "model")
             self.config = config or ExecutionConfig(runtime_version=runtime_version())
             self.session = build_session(self.model, self.config)
         else:

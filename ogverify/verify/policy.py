@@ -27,6 +27,7 @@ from typing import Any, Literal
 from ogverify.errors import BundleError, OgverifyError, UsageError
 from ogverify.evidence.bundle import DEFAULT_LIMITS, Limits
 from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.evidence.paths import require
 from ogverify.report.findings import Finding, Report, Status
 from ogverify.runtime.fingerprint import EnvironmentDifference
 
@@ -222,8 +223,7 @@ def load_policy(path: Path) -> Policy:
     from ogverify.evidence.schemas import validate
     from ogverify.evidence.signing import load_public_key, load_trusted_keys
 
-    if not path.is_file():
-        raise UsageError(f"policy file {path} does not exist")
+    require(path, "policy file")
     try:
         data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -6,6 +6,7 @@ never a traceback and never a message that sends the user looking for the wrong 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,66 @@ def test_a_policy_typo_is_explained_in_words(
     line = single_error_line(result)
     assert message in line, line
     assert "^" not in line and "$'" not in line, "a regular expression reached the user"
+
+
+# --- paths that are not what they seem ---------------------------------------------------------------
+
+
+def _special(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.ogb"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "loop":
+        os.symlink(tmp_path / "loop-b", path)
+        os.symlink(path, tmp_path / "loop-b")
+    elif kind == "dangling":
+        os.symlink(tmp_path / "nowhere", path)
+    return path
+
+
+@pytest.mark.parametrize(("kind", "said"), [
+    ("fifo", "is not a bundle: it is a FIFO (named pipe), not a file or directory"),
+    ("loop", "is not a bundle: it is a symbolic link loop"),
+    ("dangling", "is not a bundle: it is a symbolic link to '{tmp}/nowhere', which does not exist"),
+])
+def test_a_bundle_path_that_is_no_file_says_what_it_is(tmp_path: Path, run_cli: RunCli, kind: str, said: str) -> None:
+    path = _special(tmp_path, kind)
+    result = run_cli("check", path, "--allow-unsigned")
+    assert result.exit_code == 3, result.output
+    assert result.stdout.splitlines()[0] == f"COULD NOT VERIFY: {path} {said.format(tmp=tmp_path)}"
+
+
+def test_a_directory_given_as_the_model_is_named_as_one(signed: dict[str, Path], tmp_path: Path,
+                                                        run_cli: RunCli) -> None:
+    np.save(tmp_path / "x.npy", np.ones((4, 16), np.float32))
+    result = run_cli("pack", signed["folder"], "-i", f"x={tmp_path / 'x.npy'}", "--run", "--out", tmp_path / "o.ogb")
+    assert result.exit_code == 2, result.output
+    assert single_error_line(result) == f"error: model {signed['folder']} is a directory, not a file"
+    result = run_cli("check", signed["bundle"], "-k", signed["pub"], "--candidate-model", _special(tmp_path, "fifo"))
+    assert result.exit_code == 2, result.output
+    assert single_error_line(result).endswith("fifo.ogb is a FIFO (named pipe), not a file")
+
+
+def test_extract_works_through_a_link_to_a_directory(signed: dict[str, Path], tmp_path: Path,
+                                                     run_cli: RunCli) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    result = run_cli("extract", signed["bundle"], tmp_path / "link")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "real" / "manifest.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+@pytest.mark.parametrize(("kind", "said"), [
+    ("loop", "is a symbolic link loop"),
+    ("dangling", "is a symbolic link to '{tmp}/nowhere', which does not exist"),
+])
+def test_extract_refuses_a_link_to_nothing(signed: dict[str, Path], tmp_path: Path, run_cli: RunCli,
+                                           kind: str, said: str) -> None:
+    link = _special(tmp_path, kind)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_cli("extract", signed["bundle"], link)
+    assert result.exit_code == 2, result.output
+    assert single_error_line(result) == f"error: {link} {said.format(tmp=tmp_path)}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
