@@ -416,7 +416,8 @@ def test_check_a_provider_that_is_not_available(tmp_path: Path, run_cli: RunCli,
 def test_check_timeout_must_be_positive(mlp_bundle: Path, run_cli: RunCli) -> None:
     result = run_cli("check", mlp_bundle, "--timeout", "0")
     assert result.exit_code == 2
-    assert single_error_line(result) == "error: --timeout must be positive"
+    assert single_error_line(result) == (
+        "error: --timeout must be a number of seconds above 0 and at most 1000000, not 0.0")
 
 
 def test_check_unknown_format(mlp_bundle: Path, run_cli: RunCli) -> None:
