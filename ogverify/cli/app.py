@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ogverify import __version__
-from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, pack
+from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, log, pack
 from ogverify.cli.common import Terminated
 
 HELP = """Pack the evidence of an AI inference into a signed, content-addressed bundle, and
@@ -57,6 +57,8 @@ app.command()(bundle.extract)
 app.command()(fingerprint.fingerprint)
 app.command()(interop.cid)
 app.add_typer(interop.export_app, name="export")
+app.add_typer(log.log_app, name="log")
+app.command()(log.audit)
 
 
 def _terminate(signum: int, frame: object) -> None:

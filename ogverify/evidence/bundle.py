@@ -6,6 +6,8 @@ Layout (both forms)::
     manifest.json                 canonical JSON manifest
     blobs/blake3/<64 hex>         one artifact each, named by the blake3 of its uncompressed bytes
     signatures/<keyid>.dsse.json  DSSE envelopes
+    log-proof.json                optional: a record exported from an evidence log, signed through
+                                  the log (its entry, inclusion proof and signed checkpoint)
 
 Every bundle is untrusted input: member names must match the layout exactly, only regular
 files are accepted, sizes are bounded, and blobs are decompressed no further than their
@@ -55,6 +57,8 @@ MANIFEST = "manifest.json"
 MARKER_CONTENT = {"format": "ogverify-bundle", "version": 1}
 BLOB_NAME = re.compile(r"^blobs/blake3/[0-9a-f]{64}$")
 SIGNATURE_NAME = re.compile(r"^signatures/[0-9a-f]{64}\.dsse\.json$")
+LOG_PROOF = "log-proof.json"
+MAX_LOG_PROOF_BYTES = 2 << 20
 
 Form = Literal["directory", "file"]
 
@@ -124,7 +128,7 @@ def form_for(path: Path) -> Form:
 
 
 def _allowed_member(name: str) -> bool:
-    return name in (MARKER, MANIFEST) or bool(BLOB_NAME.match(name) or SIGNATURE_NAME.match(name))
+    return name in (MARKER, MANIFEST, LOG_PROOF) or bool(BLOB_NAME.match(name) or SIGNATURE_NAME.match(name))
 
 
 class BundleSource(Protocol):
@@ -373,6 +377,7 @@ class Bundle:
         self.signature_envelopes: dict[str, bytes] = {
             name: self.read_member(name, self.limits.max_signature_bytes) for name in envelope_names
         }
+        self.log_proof = self.read_member(LOG_PROOF, MAX_LOG_PROOF_BYTES) if LOG_PROOF in names else None
         # Refuse impossible sizes before reading a byte of any blob.
         for label, artifact in self.manifest.artifacts():
             if artifact.size > self.limits.max_blob_bytes:
@@ -663,18 +668,21 @@ class BundleWriter:
         self._artifacts[artifact.blake3] = artifact
         return artifact
 
-    def publish(self, manifest: Manifest, signatures: dict[str, bytes]) -> Path:
+    def publish(self, manifest: Manifest, signatures: dict[str, bytes], log_proof: bytes | None = None) -> Path:
         """Write manifest and signatures, then move the finished bundle to its target.
 
         Args:
             manifest: the manifest naming exactly the blobs added.
             signatures: keyid → DSSE envelope bytes.
+            log_proof: the ``log-proof.json`` of a record exported from an evidence log.
 
         Raises:
             UsageError: a packed file changed before it was copied into the bundle.
         """
         (self._staging / MARKER).write_bytes(canonical_json.dumps(MARKER_CONTENT))
         (self._staging / MANIFEST).write_bytes(manifest.to_bytes())
+        if log_proof is not None:
+            (self._staging / LOG_PROOF).write_bytes(log_proof)
         if signatures:
             (self._staging / "signatures").mkdir()
             for keyid, envelope in signatures.items():

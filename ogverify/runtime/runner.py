@@ -266,6 +266,15 @@ class SessionCache:
             {"load": loaded - started, "run": ran - loaded}, process="worker",
         )
 
+    def session(self, model_path: Path, config: ExecutionConfig, model_key: str) -> Any:
+        """The cached InferenceSession for this model and configuration (loaded now if need be), for
+        callers that run many inputs themselves (an audit's batch of records).
+
+        Raises:
+            ReplayError: the session cannot be created here.
+        """
+        return self._session(model_path, config, model_key)
+
     @staticmethod
     def _key(model_key: str, config: ExecutionConfig) -> tuple[str, str]:
         return model_key, json.dumps(config.to_json(), sort_keys=True)

@@ -22,6 +22,7 @@ from ogverify.report.findings import Finding, Report, Status
 from ogverify.runtime.child import ReplayChild, take_prestarted
 from ogverify.runtime.fingerprint import EnvironmentDifference, capture, diff_environments
 from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult, checked_timeout
+from ogverify.verify.log_signature import log_signature_finding
 from ogverify.verify.policy import EnvironmentPolicy
 from ogverify.verify.provenance import check_provenance
 
@@ -244,14 +245,19 @@ def _signatures(bundle: Bundle, options: CheckOptions) -> Finding:
         if check.changed_fields:
             evidence["changed_since_signing"] = list(check.changed_fields)
         children.append(Finding("signatures", f"signature {check.keyid[:12]}", status, check.message, evidence))
+    through_log = log_signature_finding(bundle, options.trusted_keys)  # a record exported from an evidence log
+    if through_log is not None:
+        children.append(through_log)
     broken = [c for c in children if c.status is Status.FAIL]
-    trusted = [c for c in checks if c.ok]
+    trusted = [c.keyid for c in checks if c.ok]
+    if through_log is not None and through_log.status is Status.PASS:
+        trusted.append("evidence log")
     if broken:
         return Finding("signatures", "signatures", Status.FAIL, broken[0].message, children=tuple(children))
     if trusted:
         return Finding("signatures", "signatures", Status.PASS,
                        f"signed by {len(trusted)} trusted key(s)", children=tuple(children))
-    if not checks:
+    if not checks and through_log is None:
         reason = "bundle is not signed"
     elif not options.trusted_keys:
         reason = "bundle is signed, but no trusted key was given (--trusted-key)"

@@ -1,0 +1,433 @@
+"""The files of an evidence log, after C2SP tlog-tiles (https://c2sp.org/tlog-tiles)::
+
+    log.json                       the descriptor: origin, and the manifest every record shares
+                                   (model files, execution, comparison, environment) without tensors
+    size                           how many records are appended (decimal; unsigned: checkpoints sign)
+    checkpoint                     the latest signed checkpoint (C2SP signed note)
+    tile/<L>/<N>[.p/<W>]           hash tiles: 256 hashes of tree level 8L, 32 bytes each
+    tile/entries/<N>[.p/<W>]       entry bundles: the leaves of records 256N.., each a 2-byte
+                                   big-endian length and the leaf bytes
+    data/<N>                       tensor packs: the .npy bytes of the records appended together,
+                                   starting at record N, each distinct tensor once
+    blobs/blake3/<hex>             the model file and its external-data files, once
+
+``<N>`` is written in three-digit groups, all but the last prefixed ``x`` (1234067 →
+``x001/x234/067``). A tile or bundle with fewer than 256 entries is partial: ``.p/<W>``. When it
+grows, the wider one replaces it (the narrower is removed once ``size`` moved on); readers take
+the prefix they need, so one file serves every tree size.
+
+A record's leaf is the canonical JSON of ``RecordEntry``: its index, the sha256 of the shared
+manifest, and each input and claimed output (name, dtype, shape, blake3, size, and where its
+bytes are: pack and offset). The leaf commits to every byte of the record and of the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ogverify.errors import BundleError
+from ogverify.evidence import canonical_json
+from ogverify.evidence.digest import HEX64
+from ogverify.evidence.log import merkle
+from ogverify.evidence.log.store import LogStore
+
+FORMAT = "ogverify-log"
+VERSION = 1
+DESCRIPTOR = "log.json"
+SIZE = "size"
+CHECKPOINT = "checkpoint"
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+HASH = merkle.HASH_SIZE
+MAX_ENTRY = 0xFFFF
+MAX_DESCRIPTOR_BYTES = 16 << 20
+MAX_SIZE_FILE = 32
+MAX_RECORDS = (1 << 63) - 1
+MAX_TENSORS = 256
+NAME_LIMIT = 1024
+MAX_SHAPE = 1 << 40
+
+
+class LogFormatError(BundleError):
+    """A log's files do not have the form this module writes."""
+
+
+def encode_index(n: int) -> str:
+    """``1234067`` → ``x001/x234/067`` (tlog-tiles)."""
+    groups = []
+    while True:
+        groups.append(f"{n % 1000:03d}")
+        n //= 1000
+        if n == 0:
+            break
+    groups.reverse()
+    return "/".join([*(f"x{g}" for g in groups[:-1]), groups[-1]])
+
+
+def _partial(width: int) -> str:
+    return "" if width == TILE_WIDTH else f".p/{width}"
+
+
+def tile_path(level: int, n: int, width: int) -> str:
+    return f"tile/{level}/{encode_index(n)}{_partial(width)}"
+
+
+def entries_path(n: int, width: int) -> str:
+    return f"tile/entries/{encode_index(n)}{_partial(width)}"
+
+
+def pack_path(first: int) -> str:
+    return f"data/{encode_index(first)}"
+
+
+def blob_path(blake3: str) -> str:
+    if not HEX64.match(blake3):
+        raise LogFormatError(f"{blake3[:70]!r} is not a blake3 digest")
+    return f"blobs/blake3/{blake3}"
+
+
+def stored_width(level: int, n: int, size: int) -> int:
+    """How many hashes tile ``n`` of ``level`` holds in a tree of ``size`` leaves (0: none)."""
+    count = size >> (TILE_HEIGHT * level)
+    return max(0, min(TILE_WIDTH, count - n * TILE_WIDTH))
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """One input or claimed output of a record, and where its .npy bytes are."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    blake3: str
+    size: int
+    pack: int
+    offset: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "blake3": self.blake3,
+                "size": self.size, "pack": self.pack, "offset": self.offset}
+
+    def manifest_json(self) -> dict[str, Any]:
+        """The manifest's TensorEntry for this tensor, stored plain (as an exported bundle holds it)."""
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
+                "digest": {"blake3": self.blake3}, "size": self.size, "encoding": "identity",
+                "stored_size": self.size}
+
+    @classmethod
+    def from_json(cls, raw: Any, index: int) -> TensorRef:
+        if not isinstance(raw, dict) or set(raw) != {"name", "dtype", "shape", "blake3", "size", "pack", "offset"}:
+            raise LogFormatError(f"record {index}: a tensor entry does not have the fields of one")
+        name, dtype, shape = raw["name"], raw["dtype"], raw["shape"]
+        if not isinstance(name, str) or not 0 < len(name) <= NAME_LIMIT:
+            raise LogFormatError(f"record {index}: a tensor name is not a short string")
+        if not isinstance(dtype, str) or not re.fullmatch(r"[a-z0-9]{1,16}", dtype):
+            raise LogFormatError(f"record {index}: tensor {name!r} has no valid dtype")
+        if not isinstance(shape, list) or len(shape) > 64 or not all(_count(d, MAX_SHAPE) for d in shape):
+            raise LogFormatError(f"record {index}: tensor {name!r} has no valid shape")
+        if not isinstance(raw["blake3"], str) or not HEX64.match(raw["blake3"]):
+            raise LogFormatError(f"record {index}: tensor {name!r} has no valid blake3 digest")
+        for key in ("size", "pack", "offset"):
+            if not _count(raw[key], MAX_RECORDS):
+                raise LogFormatError(f"record {index}: tensor {name!r} has no valid {key}")
+        if raw["pack"] > index:
+            raise LogFormatError(f"record {index}: tensor {name!r} names a pack of later records")
+        return cls(name, dtype, tuple(shape), raw["blake3"], raw["size"], raw["pack"], raw["offset"])
+
+
+def _count(value: Any, limit: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
+
+
+@dataclass(frozen=True)
+class RecordEntry:
+    """A record as its leaf commits to it."""
+
+    index: int
+    log: str
+    inputs: tuple[TensorRef, ...]
+    outputs: tuple[TensorRef, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "log": self.log, "inputs": [t.to_json() for t in self.inputs],
+                "outputs": [t.to_json() for t in self.outputs]}
+
+    def leaf(self) -> bytes:
+        """The leaf bytes: canonical (RFC 8785) JSON."""
+        return canonical_dumps(self.to_json())
+
+    @classmethod
+    def from_json(cls, raw: Any, index: int) -> RecordEntry:
+        if not isinstance(raw, dict) or set(raw) != {"index", "log", "inputs", "outputs"}:
+            raise LogFormatError(f"record {index}: the entry does not have the fields of one")
+        if raw["index"] != index or isinstance(raw["index"], bool):
+            raise LogFormatError(f"record {index}: the entry says it is record {str(raw['index'])[:30]}")
+        if not isinstance(raw["log"], str) or not HEX64.match(raw["log"]):
+            raise LogFormatError(f"record {index}: the entry names no log")
+        tensors = []
+        for key in ("inputs", "outputs"):
+            items = raw[key]
+            if not isinstance(items, list) or len(items) > MAX_TENSORS:
+                raise LogFormatError(f"record {index}: {key} is not a list of at most {MAX_TENSORS}")
+            tensors.append(tuple(TensorRef.from_json(item, index) for item in items))
+        return cls(index, raw["log"], tensors[0], tensors[1])
+
+    @classmethod
+    def parse(cls, leaf: bytes, index: int) -> RecordEntry:
+        """A record from its leaf bytes, which must be the canonical JSON this module writes."""
+        try:
+            parsed = canonical_json.loads_strict(leaf, f"record {index}")
+        except BundleError as exc:
+            raise LogFormatError(f"record {index}: {exc.message}") from exc
+        entry = cls.from_json(parsed, index)
+        if entry.leaf() != leaf:
+            raise LogFormatError(f"record {index}: the entry is not canonical JSON")
+        return entry
+
+
+def canonical_dumps(value: Any) -> bytes:
+    """RFC 8785 JSON; the fast path for values of ASCII strings and integers gives the same bytes."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if text.isascii() and "." not in text and "e" not in text.replace('"', "").lower().replace("true", ""):
+        return text.encode("ascii")
+    return canonical_json.dumps(value)
+
+
+def template_digest(template: Mapping[str, Any]) -> str:
+    """The sha256 hex of the shared manifest (a manifest without inputs and outputs)."""
+    import hashlib
+
+    return hashlib.sha256(canonical_json.dumps(dict(template))).hexdigest()
+
+
+def template_of(manifest_json: Mapping[str, Any]) -> dict[str, Any]:
+    """A bundle manifest's shared part: everything but its inputs and outputs."""
+    return {k: v for k, v in manifest_json.items() if k not in ("inputs", "outputs")}
+
+
+def encode_entries(leaves: Iterable[bytes]) -> bytes:
+    out = bytearray()
+    for leaf in leaves:
+        if len(leaf) > MAX_ENTRY:
+            raise ValueError(f"a record entry of {len(leaf)} bytes is over the {MAX_ENTRY}-byte limit")
+        out += len(leaf).to_bytes(2, "big") + leaf
+    return bytes(out)
+
+
+def decode_entries(data: bytes, count: int, what: str) -> list[bytes]:
+    """The first ``count`` entries of an entry bundle."""
+    leaves: list[bytes] = []
+    position = 0
+    for _ in range(count):
+        if position + 2 > len(data):
+            raise LogFormatError(f"{what} ends before its entry {len(leaves)}")
+        length = int.from_bytes(data[position : position + 2], "big")
+        end = position + 2 + length
+        if end > len(data):
+            raise LogFormatError(f"{what} ends inside its entry {len(leaves)}")
+        leaves.append(data[position + 2 : end])
+        position = end
+    return leaves
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """``log.json``: the origin and the manifest every record shares."""
+
+    origin: str
+    template: Mapping[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return template_digest(self.template)
+
+    def to_bytes(self) -> bytes:
+        return canonical_json.dumps({"format": FORMAT, "version": VERSION, "origin": self.origin,
+                                     "manifest": dict(self.template)})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Descriptor:
+        parsed = canonical_json.loads_strict(raw, DESCRIPTOR)
+        if not isinstance(parsed, dict) or parsed.get("format") != FORMAT:
+            raise LogFormatError(f"{DESCRIPTOR} does not name the {FORMAT} format")
+        if parsed.get("version") != VERSION:
+            raise LogFormatError(f"log format version {parsed.get('version')!r} is not supported")
+        origin, template = parsed.get("origin"), parsed.get("manifest")
+        if not isinstance(origin, str) or not origin or "\n" in origin or not isinstance(template, dict):
+            raise LogFormatError(f"{DESCRIPTOR} has no valid origin and manifest")
+        if "inputs" in template or "outputs" in template:
+            raise LogFormatError(f"{DESCRIPTOR}: the shared manifest must not hold tensors")
+        return cls(origin, template)
+
+
+class LogReader:
+    """Reads a log's files, checking their form; a ``merkle.HashSource`` for the log's tree."""
+
+    def __init__(self, store: LogStore) -> None:
+        self.store = store
+        self._tiles: dict[tuple[int, int], bytes] = {}
+        self._bundles: dict[int, list[bytes]] = {}
+        self._perfect: dict[tuple[int, int], bytes] = {}
+        self._size: int | None = None
+
+    def descriptor(self) -> Descriptor:
+        return Descriptor.from_bytes(self.store.read(DESCRIPTOR, MAX_DESCRIPTOR_BYTES))
+
+    @property
+    def size(self) -> int:
+        """The number of records the log says it holds (``size``), unsigned."""
+        if self._size is None:
+            raw = self.store.read(SIZE, MAX_SIZE_FILE).decode("ascii", "replace").strip()
+            if not re.fullmatch(r"0|[1-9][0-9]{0,18}", raw) or int(raw) > MAX_RECORDS:
+                raise LogFormatError(f"the log's size file holds {raw[:30]!r}, not a record count")
+            self._size = int(raw)
+        return self._size
+
+    def _tile(self, level: int, n: int) -> bytes:
+        """Tile ``n`` of ``level`` as stored now (partial while the log's size leaves it so)."""
+        key = (level, n)
+        if key not in self._tiles:
+            width = stored_width(level, n, self.size)
+            if width == 0:
+                raise LogFormatError(f"tile {level}/{n} is beyond the log's {self.size} records")
+            data = self.store.read(tile_path(level, n, width), TILE_WIDTH * HASH)
+            if len(data) != width * HASH:
+                raise LogFormatError(f"tile {tile_path(level, n, width)} holds {len(data)} bytes, not {width * HASH}")
+            self._tiles[key] = data
+        return self._tiles[key]
+
+    def perfect(self, level: int, index: int) -> bytes:
+        known = self._perfect.get((level, index))
+        if known is None:
+            known = self._perfect[(level, index)] = self._compute_perfect(level, index)
+        return known
+
+    def _compute_perfect(self, level: int, index: int) -> bytes:
+        tile_level, height = divmod(level, TILE_HEIGHT)
+        start = index << height
+        count = 1 << height
+        data = self._tile(tile_level, start // TILE_WIDTH)
+        offset = start % TILE_WIDTH
+        if (offset + count) * HASH > len(data):
+            raise LogFormatError(f"the log's tiles do not hold subtree {level}/{index}")
+        hashes = [data[(offset + i) * HASH : (offset + i + 1) * HASH] for i in range(count)]
+        return merkle.root_of(hashes) if count > 1 else hashes[0]
+
+    def leaf_hash(self, index: int) -> bytes:
+        return self.perfect(0, index)
+
+    def leaf(self, index: int) -> bytes:
+        """The leaf bytes of record ``index``, from its entry bundle."""
+        n = index // TILE_WIDTH
+        if n not in self._bundles:
+            width = stored_width(0, n, self.size)
+            if width == 0:
+                raise LogFormatError(f"record {index} is beyond the log's {self.size} records")
+            path = entries_path(n, width)
+            data = self.store.read(path, width * (MAX_ENTRY + 2))
+            self._bundles = {n: decode_entries(data, width, f"entry bundle {path}")}
+        return self._bundles[n][index % TILE_WIDTH]
+
+    def record(self, index: int) -> RecordEntry:
+        return RecordEntry.parse(self.leaf(index), index)
+
+    def tensor(self, ref: TensorRef, limit: int) -> bytes:
+        """A tensor's .npy bytes as stored (the caller verifies the digest)."""
+        if ref.size > limit:
+            raise LogFormatError(f"tensor {ref.name!r} declares {ref.size} bytes, over the {limit}-byte limit")
+        return self.store.read_range(pack_path(ref.pack), ref.offset, ref.size)
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+class TileWriter:
+    """Appends leaves: keeps the log's partial tiles in memory and writes what changed.
+
+    Full tiles are written once; the partial tile of each level is written anew after every
+    append and the narrower one it replaces is removed after ``size`` moved on.
+    """
+
+    def __init__(self, store: LogStore, size: int) -> None:
+        self.store = store
+        self.size = size
+        reader = LogReader(store)
+        reader._size = size
+        self.partial: list[list[bytes]] = []
+        level = 0
+        while (size >> (TILE_HEIGHT * level)) > 0:
+            n, width = divmod(size >> (TILE_HEIGHT * level), TILE_WIDTH)
+            hashes: list[bytes] = []
+            if width:
+                data = reader._tile(level, n)
+                hashes = [data[i * HASH : (i + 1) * HASH] for i in range(width)]
+            self.partial.append(hashes)
+            level += 1
+        n, width = divmod(size, TILE_WIDTH)
+        self.entries: list[bytes] = []
+        if width:
+            reader.leaf(size - 1)
+            self.entries = list(reader._bundles[n])
+
+    def append(self, leaves: Sequence[bytes]) -> None:
+        """Add the leaves, writing full tiles as they complete and the partial ones at the end."""
+        old_size = self.size
+        old_partials = self._partial_paths(old_size)
+        for leaf in leaves:
+            self.entries.append(leaf)
+            self._add(0, merkle.leaf_hash(leaf))
+            self.size += 1
+            if len(self.entries) == TILE_WIDTH:
+                self.store.write(entries_path((self.size - 1) // TILE_WIDTH, TILE_WIDTH), encode_entries(self.entries))
+                self.entries = []
+        for path, data in self._partials():
+            self.store.write(path, data)
+        self.store.write(SIZE, f"{self.size}\n".encode("ascii"))
+        for path in old_partials - self._partial_paths(self.size):
+            self.store.remove(path)
+
+    def _add(self, level: int, digest: bytes) -> None:
+        while len(self.partial) <= level:
+            self.partial.append([])
+        hashes = self.partial[level]
+        hashes.append(digest)
+        if len(hashes) == TILE_WIDTH:
+            # the hash just added is number (size + 1) >> 8*level, counting from one, of its level
+            n = (((self.size + 1) >> (TILE_HEIGHT * level)) - 1) // TILE_WIDTH
+            self.store.write(tile_path(level, n, TILE_WIDTH), b"".join(hashes))
+            self.partial[level] = []
+            self._add(level + 1, merkle.root_of(hashes))
+
+    def _partials(self) -> list[tuple[str, bytes]]:
+        out = []
+        for level, hashes in enumerate(self.partial):
+            if hashes:
+                n = (self.size >> (TILE_HEIGHT * level)) // TILE_WIDTH
+                out.append((tile_path(level, n, len(hashes)), b"".join(hashes)))
+        if self.entries:
+            out.append((entries_path(self.size // TILE_WIDTH, len(self.entries)), encode_entries(self.entries)))
+        return out
+
+    @staticmethod
+    def _partial_paths(size: int) -> set[str]:
+        paths = set()
+        level = 0
+        while (size >> (TILE_HEIGHT * level)) > 0:
+            n, width = divmod(size >> (TILE_HEIGHT * level), TILE_WIDTH)
+            if width:
+                paths.add(tile_path(level, n, width))
+            level += 1
+        n, width = divmod(size, TILE_WIDTH)
+        if width:
+            paths.add(entries_path(n, width))
+        return paths

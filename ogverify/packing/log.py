@@ -1,0 +1,429 @@
+"""``EvidenceLog``: record a service's inferences into an evidence log, cheaply, as they happen.
+
+::
+
+    import ogverify
+
+    log = ogverify.EvidenceLog.create("evidence-log/", "model.onnx")   # or "s3://bucket/log"
+    index = log.append({"x": x}, {"y": y})            # one record: inputs and claimed outputs
+    log.append_batch({"x": xs}, {"y": ys})            # many: the first axis indexes records
+    note = log.checkpoint(["producer.key"])           # a C2SP signed-note checkpoint
+    log.export(index, "record.ogb")                   # one record as a bundle, signed through the log
+
+The model and the execution configuration are stored once. Each append writes one tensor pack
+(every distinct tensor once), the tiles that changed and the new size; nothing is rewritten but
+the partial tiles. A log has one writer at a time.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ogverify import __version__
+from ogverify.errors import ModelError, UsageError
+from ogverify.evidence.digest import digest_file
+from ogverify.evidence.log import layout, merkle, note
+from ogverify.evidence.log.attached import LogProof
+from ogverify.evidence.log.layout import Descriptor, LogReader, RecordEntry, TensorRef, TileWriter
+from ogverify.evidence.log.store import LogStore, open_store
+from ogverify.evidence.manifest import Artifact, ComparisonPolicy, Manifest, ModelFile
+from ogverify.runtime.config import ExecutionConfig
+
+if TYPE_CHECKING:
+    from ogverify.model.signature import ModelSignature
+    from ogverify.model.tensors import Array
+
+StrPath = str | PathLike[str]
+# A pack is closed and the next one begun past this many bytes.
+PACK_BYTES = 256 << 20
+MAX_LEAF_BYTES = layout.MAX_ENTRY
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """RFC 9162 inclusion proof of one record in the tree of ``tree_size`` records."""
+
+    index: int
+    tree_size: int
+    leaf_hash: bytes
+    root_hash: bytes
+    inclusion_path: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "tree_size": self.tree_size, "leaf_hash": self.leaf_hash.hex(),
+                "root_hash": self.root_hash.hex(), "inclusion_path": [h.hex() for h in self.inclusion_path]}
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """RFC 9162 consistency proof: the tree of ``second_size`` extends the one of ``first_size``."""
+
+    first_size: int
+    second_size: int
+    first_root: bytes
+    second_root: bytes
+    consistency_path: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"first_size": self.first_size, "second_size": self.second_size, "first_root": self.first_root.hex(),
+                "second_root": self.second_root.hex(), "consistency_path": [h.hex() for h in self.consistency_path]}
+
+
+def default_origin(template_sha256: str) -> str:
+    """An origin line naming the log by its model and configuration."""
+    return f"ogverify.log/{template_sha256[:32]}"
+
+
+class _NpyHeaders:
+    """The .npy (format 1.0) header of each (dtype, shape), made once."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, tuple[int, ...]], bytes] = {}
+
+    def __call__(self, array: Array) -> bytes:
+        key = (array.dtype.str, tuple(array.shape))
+        header = self._known.get(key)
+        if header is None:
+            import io
+
+            import numpy as np
+
+            buffer = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buffer, np.lib.format.header_data_from_array_1_0(array))
+            header = self._known[key] = buffer.getvalue()
+        return header
+
+
+class EvidenceLog:
+    """An evidence log opened for appending (``create`` a new one or ``open`` one)."""
+
+    def __init__(self, store: LogStore, descriptor: Descriptor, model: Path | None = None) -> None:
+        self.store = store
+        self.descriptor = descriptor
+        self.log_digest = descriptor.digest
+        self._model = model
+        self._materialized: tempfile.TemporaryDirectory[str] | None = None
+        self._writer: TileWriter | None = None
+        self._headers = _NpyHeaders()
+        self._stored: dict[str, tuple[int, int]] = {}  # blake3 -> (pack, offset), this session's tensors
+        template = dict(descriptor.template)
+        try:
+            self.config = ExecutionConfig.from_json(template["execution"])
+            self.comparison = ComparisonPolicy.from_json(template["comparison"])
+            self.model_files = (ModelFile.from_json(template["model"]),
+                                *(ModelFile.from_json(f) for f in template["model_files"]))
+        except Exception as exc:  # KeyError, TypeError, an OgverifyError of a nested value
+            raise layout.LogFormatError(f"{layout.DESCRIPTOR}: the shared manifest is invalid: {exc}") from exc
+        self._signature: ModelSignature | None = None
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        location: StrPath,
+        model: StrPath,
+        *,
+        config: ExecutionConfig | None = None,
+        comparison: ComparisonPolicy | str | None = None,
+        origin: str | None = None,
+        annotations: Mapping[str, str] | None = None,
+        overwrite: bool = False,
+    ) -> EvidenceLog:
+        """A new, empty log at ``location`` (a folder or an fsspec URL) for ``model`` under ``config``."""
+        from ogverify.evidence.comparison import ComparisonSpec
+        from ogverify.model.initializers import initializer_digests
+        from ogverify.model.signature import read_signature
+        from ogverify.packing.pack import ONNX_MEDIA_TYPE, _model_files, runtime_version
+
+        model_path = Path(model)
+        if not model_path.is_file():
+            raise UsageError(f"model {model_path} does not exist")
+        store = open_store(location, create=True)
+        if store.exists(layout.DESCRIPTOR) and not overwrite:
+            raise UsageError(f"{store.location} already holds a log (use --force to start it again)")
+        signature = read_signature(model_path)
+        config = config or ExecutionConfig(runtime_version=runtime_version())
+        policy = ComparisonPolicy(ComparisonSpec.parse(comparison)) if isinstance(comparison, str) else comparison
+        files = [(model_path.name, model_path, ONNX_MEDIA_TYPE),
+                 *((name, path, "application/octet-stream") for name, path in _model_files(model_path, signature))]
+        entries = []
+        for name, path, media_type in files:
+            digest = digest_file(path).hex
+            size = path.stat().st_size
+            if not store.exists(layout.blob_path(digest)):
+                with path.open("rb") as source, store.open_write(layout.blob_path(digest)) as out:
+                    while chunk := source.read(1 << 20):
+                        out.write(chunk)
+            entries.append(ModelFile(name, Artifact(digest, size, "identity", size), media_type))
+        manifest = Manifest(
+            model=entries[0], model_files=tuple(entries[1:]), inputs=(), outputs=(), execution=config,
+            environment=_environment(model_path, config), comparison=policy or ComparisonPolicy(),
+            producer={"tool": "ogverify", "version": __version__}, annotations=dict(annotations or {}),
+            initializers=initializer_digests(model_path),
+        )
+        template = layout.template_of(manifest.to_json())
+        origin = origin or default_origin(layout.template_digest(template))
+        if not origin.isprintable() or "\n" in origin or not origin.strip():
+            raise UsageError(f"origin {origin!r} must be one printable line")
+        descriptor = Descriptor(origin, template)
+        store.write(layout.DESCRIPTOR, descriptor.to_bytes())
+        store.write(layout.SIZE, b"0\n")
+        if store.exists(layout.CHECKPOINT):
+            store.remove(layout.CHECKPOINT)
+        log = cls(store, descriptor, model_path)
+        log._signature = signature
+        return log
+
+    @classmethod
+    def open(cls, location: StrPath) -> EvidenceLog:
+        """The existing log at ``location``."""
+        store = open_store(location)
+        if not store.exists(layout.DESCRIPTOR):
+            raise UsageError(f"{store.location} is not an evidence log (no {layout.DESCRIPTOR})")
+        return cls(store, LogReader(store).descriptor())
+
+    @property
+    def origin(self) -> str:
+        return self.descriptor.origin
+
+    @property
+    def size(self) -> int:
+        """How many records the log holds."""
+        return self._tiles().size if self._writer is not None else LogReader(self.store).size
+
+    def reader(self) -> LogReader:
+        return LogReader(self.store)
+
+    def _tiles(self) -> TileWriter:
+        if self._writer is None:
+            self._writer = TileWriter(self.store, LogReader(self.store).size)
+        return self._writer
+
+    # --- the model -------------------------------------------------------------------------
+
+    def model_path(self) -> Path:
+        """A local copy of the model (the file given at ``create``, or one written from the log, verified)."""
+        if self._model is None:
+            from ogverify.evidence.log.records import write_model
+
+            self._materialized = tempfile.TemporaryDirectory(prefix="ogverify-log-model-")
+            self._model = write_model(self.reader(), self.model_files, Path(self._materialized.name))
+        return self._model
+
+    def signature(self) -> ModelSignature:
+        if self._signature is None:
+            from ogverify.model.signature import read_signature
+
+            self._signature = read_signature(self.model_path())
+        return self._signature
+
+    def run(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        """The outputs the model gives for ``inputs`` under the log's configuration (a session kept loaded)."""
+        from ogverify.runtime.runner import SessionCache
+
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            cache = self._cache = SessionCache(max_sessions=1)
+        names = self.signature().output_names
+        key = ";".join(f"{f.name}={f.artifact.blake3}" for f in self.model_files)
+        return dict(cache(self.model_path(), dict(inputs), names, self.config, model_key=key).outputs)
+
+    # --- appending -------------------------------------------------------------------------
+
+    def append(self, inputs: Mapping[str, Any], claimed_outputs: Mapping[str, Any] | None = None) -> int:
+        """Append one record; ``claimed_outputs`` None runs the model now. Returns its index."""
+        return self.append_many([(inputs, claimed_outputs)])[0]
+
+    def append_batch(self, inputs: Mapping[str, Any], claimed_outputs: Mapping[str, Any] | None = None) -> range:
+        """Append one record per row: the first axis of every array indexes the records."""
+        import numpy as np
+
+        from ogverify.model.tensors import canonicalize
+
+        arrays = {n: canonicalize(np.asarray(a), f"input {n!r}") for n, a in inputs.items()}
+        claims = None if claimed_outputs is None else {
+            n: canonicalize(np.asarray(a), f"claimed output {n!r}") for n, a in claimed_outputs.items()}
+        counts = {len(a) if a.ndim else -1 for a in (*arrays.values(), *(claims or {}).values())}
+        if len(counts) != 1 or -1 in counts:
+            raise UsageError("every array of a batch must have the same first dimension (one row per record)")
+        count = counts.pop()
+        rows = (({n: a[i] for n, a in arrays.items()},
+                 None if claims is None else {n: a[i] for n, a in claims.items()}) for i in range(count))
+        return self.append_many(rows)
+
+    def append_many(self, records: Any) -> range:
+        """Append (inputs, claimed outputs or None) pairs in order; returns their indices."""
+        import blake3
+        import numpy as np
+
+        from ogverify.model.tensors import canonicalize, dtype_name
+
+        signature = self.signature()
+        tiles = self._tiles()
+        first = tiles.size
+        pack = first
+        out = None
+        offset = 0
+        leaves: list[bytes] = []
+        checked: set[tuple[tuple[str, str, tuple[int, ...]], ...]] = set()
+        try:
+            for inputs, claimed in records:
+                arrays = {n: canonicalize(np.asarray(a), f"input {n!r}") for n, a in inputs.items()}
+                kinds = tuple(sorted((n, a.dtype.str, tuple(a.shape)) for n, a in arrays.items()))
+                if kinds not in checked:
+                    signature.check_inputs(arrays)
+                    checked.add(kinds)
+                outputs = self.run(arrays) if claimed is None else {
+                    n: canonicalize(np.asarray(a), f"claimed output {n!r}") for n, a in claimed.items()}
+                _check_claimed(outputs, signature)
+                index = first + len(leaves)
+                refs: list[list[TensorRef]] = [[], []]
+                for side, (values, order) in enumerate(((arrays, signature.input_names),
+                                                        (outputs, signature.output_names))):
+                    for name in (n for n in order if n in values):
+                        array = values[name]
+                        data = self._headers(array) + array.tobytes()
+                        digest = blake3.blake3(data).hexdigest()
+                        where = self._stored.get(digest)
+                        if where is None:
+                            if out is None or offset >= PACK_BYTES:
+                                if out is not None:
+                                    out.close()
+                                pack, offset = index, 0
+                                out = self.store.open_write(layout.pack_path(pack))
+                            out.write(data)
+                            where = self._stored[digest] = (pack, offset)
+                            offset += len(data)
+                        refs[side].append(TensorRef(name, dtype_name(array.dtype), tuple(array.shape), digest,
+                                                    len(data), *where))
+                leaf = RecordEntry(index, self.log_digest, tuple(refs[0]), tuple(refs[1])).leaf()
+                if len(leaf) > MAX_LEAF_BYTES:
+                    raise UsageError(f"record {index}: its entry is {len(leaf)} bytes, over the "
+                                     f"{MAX_LEAF_BYTES}-byte limit of a log entry (too many tensors or long names)")
+                leaves.append(leaf)
+            if out is not None:
+                out.close()
+                out = None
+        except BaseException:
+            if out is not None:
+                out.__exit__(RuntimeError, None, None)
+            self._stored = {k: v for k, v in self._stored.items() if v[0] < first}
+            raise
+        tiles.append(leaves)
+        return range(first, first + len(leaves))
+
+    # --- checkpoints and proofs ------------------------------------------------------------
+
+    def checkpoint(self, sign_keys: Sequence[StrPath], key_name: str | None = None) -> bytes:
+        """Sign the current tree size and root; the note is kept as the log's ``checkpoint`` and returned."""
+        from ogverify.evidence.signing import load_private_key
+
+        if not sign_keys:
+            raise UsageError("a checkpoint needs a signing key")
+        keys = [load_private_key(Path(k)) for k in sign_keys]
+        name = note.check_key_name(key_name or self.origin) if key_name or " " not in self.origin else None
+        if name is None:
+            raise UsageError(f"origin {self.origin!r} holds a space; give a key name")
+        reader = self.reader()
+        size = reader.size
+        body = note.Checkpoint(self.origin, size, merkle.tree_root(reader, size)).body()
+        signed = note.sign_note(body, [(name, key) for key in keys])
+        self.store.write(layout.CHECKPOINT, signed)
+        return signed
+
+    def latest_checkpoint(self) -> tuple[bytes, note.Checkpoint] | None:
+        """The log's latest checkpoint (note bytes and parsed), or None before the first."""
+        if not self.store.exists(layout.CHECKPOINT):
+            return None
+        raw = self.store.read(layout.CHECKPOINT, note.MAX_NOTE_BYTES)
+        return raw, note.Checkpoint.parse(note.parse_note(raw).text)
+
+    def _size_arg(self, size: int | None, reader: LogReader, what: str) -> int:
+        if size is None:
+            return reader.size
+        if not 0 <= size <= reader.size:
+            raise UsageError(f"{what} {size} is not a size of this log (it holds {reader.size} records)")
+        return size
+
+    def prove(self, index: int, size: int | None = None) -> InclusionProof:
+        """The inclusion proof of record ``index`` in the tree of ``size`` records (default: all)."""
+        reader = self.reader()
+        size = self._size_arg(size, reader, "--size")
+        if not 0 <= index < size:
+            raise UsageError(f"--index {index} is not a record of a tree of {size} records")
+        path = merkle.inclusion_path(reader, index, size)
+        return InclusionProof(index, size, reader.leaf_hash(index), merkle.tree_root(reader, size), tuple(path))
+
+    def consistency(self, first: int, second: int | None = None) -> ConsistencyProof:
+        """The consistency proof from the tree of ``first`` records to that of ``second`` (default: all)."""
+        reader = self.reader()
+        second = self._size_arg(second, reader, "--to")
+        if not 0 <= first <= second:
+            raise UsageError(f"--from {first} must be between 0 and {second}")
+        path = merkle.consistency_path(reader, first, second)
+        return ConsistencyProof(first, second, merkle.tree_root(reader, first), merkle.tree_root(reader, second),
+                                tuple(path))
+
+    def export(self, index: int, out: StrPath, *, overwrite: bool = False) -> Path:
+        """Record ``index`` as an ordinary bundle at ``out``, with its inclusion proof in the tree the
+        latest checkpoint signs and that checkpoint (``log-proof.json``)."""
+        from ogverify.evidence.log.records import write_record_bundle
+
+        latest = self.latest_checkpoint()
+        if latest is None:
+            raise UsageError("the log has no checkpoint yet: run 'ogverify log checkpoint' first")
+        raw_note, checkpoint = latest
+        reader = self.reader()
+        if checkpoint.size > reader.size:
+            raise layout.LogFormatError(
+                f"the log's checkpoint signs {checkpoint.size} records; it holds {reader.size}")
+        if not 0 <= index < checkpoint.size:
+            raise UsageError(f"--index {index} is not covered by the latest checkpoint ({checkpoint.size} records); "
+                             "run 'ogverify log checkpoint' first")
+        entry = reader.record(index)
+        proof = LogProof(entry, checkpoint.size, tuple(merkle.inclusion_path(reader, index, checkpoint.size)), raw_note)
+        return write_record_bundle(reader, self.descriptor, self.model_files, entry, Path(out), proof=proof,
+                                   overwrite=overwrite)
+
+    def close(self) -> None:
+        if self._materialized is not None:
+            self._materialized.cleanup()
+            self._materialized = None
+
+    def __enter__(self) -> EvidenceLog:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _check_claimed(outputs: Mapping[str, Array], signature: ModelSignature) -> None:
+    from ogverify.model.tensors import describe, dtype_name
+
+    declared = {spec.name: spec for spec in signature.outputs}
+    if not outputs:
+        raise UsageError("a record needs its claimed outputs (or run the model)")
+    for name, array in outputs.items():
+        spec = declared.get(name)
+        if spec is None:
+            raise ModelError(f"the model has no output {name!r} (outputs: {', '.join(declared)})")
+        if spec.dtype is not None and spec.dtype != dtype_name(array.dtype):
+            raise ModelError(f"claimed output {name!r}: the model produces {spec.describe()}, got {describe(array)}")
+
+
+def _environment(model: Path, config: ExecutionConfig) -> dict[str, object]:
+    """This machine's fingerprint, and the optimised graph when onnxruntime can make it without inputs."""
+    from ogverify.packing.pack import record_environment
+    from ogverify.runtime import fingerprint
+
+    try:
+        return record_environment(model, {}, config)
+    except Exception:  # the optimised graph needs inputs for this model: the fingerprint alone
+        return fingerprint.capture()
+
