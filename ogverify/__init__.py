@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ogverify.packing.recorder import Recorder
     from ogverify.report.findings import Report
     from ogverify.runtime.config import ExecutionConfig
+    from ogverify.verify.batch import CheckSpec
     from ogverify.verify.policy import Policy
 
 __all__ = ["Recorder", "Report", "__version__", "check", "check_many", "export_cyclonedx", "file_cids",
@@ -188,14 +189,14 @@ def check_many(
 def _spec(
     trusted_keys: Sequence[StrPath], allow_unsigned: bool, rerun: bool, timeout: float,
     policy: StrPath | Policy | None, explain: bool, model_signing_key: StrPath | None = None,
-) -> tuple[Any, int | None]:
+) -> tuple[CheckSpec, int | None]:
     """The CheckSpec for the API's arguments, and the policy's ``jobs``. Arguments that differ
     from their defaults win over the policy's ``[check]`` settings."""
     from pathlib import Path
 
     from ogverify.evidence.signing import load_trusted_keys
     from ogverify.verify.batch import CheckSpec
-    from ogverify.verify.gate import apply_policy
+    from ogverify.verify.gate import PolicySetting, apply_policy
     from ogverify.verify.pipeline import CheckOptions
     from ogverify.verify.policy import load_policy
 
@@ -208,7 +209,8 @@ def _spec(
         explain=explain,
         model_signing_key=Path(model_signing_key).resolve() if model_signing_key is not None else None,
     )
-    given = (("allow_unsigned", allow_unsigned, False), ("rerun", rerun, True), ("timeout", timeout, 600.0))
+    given: tuple[tuple[PolicySetting, object, object], ...] = (
+        ("allow_unsigned", allow_unsigned, False), ("rerun", rerun, True), ("timeout", timeout, 600.0))
     options = apply_policy(options, loaded, {name for name, value, default in given if value != default})
     return CheckSpec.from_options(options, policy=loaded), loaded.jobs if loaded is not None else None
 

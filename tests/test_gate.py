@@ -82,7 +82,9 @@ def test_gate_exit_code_is_the_worst_verdict(corpus: tuple[Corpus, Path], run_cl
     passing = sorted(b for b in bundles.expected if Path(b).name.startswith("pass"))[:4]
     result = run_cli("check", *passing, "--jobs", "2", "--trusted-key", public)
     assert result.exit_code == 0, result.output
-    assert "summary" in result.stdout
+    # `check DIR --jobs 2 > out`: the report alone goes to stdout; the summary, counted, to stderr.
+    assert "summary" not in result.stdout and "summary" in result.stderr
+    assert result.stderr.endswith("4 bundles: 4 verified, 0 failed, 0 error\n")
     junk = tmp_path / "junk.ogb"
     junk.write_bytes(b"not a bundle" * 50)
     failing = next(b for b in bundles.expected if Path(b).name.startswith("fail"))

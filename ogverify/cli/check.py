@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -112,12 +113,13 @@ def check(
     ] = None,
 ) -> None:
     """Verify bundles: integrity, signatures, re-execution and comparison of outputs."""
+    from ogverify.cli.progress import StderrProgress
     from ogverify.evidence.paths import require
     from ogverify.evidence.signing import load_trusted_keys
     from ogverify.report.formats import get_formatter
     from ogverify.runtime.config import parse_key_values
     from ogverify.runtime.runner import checked_timeout
-    from ogverify.verify.gate import apply_policy, resolve_policy, run_gate
+    from ogverify.verify.gate import PolicySetting, apply_policy, resolve_policy, run_gate
     from ogverify.verify.pipeline import CheckOptions
 
     formatter = get_formatter(output_format, color=output is None and use_color())
@@ -142,24 +144,30 @@ def check(
         while_waiting=formatter.load,
         model_signing_key=model_signing_key.resolve() if model_signing_key is not None else None,
     )
-    given = {"allow_unsigned": "allow_unsigned", "rerun": "no_rerun", "timeout": "timeout"}
+    given: dict[PolicySetting, str] = {"allow_unsigned": "allow_unsigned", "rerun": "no_rerun", "timeout": "timeout"}
     explicit = {k for k, p in given.items() if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"}
     policy = resolve_policy(policy_file, discover=not no_policy)
     if policy is not None and policy_file is None:
         echo(f"using policy {policy.source}")
-    code = run_gate(
+    result = run_gate(
         bundles,
         apply_policy(options, policy, explicit),
-        render=formatter.render,
-        emit=functools.partial(emit, output=output),
-        echo=echo,
         policy=policy,
         jobs=jobs,
         dask_scheduler=dask_scheduler,
         attest_keys=attest_keys or [],
         attest_dir=attest_dir,
         attestations=attestations or [],
-        summary=output is not None or output_format != "text",
-        also=also,
+        observer=StderrProgress(),
     )
-    raise typer.Exit(code)
+    reports = result.reports
+    emit(formatter.render(reports), output)
+    for render, write in also:
+        write(render(reports))
+    if len(reports) > 1:  # for the person watching; the reports themselves went out above
+        from ogverify.report.formats.text import render_summary
+
+        sys.stderr.write(render_summary(reports))
+    if result.unmatched_attestations:
+        raise UsageError(f"attestation {result.unmatched_attestations[0]} is about none of the checked bundles")
+    raise typer.Exit(result.exit_code)

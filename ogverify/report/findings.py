@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -77,6 +77,15 @@ class Finding:
         for child in self.children:
             found.extend(child.walk())
         return found
+
+
+def worst_exit_code(reports: Sequence[Report]) -> int:
+    """Exit code of several reports: could-not-verify (3) over failed (1) over verified (0)."""
+    codes = {r.exit_code for r in reports}
+    for code in (ExitCode.CANNOT_VERIFY, ExitCode.FAILED):
+        if code in codes:
+            return int(code)
+    return int(ExitCode.VERIFIED)
 
 
 def verdict_of(findings: tuple[Finding, ...]) -> Verdict:

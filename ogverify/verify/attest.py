@@ -21,7 +21,7 @@ import base64
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +57,41 @@ def ci_run_url() -> str | None:
     return env.get("CI_JOB_URL") or None
 
 
-def verdict_statement(report: Report, facts: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PolicyRecord:
+    """The policy a verdict was reached under: its file, and that file's sha256 (None: not a file)."""
+
+    source: str
+    sha256: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class VerdictFacts:
+    """What a signed verdict records beside the report; each part optional.
+
+    Attributes:
+        model_name, model_blake3: the model the bundle names (from its manifest).
+        execution: the manifest's execution configuration, as JSON.
+        environment: the fingerprint of the machine that checked.
+        policy: the policy applied.
+    """
+
+    model_name: str | None = None
+    model_blake3: str | None = None
+    execution: Mapping[str, Any] | None = None
+    environment: Mapping[str, Any] | None = None
+    policy: PolicyRecord | None = None
+
+
+def verdict_statement(report: Report, facts: VerdictFacts) -> dict[str, Any]:
     """The in-toto Statement of ``report``.
 
     Args:
         report: a report with a manifest digest.
-        facts: ``model`` (name, blake3, size), ``execution`` (manifest execution JSON) and
-            ``environment`` (the fingerprint of the machine that re-executed), each optional.
+        facts: the model, execution configuration, checking environment and policy to record.
 
     Raises:
         UsageError: the report has no manifest digest (the bundle could not be read).
@@ -76,16 +104,15 @@ def verdict_statement(report: Report, facts: Mapping[str, Any]) -> dict[str, Any
         "mediaType": "application/json",
         "annotations": {"bundle": report.bundle},
     }]
-    model = facts.get("model")
-    if model:
-        configuration.append({"name": model["name"], "digest": {"blake3": model["blake3"]},
+    if facts.model_name is not None and facts.model_blake3 is not None:
+        configuration.append({"name": facts.model_name, "digest": {"blake3": facts.model_blake3},
                               "mediaType": "application/x-onnx"})
-    if facts.get("execution") is not None:
-        configuration.append(_inline("execution-config.json", facts["execution"]))
-    if facts.get("environment") is not None:
-        configuration.append(_inline("checker-environment.json", facts["environment"]))
-    if facts.get("policy") is not None:
-        configuration.append(_inline("policy.json", facts["policy"]))
+    if facts.execution is not None:
+        configuration.append(_inline("execution-config.json", facts.execution))
+    if facts.environment is not None:
+        configuration.append(_inline("checker-environment.json", facts.environment))
+    if facts.policy is not None:
+        configuration.append(_inline("policy.json", facts.policy.to_json()))
     predicate: dict[str, Any] = {"result": outcome(report), "configuration": configuration, **partition(report)}
     url = ci_run_url()
     if url:
@@ -98,7 +125,7 @@ def verdict_statement(report: Report, facts: Mapping[str, Any]) -> dict[str, Any
     }
 
 
-def sign_verdict(report: Report, facts: Mapping[str, Any], key: Ed25519PrivateKey) -> tuple[str, bytes]:
+def sign_verdict(report: Report, facts: VerdictFacts, key: Ed25519PrivateKey) -> tuple[str, bytes]:
     """(keyid, DSSE envelope bytes) of the signed verdict."""
     return sign_statement(verdict_statement(report, facts), key)
 

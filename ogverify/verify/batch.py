@@ -25,17 +25,21 @@ import threading
 import time
 import traceback
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ogverify.errors import OgverifyError, UsageError
-from ogverify.evidence.bundle import DEFAULT_LIMITS, MANIFEST, MARKER, Limits, open_bundle
+from ogverify.evidence.bundle import MANIFEST, MARKER, Bundle, Limits
 from ogverify.evidence.signing import TrustedKey
 from ogverify.report.findings import Finding, Report, Status
-from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, SessionCache
+from ogverify.runtime.runner import Replayer, SessionCache
+from ogverify.verify.pipeline import CheckOptions, check_bundle_then
 from ogverify.verify.policy import ManifestFacts, Policy, policy_finding
+
+if TYPE_CHECKING:
+    from ogverify.verify.attest import VerdictFacts
 
 GLOB_CHARACTERS = frozenset("*?[")
 URL_SCHEMES = ("file", "http", "https")
@@ -104,51 +108,81 @@ def collect_targets(args: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class BatchStages:
+    """The stages a batch check adds after the pipeline's, on the bundle it opened (``pipeline.Stage``).
+
+    The policy stage (signer requirements, allowed comparison modes) adds a ``policy`` finding;
+    with ``collect_facts`` the stage also returns what a signed verdict records about the check.
+    """
+
+    policy: Policy | None = None
+    collect_facts: bool = False
+
+    def __call__(self, report: Report, bundle: Bundle | None) -> tuple[Report, VerdictFacts | None]:
+        manifest = bundle.manifest if bundle is not None else None
+        if self.policy is not None:
+            facts = None
+            if manifest is not None and self.policy.checks_comparisons:
+                facts = ManifestFacts(manifest.model.name, manifest.model.artifact.blake3,
+                                      {t.name: manifest.comparison.for_output(t.name) for t in manifest.outputs})
+            finding = policy_finding(self.policy, report, facts)
+            if finding is not None:
+                report = replace(report, findings=(*report.findings, finding))
+        if not self.collect_facts:
+            return report, None
+        from ogverify.runtime.fingerprint import capture
+        from ogverify.verify.attest import VerdictFacts
+
+        if manifest is None:
+            return report, VerdictFacts(environment=capture())
+        return report, VerdictFacts(manifest.model.name, manifest.model.artifact.blake3,
+                                    manifest.execution.to_json(), capture())
+
+
+@dataclass(frozen=True)
 class CheckSpec:
     """Everything a worker needs to check bundles; plain data, so it pickles to any worker.
 
-    ``settings`` holds the fields of ``verify.CheckOptions`` by name (all but the trusted keys,
-    which travel as PEM bytes because key objects do not pickle, and the replayer, which each
-    worker brings). Build one with ``from_options``.
+    ``base`` is the ``CheckOptions`` without its trusted keys, which travel as PEM bytes
+    (``trusted_keys``: key objects do not pickle), and without a replayer, which each worker
+    brings. Build one with ``from_options``.
     """
 
+    base: CheckOptions = field(default_factory=CheckOptions)
     trusted_keys: tuple[tuple[str, bytes], ...] = ()
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    policy: Policy | None = None
+    stages: BatchStages = BatchStages()
     reuse_sessions: bool = True
-    collect_facts: bool = False
 
     @classmethod
-    def from_options(cls, options: Any, **kwargs: Any) -> CheckSpec:
-        """A spec from ``verify.CheckOptions`` (policy, reuse_sessions, collect_facts as keywords)."""
+    def from_options(
+        cls, options: CheckOptions, *, policy: Policy | None = None, reuse_sessions: bool = True,
+        collect_facts: bool = False,
+    ) -> CheckSpec:
+        """The spec of ``options``, with a policy stage for ``policy`` and verdict facts when asked."""
         from cryptography.hazmat.primitives import serialization
 
         pems = tuple(
             (k.source, k.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
             for k in options.trusted_keys.values()
         )
-        settings = {f.name: getattr(options, f.name) for f in fields(options)
-                    if f.name not in ("trusted_keys", "replayer")}
-        return cls(pems, settings, **kwargs)
+        return cls(replace(options, trusted_keys={}, replayer=None), pems, BatchStages(policy, collect_facts),
+                   reuse_sessions)
 
     @property
     def timeout(self) -> float:
-        return float(self.settings.get("timeout", DEFAULT_TIMEOUT))
+        return self.base.timeout
 
     @property
     def rerun(self) -> bool:
-        return bool(self.settings.get("rerun", True))
+        return self.base.rerun
 
     @property
     def limits(self) -> Limits:
-        limits: Limits = self.settings.get("limits", DEFAULT_LIMITS)
-        return limits
+        return self.base.limits
 
-    def options(self, replayer: Replayer | None = None) -> Any:
+    def options(self, replayer: Replayer | None = None) -> CheckOptions:
         """The CheckOptions for this spec (``replayer`` None: a fresh process per re-execution)."""
-        from ogverify.verify.pipeline import CheckOptions
-
-        return CheckOptions(trusted_keys=_load_pem_keys(self.trusted_keys), replayer=replayer, **self.settings)
+        return replace(self.base, trusted_keys=_load_pem_keys(self.trusted_keys), replayer=replayer)
 
 
 _KEY_CACHE: dict[tuple[tuple[str, bytes], ...], dict[str, TrustedKey]] = {}
@@ -173,18 +207,6 @@ def _load_pem_keys(pems: tuple[tuple[str, bytes], ...]) -> dict[str, TrustedKey]
 def error_report(target: str, message: str, rerun: bool = True) -> Report:
     """The report of a bundle that could not be checked at all."""
     return Report(target, (Finding("bundle", "bundle", Status.ERROR, message),), rerun=rerun)
-
-
-def _manifest_facts(path: Path, limits: Limits) -> ManifestFacts | None:
-    try:
-        with open_bundle(path, limits) as bundle:
-            manifest = bundle.manifest
-            return ManifestFacts(
-                manifest.model.name, manifest.model.artifact.blake3,
-                {t.name: manifest.comparison.for_output(t.name) for t in manifest.outputs},
-            )
-    except OgverifyError:
-        return None
 
 
 def _download(url: str, folder: Path, limit: int) -> Path:
@@ -212,7 +234,7 @@ class Checked:
 
     index: int
     report: Report
-    facts: Mapping[str, Any] | None = None
+    facts: VerdictFacts | None = None
 
 
 def check_target(target: str, spec: CheckSpec, replayer: Replayer | None = None) -> Report:
@@ -220,25 +242,9 @@ def check_target(target: str, spec: CheckSpec, replayer: Replayer | None = None)
     return _check_target(target, spec, replayer)[0]
 
 
-def _attest_facts(path: Path, spec: CheckSpec) -> dict[str, Any]:
-    from ogverify.runtime.fingerprint import capture
-
-    facts: dict[str, Any] = {"environment": capture()}
-    try:
-        with open_bundle(path, spec.limits) as bundle:
-            manifest = bundle.manifest
-            facts["model"] = {"name": manifest.model.name, "blake3": manifest.model.artifact.blake3}
-            facts["execution"] = manifest.execution.to_json()
-    except OgverifyError:
-        pass
-    return facts
-
-
 def _check_target(
     target: str, spec: CheckSpec, replayer: Replayer | None = None
-) -> tuple[Report, dict[str, Any] | None]:
-    from ogverify.verify.pipeline import check_bundle
-
+) -> tuple[Report, VerdictFacts | None]:
     work: str | None = None
     try:
         if is_url(target):
@@ -252,15 +258,8 @@ def _check_target(
                 path = _download(target, Path(work), spec.limits.max_total_bytes)
         else:
             path = Path(target)
-        options = spec.options(replayer)
-        report = check_bundle(path, options)
-        if spec.policy is not None:
-            manifest_facts = _manifest_facts(path, spec.limits) if spec.policy.checks_comparisons else None
-            stage = policy_finding(spec.policy, report, manifest_facts)
-            if stage is not None:
-                report = replace(report, findings=(*report.findings, stage))
-        attest_facts = _attest_facts(path, spec) if spec.collect_facts else None
-        return replace(report, bundle=target), attest_facts
+        report, facts = check_bundle_then(path, spec.options(replayer), spec.stages)
+        return replace(report, bundle=target), facts
     except OgverifyError as exc:
         return error_report(target, exc.message, spec.rerun), None
     finally:
@@ -284,7 +283,7 @@ def worker_cache() -> SessionCache:
         return _WORKER_CACHE
 
 
-def _checked_in_worker(target: str, spec: CheckSpec) -> tuple[Report, dict[str, Any] | None]:
+def _checked_in_worker(target: str, spec: CheckSpec) -> tuple[Report, VerdictFacts | None]:
     replayer = worker_cache() if spec.reuse_sessions else None
     try:
         return _check_target(target, spec, replayer)
@@ -293,6 +292,16 @@ def _checked_in_worker(target: str, spec: CheckSpec) -> tuple[Report, dict[str, 
 
 
 # --- process pool -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What a pool worker sends back for one bundle: the result, and its session cache's state."""
+
+    checked: Checked
+    poisoned: bool
+    loads: int
+    reuses: int
 
 
 def _pool_worker(conn: Any, spec: CheckSpec) -> None:
@@ -304,9 +313,7 @@ def _pool_worker(conn: Any, spec: CheckSpec) -> None:
     global _WORKER_CACHE  # noqa: PLW0603 - the pool worker's one cache, made to know its limit
     from ogverify.runtime.worker import limit_memory
 
-    limit = getattr(spec.limits, "max_replay_memory", None)
-    if isinstance(limit, int):
-        _WORKER_CACHE = SessionCache(process_memory_limit=limit_memory(limit))
+    _WORKER_CACHE = SessionCache(process_memory_limit=limit_memory(spec.limits.max_replay_memory))
     try:
         while True:
             task = conn.recv()
@@ -319,7 +326,7 @@ def _pool_worker(conn: Any, spec: CheckSpec) -> None:
                 report = error_report(target, "internal error: " + traceback.format_exc(limit=3).splitlines()[-1])
                 facts = None
             cache = worker_cache()
-            conn.send((index, report, facts, cache.poisoned, cache.loads, cache.reuses))
+            conn.send(_Answer(Checked(index, report, facts), cache.poisoned, cache.loads, cache.reuses))
             if cache.poisoned:
                 break  # a run that never ended still holds this process; start afresh
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
@@ -360,7 +367,7 @@ def run_pool(
     workers: list[_Worker] = []
     # A safety net only: every run inside a check has its own timeout (the re-execution, and each
     # trial run of a drift explanation), so a check taking longer than all of them is stuck.
-    trials = int(spec.settings.get("explain_budget", 0)) if spec.settings.get("explain", False) else 0
+    trials = spec.base.explain_budget if spec.base.explain else 0
     hard_limit = spec.timeout * (2 + trials) + HARD_KILL_GRACE
 
     def start() -> _Worker:
@@ -395,20 +402,20 @@ def run_pool(
             for worker in busy:
                 assert worker.task is not None
                 index, target, started = worker.task
-                message = None
+                answer: _Answer | None = None
                 if worker.conn in ready:
                     try:
-                        message = worker.conn.recv()
+                        answer = worker.conn.recv()
                     except (EOFError, OSError):
-                        message = None
-                if message is not None:
-                    _, report, facts, poisoned, worker.loads, worker.reuses = message
-                    if poisoned:
+                        answer = None
+                if answer is not None:
+                    worker.loads, worker.reuses = answer.loads, answer.reuses
+                    if answer.poisoned:
                         retire(worker)
                         feed(start())
                     else:
                         feed(worker)
-                    yield Checked(index, report, facts)
+                    yield answer.checked
                     continue
                 died = worker.process.sentinel in ready or not worker.process.is_alive()
                 overdue = time.monotonic() - started > hard_limit
@@ -439,7 +446,7 @@ def _stop(worker: _Worker) -> None:
 # --- Dask ---------------------------------------------------------------------------------
 
 
-def _dask_task(target: str, spec: CheckSpec) -> tuple[Report, dict[str, Any] | None]:
+def _dask_task(target: str, spec: CheckSpec) -> tuple[Report, VerdictFacts | None]:
     return _checked_in_worker(target, spec)
 
 

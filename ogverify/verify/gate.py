@@ -1,22 +1,26 @@
-"""The CI gate behind ``ogverify check``: policy, many bundles, progress, attestations, one exit code.
+"""The CI gate behind ``ogverify check``: policy, many bundles, attestations, one exit code.
 
-The CLI parses arguments and builds ``CheckOptions``; everything after that lives here so the
-Python API (``ogverify.check_many``) and the CLI behave the same.
+The CLI parses arguments and builds ``CheckOptions``; the gate checks every bundle, applies the
+policy, verifies and writes attestations, and returns what it found (``GateResult``): the CLI
+renders the reports and draws. While it works the gate tells a ``GateObserver`` (the CLI's draws
+progress on stderr; by default nobody is told). ``apply_policy`` is shared with the Python API
+(``ogverify.check_many``), so both read a policy the same way.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from ogverify.errors import UsageError
-from ogverify.report.findings import Report, Verdict
-from ogverify.report.formats.json import worst_exit_code
+from ogverify.report.findings import Report, worst_exit_code
 from ogverify.verify.batch import Checked, CheckSpec, check_all, collect_targets
+from ogverify.verify.pipeline import CheckOptions
 from ogverify.verify.policy import Policy, discover_policy, load_policy
+
+PolicySetting = Literal["allow_unsigned", "rerun", "timeout"]
 
 
 def resolve_policy(policy_path: Path | None, *, discover: bool = True, cwd: Path | None = None) -> Policy | None:
@@ -29,8 +33,10 @@ def resolve_policy(policy_path: Path | None, *, discover: bool = True, cwd: Path
     return load_policy(found) if found is not None else None
 
 
-def apply_policy(options: Any, policy: Policy | None, explicit: Collection[str] = ()) -> Any:
-    """``options`` (a ``verify.CheckOptions``) with the policy's settings applied.
+def apply_policy(
+    options: CheckOptions, policy: Policy | None, explicit: Collection[PolicySetting] = ()
+) -> CheckOptions:
+    """``options`` with the policy's settings applied.
 
     Trusted keys are added to those given; limits and environment rules come from the policy;
     ``allow_unsigned``, ``rerun`` and ``timeout`` come from the policy unless named in ``explicit``
@@ -42,85 +48,114 @@ def apply_policy(options: Any, policy: Policy | None, explicit: Collection[str] 
 
     trusted = dict(options.trusted_keys)
     trusted.update(load_trusted_keys([*policy.trusted_keys, *(Path(p) for p in policy.required_keys.values())]))
-    changes: dict[str, Any] = {
-        "trusted_keys": trusted,
-        "limits": policy.apply_limits(options.limits),
-        "environment_policy": policy.environment,
-    }
-    if policy.allow_unsigned is not None and "allow_unsigned" not in explicit:
-        changes["allow_unsigned"] = policy.allow_unsigned
-    if policy.rerun is not None and "rerun" not in explicit:
-        changes["rerun"] = policy.rerun
-    if policy.timeout is not None and "timeout" not in explicit:
-        changes["timeout"] = policy.timeout
-    return replace(options, **changes)
 
+    def setting(name: PolicySetting, given: Any, from_policy: Any) -> Any:
+        return given if from_policy is None or name in explicit else from_policy
 
-def _progress(total: int) -> tuple[Callable[[Checked], None], Callable[[], None]]:
-    """A rich progress bar on stderr: (advance with a result, stop)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[failed]} not verified"),
-        console=Console(file=sys.stderr, highlight=False), transient=False,
+    return replace(
+        options,
+        trusted_keys=trusted,
+        limits=policy.apply_limits(options.limits),
+        environment_policy=policy.environment,
+        allow_unsigned=setting("allow_unsigned", options.allow_unsigned, policy.allow_unsigned),
+        rerun=setting("rerun", options.rerun, policy.rerun),
+        timeout=setting("timeout", options.timeout, policy.timeout),
     )
-    task = progress.add_task("check", total=total, failed=0)
-    failed = 0
-    progress.start()
-
-    def advance(checked: Checked) -> None:
-        nonlocal failed
-        failed += checked.report.verdict is not Verdict.VERIFIED
-        progress.update(task, advance=1, failed=failed)
-
-    return advance, progress.stop
 
 
-def summary_table(reports: Sequence[Report]) -> str:
-    """One table: bundle, verdict, reason; and the totals."""
-    from rich.table import Table
-    from rich.text import Text
+class GateObserver(Protocol):
+    """What the gate tells while it works; the CLI draws it, the default ``QuietObserver`` ignores it."""
 
-    from ogverify.report.formats.text import render_to_text
+    def started(self, targets: Sequence[str], *, parallel: bool) -> None:
+        """Checking ``targets`` begins; ``parallel``: several at once, finishing in any order."""
 
-    table = Table(title="summary", title_justify="left", show_edge=False, pad_edge=False)
-    for column in ("bundle", "verdict", "reason"):
-        table.add_column(column)
-    for r in reports:
-        table.add_row(Text(r.bundle), r.verdict.value, Text(r.headline.partition(": ")[2]))
-    counts = ", ".join(f"{sum(r.verdict is v for r in reports)} {v.value}" for v in Verdict)
-    return render_to_text(table, color=False) + f"{len(reports)} bundles: {counts}\n"
+    def checking(self, target: str) -> None:
+        """One at a time: ``target`` is checked next."""
+
+    def checked(self, result: Checked) -> None:
+        """A check finished (in the order checks finish)."""
+
+    def finished(self) -> None:
+        """Every check finished, or the gate stopped on an error."""
+
+    def attested(self, path: Path, report: Report, keyid: str) -> None:
+        """A signed verdict about ``report`` was written to ``path``."""
+
+    def not_attested(self, report: Report, reason: str) -> None:
+        """No verdict about ``report`` could be signed, for ``reason``."""
+
+
+class QuietObserver:
+    """A ``GateObserver`` that ignores everything."""
+
+    def started(self, targets: Sequence[str], *, parallel: bool) -> None:
+        pass
+
+    def checking(self, target: str) -> None:
+        pass
+
+    def checked(self, result: Checked) -> None:
+        pass
+
+    def finished(self) -> None:
+        pass
+
+    def attested(self, path: Path, report: Report, keyid: str) -> None:
+        pass
+
+    def not_attested(self, report: Report, reason: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What one gate run found: every check in target order, and what the attestations came to.
+
+    Attributes:
+        checked: one per target, in the order the targets were given or found.
+        attestations_written: the signed verdicts ``--attest`` wrote.
+        unmatched_attestations: ``--attestation`` files about none of the checked bundles.
+    """
+
+    checked: tuple[Checked, ...]
+    attestations_written: tuple[Path, ...] = ()
+    unmatched_attestations: tuple[Path, ...] = ()
+
+    @property
+    def reports(self) -> list[Report]:
+        return [c.report for c in self.checked]
+
+    @property
+    def exit_code(self) -> int:
+        """The worst verdict's exit code (could not verify over failed over verified)."""
+        return worst_exit_code(self.reports)
 
 
 def write_attestations(
     checked: Sequence[Checked], keys: Sequence[Path], directory: Path | None, policy: Policy | None,
-    echo: Callable[[str], None],
+    observer: GateObserver,
 ) -> list[Path]:
     """Sign each report's verdict with each key; write ``<bundle>.verdict.<keyid12>.dsse.json``."""
     from ogverify.evidence.bundle import write_member_atomically
     from ogverify.evidence.signing import load_private_key
-    from ogverify.verify.attest import attestation_name, sign_verdict
+    from ogverify.verify.attest import PolicyRecord, VerdictFacts, attestation_name, sign_verdict
     from ogverify.verify.batch import is_url
 
     private = [load_private_key(k) for k in keys]
     written: list[Path] = []
-    policy_fact = None
+    policy_record = None
     if policy is not None:
         import hashlib
 
         source = Path(policy.source)
-        policy_fact = {"source": str(source),
-                       "sha256": hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None}
+        policy_record = PolicyRecord(str(source),
+                                     hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None)
     for item in checked:
         report = item.report
         if not report.manifest_sha256:
-            echo(f"not attested: {report.bundle}: the bundle could not be read")
+            observer.not_attested(report, "the bundle could not be read")
             continue
-        facts = dict(item.facts or {})
-        if policy_fact is not None:
-            facts["policy"] = policy_fact
+        facts = replace(item.facts or VerdictFacts(), policy=policy_record)
         for key in private:
             keyid, envelope = sign_verdict(report, facts, key)
             folder = directory if directory is not None else (
@@ -132,40 +167,38 @@ def write_attestations(
                 raise UsageError(f"directory {folder} does not exist")
             write_member_atomically(target, envelope)
             written.append(target)
-            echo(f"wrote {target} ({report.bundle}: signed verdict by {keyid[:12]})")
+            observer.attested(target, report, keyid)
     return written
 
 
 def run_gate(
     args: Sequence[str | Path],
-    options: Any,
+    options: CheckOptions,
     *,
-    render: Callable[[Sequence[Report]], str],
-    emit: Callable[[str], None],
-    echo: Callable[[str], None],
     policy: Policy | None = None,
     jobs: int | None = None,
     dask_scheduler: Any = None,
     attest_keys: Sequence[Path] = (),
     attest_dir: Path | None = None,
     attestations: Sequence[Path] = (),
-    summary: bool = False,
-    progress: bool = True,
-    also: Sequence[tuple[Callable[[Sequence[Report]], str], Callable[[str], None]]] = (),
-) -> int:
-    """Check everything ``args`` names; emit the rendered reports; return the worst exit code.
+    observer: GateObserver | None = None,
+) -> GateResult:
+    """Check everything ``args`` names; verify ``attestations`` and sign verdicts with ``attest_keys``.
 
     Args:
         args: bundles, directories of bundles, globs and URLs.
-        options: ``verify.CheckOptions`` with the policy already applied (``apply_policy``).
-        render: the formatter's ``render``.
-        emit: where the rendered reports go (stdout or ``--output``).
-        echo: one line to stderr.
-        summary: also print the summary table to stderr (when the reports go elsewhere).
-        also: more (render, emit) pairs: the same reports in other formats, other places.
+        options: the check options, with the policy already applied (``apply_policy``).
+        policy: the policy: its signer and comparison rules become a ``policy`` finding, its
+            ``jobs`` the default parallelism; signed verdicts record it.
+        jobs: worker processes (None: the policy's, else 1); ``dask_scheduler``: a Dask cluster.
+        observer: told of progress as it happens.
+
+    Raises:
+        UsageError: ``jobs`` below 1, a glob that matches nothing, a bad attestation key or folder.
     """
     if jobs is not None and jobs < 1:
         raise UsageError("--jobs must be 1 or more")
+    observer = observer if observer is not None else QuietObserver()
     targets = collect_targets(args)
     jobs = jobs or (policy.jobs if policy is not None and policy.jobs else 1)
     for key in attest_keys:
@@ -174,36 +207,25 @@ def run_gate(
         load_private_key(key)  # a bad key fails before any work
     spec = CheckSpec.from_options(options, policy=policy, collect_facts=bool(attest_keys))
     parallel = dask_scheduler is not None or (jobs > 1 and len(targets) > 1)
-    advance: Callable[[Checked], None] | None = None
-    stop: Callable[[], None] | None = None
-    if len(targets) > 1 and parallel and progress:
-        advance, stop = _progress(len(targets))
+    observer.started(targets, parallel=parallel)
     try:
-        if len(targets) > 1 and not parallel:
+        if parallel:
+            checked = check_all(targets, spec, jobs=jobs, dask_scheduler=dask_scheduler, on_result=observer.checked)
+        else:
             checked = []
             for index, target in enumerate(targets):
-                echo(f"checking {target} ...")
+                observer.checking(target)
                 (one,) = check_all([target], spec)
                 checked.append(replace(one, index=index))
-        else:
-            checked = check_all(targets, spec, jobs=jobs, dask_scheduler=dask_scheduler, on_result=advance)
+                observer.checked(checked[-1])
     finally:
-        if stop is not None:
-            stop()
-    reports = [c.report for c in checked]
+        observer.finished()
     unmatched: list[Path] = []
     if attestations:
         from ogverify.verify.attest import attach_attestations
 
+        reports = [c.report for c in checked]
         unmatched = attach_attestations(reports, list(attestations), options.trusted_keys)
         checked = [replace(c, report=r) for c, r in zip(checked, reports, strict=True)]
-    if attest_keys:
-        write_attestations(checked, attest_keys, attest_dir, policy, echo)
-    emit(render(reports))
-    for other_render, other_emit in also:
-        other_emit(other_render(reports))
-    if summary and len(reports) > 1:
-        sys.stderr.write(summary_table(reports))
-    if unmatched:
-        raise UsageError(f"attestation {unmatched[0]} is about none of the checked bundles")
-    return worst_exit_code(reports)
+    written = write_attestations(checked, attest_keys, attest_dir, policy, observer) if attest_keys else []
+    return GateResult(tuple(checked), tuple(written), tuple(unmatched))

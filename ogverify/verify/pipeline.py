@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ogverify.errors import EvidenceMismatchError, OgverifyError
 from ogverify.evidence.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
@@ -73,8 +73,33 @@ class CheckOptions:
         checked_timeout(self.timeout)
 
 
+S = TypeVar("S")
+S_co = TypeVar("S_co", covariant=True)
+
+
+class Stage(Protocol[S_co]):
+    """Work after the pipeline's own stages, given the report and the bundle still open.
+
+    ``bundle`` is None when the bundle could not be opened (the report says why). A stage
+    returns the report (with any findings it adds) and what else it found out: the batch's
+    policy stage and the facts a signed verdict records read the manifest here, rather than
+    opening the bundle again.
+    """
+
+    def __call__(self, report: Report, bundle: Bundle | None, /) -> tuple[Report, S_co]: ...
+
+
+def _no_stage(report: Report, bundle: Bundle | None) -> tuple[Report, None]:
+    return report, None
+
+
 def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
     """Check one bundle and return its report; never raises for a bad bundle."""
+    return check_bundle_then(path, options, _no_stage)[0]
+
+
+def check_bundle_then(path: Path, options: CheckOptions | None, stage: Stage[S]) -> tuple[Report, S]:
+    """``check_bundle``, then ``stage`` on its report and the same open bundle."""
     options = options or CheckOptions()
     # Started first: it imports numpy and onnxruntime while this process verifies the bundle.
     child = (take_prestarted() or ReplayChild()) if options.rerun and options.replayer is None else None
@@ -82,10 +107,10 @@ def check_bundle(path: Path, options: CheckOptions | None = None) -> Report:
         try:
             bundle = open_bundle(path, options.limits)
         except OgverifyError as exc:
-            return Report(str(path), (Finding("bundle", "bundle", Status.ERROR, exc.message),),
-                          rerun=options.rerun)
+            return stage(Report(str(path), (Finding("bundle", "bundle", Status.ERROR, exc.message),),
+                                rerun=options.rerun), None)
         with bundle:
-            return _check_open(bundle, options, child)
+            return stage(_check_open(bundle, options, child), bundle)
     finally:
         if child is not None:
             child.close()

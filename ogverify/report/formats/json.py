@@ -6,13 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ogverify.report.findings import REPORT_VERSION, Report
-
-
-def worst_exit_code(reports: Sequence[Report]) -> int:
-    """Exit code of several reports: could-not-verify (3) over failed (1) over verified (0)."""
-    codes = {int(r.exit_code) for r in reports}
-    return 3 if 3 in codes else 1 if 1 in codes else 0
+from ogverify.report.findings import REPORT_VERSION, Report, worst_exit_code
 
 
 def reports_to_json(reports: Sequence[Report]) -> dict[str, Any]:

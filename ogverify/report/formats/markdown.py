@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ogverify.report.findings import Report, Status, Verdict
-from ogverify.report.formats.json import worst_exit_code
+from ogverify.report.findings import Report, Status, Verdict, worst_exit_code
 from ogverify.report.results import outcome, test_results
 
 ICON = {Verdict.VERIFIED: ":white_check_mark:", Verdict.FAILED: ":x:", Verdict.ERROR: ":warning:"}

@@ -17,8 +17,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from ogverify import __version__
-from ogverify.report.findings import Report, Status
-from ogverify.report.formats.json import worst_exit_code
+from ogverify.report.findings import Report, Status, worst_exit_code
 from ogverify.report.results import test_results
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

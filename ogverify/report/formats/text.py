@@ -104,17 +104,23 @@ class TextFormatter:
         return f"\x1b[{'32' if report.verdict is Verdict.VERIFIED else '31'};1m{report.headline}\x1b[0m\n" + cause
 
     def render(self, reports: Sequence[Report]) -> str:
-        chunks = [self._headline(r) + render_to_text(report_renderable(r), color=self.color) for r in reports]
-        if len(reports) > 1:
-            summary = Table(title="summary", title_justify="left", show_edge=False, pad_edge=False)
-            summary.add_column("bundle")
-            summary.add_column("verdict")
-            summary.add_column("reason")
-            for r in reports:
-                # Text(): a reason such as "output 'y' [exact]: ..." is not rich markup.
-                summary.add_row(Text(r.bundle), r.verdict.value, Text(r.headline.partition(": ")[2]))
-            chunks.append(render_to_text(summary, color=self.color))
-        return "\n".join(chunks)
+        return "\n".join(self._headline(r) + render_to_text(report_renderable(r), color=self.color) for r in reports)
+
+
+def render_summary(reports: Sequence[Report], *, color: bool = False) -> str:
+    """Several reports in one table (bundle, verdict, reason), then a line counting the verdicts.
+
+    For people watching a check of many bundles: the CLI writes it to stderr, whatever format
+    the reports themselves go out in.
+    """
+    table = Table(title="summary", title_justify="left", show_edge=False, pad_edge=False)
+    for column in ("bundle", "verdict", "reason"):
+        table.add_column(column)
+    for r in reports:
+        # Text(): a reason such as "output 'y' [exact]: ..." is not rich markup.
+        table.add_row(Text(r.bundle), r.verdict.value, Text(r.headline.partition(": ")[2]))
+    counts = ", ".join(f"{sum(r.verdict is v for r in reports)} {v.value}" for v in Verdict)
+    return render_to_text(table, color=color) + f"{len(reports)} bundles: {counts}\n"
 
 
 def _kv_table(rows: list[tuple[str, str]]) -> Table:
