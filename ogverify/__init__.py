@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ogverify.verify.policy import Policy
 
 __all__ = ["Recorder", "Report", "__version__", "check", "check_many", "export_cyclonedx", "file_cids",
-           "load_bundle", "pack"]
+           "import_opengradient", "load_bundle", "pack"]
 
 StrPath = str | PathLike[str]
 
@@ -121,6 +121,38 @@ def export_cyclonedx(bundle: StrPath, *, report: StrPath | None = None) -> dict[
     from ogverify.interop.cyclonedx import export_bundle
 
     return export_bundle(Path(bundle), Path(report) if report is not None else None)
+
+
+def import_opengradient(
+    model: StrPath,
+    out: StrPath,
+    *,
+    tx: StrPath | None = None,
+    receipt: StrPath | None = None,
+    input_json: StrPath | None = None,
+    output_json: StrPath | None = None,
+    sign_keys: Sequence[StrPath] = (),
+    overwrite: bool = False,
+) -> PackResult:
+    """Pack an OpenGradient on-chain inference as a bundle: from its transaction and receipt
+    (``eth_getTransactionByHash`` / ``eth_getTransactionReceipt`` results, JSON files), or from the
+    SDK's decoded input and ModelOutput (JSON files). Needs ``pip install 'ogverify[opengradient]'``
+    for the transaction form."""
+    from pathlib import Path
+
+    from ogverify.errors import UsageError
+    from ogverify.evidence.cid import file_cids
+    from ogverify.interop.opengradient import read_record, read_sdk_json
+    from ogverify.packing.opengradient import import_record
+
+    if tx is not None and receipt is not None:
+        record, files = read_record(Path(tx), Path(receipt))
+    elif input_json is not None and output_json is not None:
+        record, files = read_sdk_json(Path(input_json), Path(output_json), file_cids(Path(model)).v0)
+    else:
+        raise UsageError("give tx and receipt, or input_json and output_json")
+    return import_record(Path(model), Path(out), record, files, sign_keys=[Path(k) for k in sign_keys],
+                         overwrite=overwrite)
 
 
 def check(

@@ -87,6 +87,11 @@ def test_parse_valid_forms(text: str, expected: ComparisonSpec) -> None:
         "topk:0",
         "topk:-2",
         "topk:two",
+        "decimal",
+        "decimal:",
+        "decimal:1,x",
+        "decimal:1,,2",
+        "decimal:77",
     ],
 )
 def test_parse_invalid_forms_raise_usage_error(text: str) -> None:
@@ -94,7 +99,7 @@ def test_parse_invalid_forms_raise_usage_error(text: str) -> None:
         ComparisonSpec.parse(text)
     assert info.value.exit_code == ExitCode.USAGE
     assert f"invalid comparison {text!r}" in info.value.message
-    assert "exact, ulp:N, allclose:RTOL,ATOL or topk:K" in info.value.message
+    assert "exact, ulp:N, allclose:RTOL,ATOL, topk:K or decimal:D[,D...]" in info.value.message
 
 
 @pytest.mark.parametrize(

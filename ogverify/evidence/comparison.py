@@ -15,18 +15,24 @@ from typing import Any, Literal
 
 from ogverify.errors import UsageError
 
-Mode = Literal["exact", "ulp", "allclose", "topk"]
+Mode = Literal["exact", "ulp", "allclose", "topk", "decimal"]
 
 
 @dataclass(frozen=True)
 class ComparisonSpec:
-    """A comparison mode with its parameters, e.g. ``allclose:1e-3,1e-5``."""
+    """A comparison mode with its parameters, e.g. ``allclose:1e-3,1e-5``.
+
+    ``decimal:D1,D2,...``: the decimals a fixed-point record (an on-chain claim) kept, one per
+    element in C order, or one for all: the claim passes when the reproduction, rounded to an
+    element's decimals, equals the claimed value rounded to them.
+    """
 
     mode: Mode = "exact"
     ulp: int = 0
     rtol: float = 0.0
     atol: float = 0.0
     k: int = 1
+    decimals: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         if self.mode == "ulp":
@@ -35,6 +41,8 @@ class ComparisonSpec:
             return f"allclose:{_short_float(self.rtol)},{_short_float(self.atol)}"
         if self.mode == "topk":
             return f"topk:{self.k}"
+        if self.mode == "decimal":
+            return "decimal:" + ",".join(str(d) for d in self.decimals)
         return "exact"
 
     @classmethod
@@ -57,10 +65,15 @@ class ComparisonSpec:
                 if k < 1:
                     raise ValueError
                 return cls("topk", k=k)
+            if mode == "decimal":
+                decimals = tuple(_non_negative_int(d) for d in params.split(","))
+                if max(decimals) > MAX_DECIMALS:
+                    raise ValueError
+                return cls("decimal", decimals=decimals)
         except ValueError:
             pass
         raise UsageError(
-            f"invalid comparison {text!r}; use exact, ulp:N, allclose:RTOL,ATOL or topk:K"
+            f"invalid comparison {text!r}; use exact, ulp:N, allclose:RTOL,ATOL, topk:K or decimal:D[,D...]"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -70,6 +83,8 @@ class ComparisonSpec:
             return {"mode": "allclose", "rtol": self.rtol, "atol": self.atol}
         if self.mode == "topk":
             return {"mode": "topk", "k": self.k}
+        if self.mode == "decimal":
+            return {"mode": "decimal", "decimals": list(self.decimals)}
         return {"mode": "exact"}
 
     @classmethod
@@ -81,6 +96,8 @@ class ComparisonSpec:
             return cls("allclose", rtol=float(raw["rtol"]), atol=float(raw["atol"]))
         if mode == "topk":
             return cls("topk", k=int(raw["k"]))
+        if mode == "decimal":
+            return cls("decimal", decimals=tuple(int(d) for d in raw["decimals"]))
         return cls("exact")
 
 
@@ -90,6 +107,7 @@ def _short_float(value: float) -> str:
     return short if float(short) == value else repr(value)
 
 
+MAX_DECIMALS = 76  # an int128 has at most 39 digits; 10**76 is far past any value it can scale
 _DIGITS = re.compile(r"^[0-9]+$")
 _DECIMAL = re.compile(r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 

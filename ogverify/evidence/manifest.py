@@ -142,31 +142,63 @@ class ComparisonPolicy:
 
 
 @dataclass(frozen=True)
+class ChainRecord:
+    """An on-chain inference the bundle was imported from (``ogverify import opengradient``).
+
+    ``files`` are the records themselves as they were given (the transaction and its receipt, or
+    the SDK's decoded JSON), stored as blobs.
+    """
+
+    network: str
+    inference_mode: str
+    model_id: str
+    is_simulation_result: bool
+    transaction_hash: str | None = None
+    files: tuple[ModelFile, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"network": self.network, "inference_mode": self.inference_mode, "model_id": self.model_id,
+                "is_simulation_result": self.is_simulation_result, "files": [f.to_json() for f in self.files]} | (
+            {} if self.transaction_hash is None else {"transaction_hash": self.transaction_hash})
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ChainRecord:
+        return cls(raw["network"], raw["inference_mode"], raw["model_id"], raw["is_simulation_result"],
+                   raw.get("transaction_hash"), tuple(ModelFile.from_json(f) for f in raw["files"]))
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Evidence from outside ogverify that ``check`` verifies beside the re-execution.
 
     ``model_cid``: the IPFS CID the producer claims for the model file (``pack --model-cid``).
     ``model_signature``: the publisher's model_signing (sigstore) signature of the model files
     (``pack --model-signature``), stored as a blob.
+    ``chain``: the on-chain inference record the bundle was imported from.
     """
 
     model_cid: str | None = None
     model_signature: ModelFile | None = None
+    chain: ChainRecord | None = None
 
     def artifacts(self) -> list[tuple[str, Artifact]]:
-        if self.model_signature is None:
-            return []
-        return [(f"model signature '{self.model_signature.name}'", self.model_signature.artifact)]
+        named = [] if self.model_signature is None else [
+            (f"model signature '{self.model_signature.name}'", self.model_signature.artifact)]
+        if self.chain is not None:
+            named += [(f"chain record '{f.name}'", f.artifact) for f in self.chain.files]
+        return named
 
     def to_json(self) -> dict[str, Any]:
         return ({} if self.model_cid is None else {"model_cid": self.model_cid}) | (
-            {} if self.model_signature is None else {"model_signature": self.model_signature.to_json()})
+            {} if self.model_signature is None else {"model_signature": self.model_signature.to_json()}) | (
+            {} if self.chain is None else {"chain": self.chain.to_json()})
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Provenance:
-        signature = raw.get("model_signature")
+        signature, chain = raw.get("model_signature"), raw.get("chain")
         return cls(model_cid=raw.get("model_cid"),
-                   model_signature=ModelFile.from_json(signature) if signature is not None else None)
+                   model_signature=ModelFile.from_json(signature) if signature is not None else None,
+                   chain=ChainRecord.from_json(chain) if chain is not None else None)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
   card; external-data files are ``file`` components inside it;
 - the inputs and claimed outputs: ``data`` components, by the BLAKE3 of their canonical ``.npy``;
 - the runtime: a ``library`` component at its recorded version, with the recorded configuration;
-- the last verdict, when a check report is given: ``ogverify:check:*`` properties.
+- the last verdict, when a check report is given: ``ogverify:check:*`` properties;
+- outside provenance (a publisher's model signature, an OpenGradient transaction): properties.
 
 The BOM is written from the bundle alone (no clock, no random serial number): exporting a bundle
 twice gives the same bytes. Its ``serialNumber`` is a UUID derived from the manifest's sha256.
@@ -173,6 +174,23 @@ def _verdict(report: Mapping[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def _provenance(manifest: Manifest) -> list[dict[str, str]]:
+    provenance = manifest.provenance
+    if provenance is None:
+        return []
+    found = []
+    if provenance.model_signature is not None:
+        found.append(_property("model_signature", provenance.model_signature.name))
+    chain = provenance.chain
+    if chain is not None:
+        found += [_property(f"{chain.network}:inference_mode", chain.inference_mode),
+                  _property(f"{chain.network}:model_id", chain.model_id),
+                  _property(f"{chain.network}:is_simulation_result", chain.is_simulation_result)]
+        if chain.transaction_hash is not None:
+            found.append(_property(f"{chain.network}:transaction_hash", chain.transaction_hash))
+    return found
+
+
 def _bom(bundle: Bundle, report: Mapping[str, Any] | None) -> dict[str, Any]:
     manifest = bundle.manifest
     manifest_sha256 = bundle.manifest_sha256.hex
@@ -185,6 +203,7 @@ def _bom(bundle: Bundle, report: Mapping[str, Any] | None) -> dict[str, Any]:
         "description": "ogverify evidence bundle: a model run, packed to be checked by re-execution",
         "properties": [_property("manifest_sha256", manifest_sha256),
                        *(_property(f"annotation:{k}", v) for k, v in sorted(manifest.annotations.items())),
+                       *_provenance(manifest),
                        *(_verdict(report) if report is not None else [])],
     }
     return {

@@ -9,6 +9,9 @@ Pass rules (``claimed`` is c, ``reproduced`` is r, element-wise):
   ``|c - r| <= atol + rtol * |c|``; NaN equals only NaN; ±inf equal only themselves.
 - ``topk:K``: the decision is preserved: for every row along the last axis, the set of the K
   largest classes is the same (order within the K is not compared).
+- ``decimal:D,...``: a fixed-point claim (an on-chain record) kept D decimals of each element:
+  c and r, each rounded half-to-even to D decimals from its exact binary value, are equal.
+  One D applies to every element; a list gives one per element in C order.
 
 For integer, boolean and string outputs every mode compares values exactly.
 """
@@ -159,6 +162,32 @@ def compare_output(name: str, claimed: Array, reproduced: Array, spec: Compariso
     return _compare_floats(name, claimed, reproduced, spec, bitwise)
 
 
+def _decimal_comparison(claimed: Array, reproduced: Array, decimals: tuple[int, ...]) -> tuple[bool, str]:
+    """Whether each element of ``reproduced`` rounds, at its decimals, to the claimed value; and why."""
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    if len(decimals) not in (1, claimed.size):  # e.g. an intermediate tensor in drift localisation
+        decimals = (max(decimals, default=0),)
+    per_element = decimals * claimed.size if len(decimals) == 1 else decimals
+    wrong = []
+    for index, (c, r, places) in enumerate(zip(claimed.ravel().tolist(), reproduced.ravel().tolist(),
+                                                per_element, strict=True)):
+        quantum = Decimal(1).scaleb(-places)
+        try:
+            claimed_value = Decimal(c).quantize(quantum, ROUND_HALF_EVEN)
+            reproduced_value = Decimal(r).quantize(quantum, ROUND_HALF_EVEN)
+        except ArithmeticError:  # NaN or inf (counted as such), or too many digits to quantize
+            continue
+        if claimed_value != reproduced_value:
+            wrong.append((index, claimed_value, reproduced_value))
+    if not wrong:
+        return True, "every element equals the claim at its decimals"
+    index, claimed_value, reproduced_value = wrong[0]
+    where = list(int(i) for i in np.unravel_index(index, claimed.shape)) if claimed.ndim else []
+    return False, (f"{len(wrong)} of {claimed.size} elements differ at their decimals; first: element {where} "
+                   f"claimed {claimed_value}, reproduction rounds to {reproduced_value}")
+
+
 IDENTICAL = ErrorStatistics(0.0, 0.0, 0.0, 0.0, 1.0, None, 0, 0.0, 0.0, 0.0)
 
 
@@ -170,6 +199,7 @@ def _identical_floats(name: str, claimed: Array, spec: ComparisonSpec) -> Output
         "ulp": f"max ULP distance 0 <= {spec.ulp}",
         "allclose": f"all elements within atol + rtol*|claimed| ({spec.atol:g} + {spec.rtol:g}*|claimed|)",
         "topk": f"top-{spec.k} classes unchanged",
+        "decimal": "every element equals the claim at its decimals",
     }
     has_rows = claimed.ndim >= 1 and claimed.size > 0
     return OutputComparison(
@@ -227,6 +257,9 @@ def _compare_floats(
             else f"{outside} of {claimed.size} elements outside atol + rtol*|claimed| "
             f"(atol={spec.atol:g}, rtol={spec.rtol:g})"
         )
+    elif spec.mode == "decimal":
+        passed, reason = _decimal_comparison(claimed, reproduced, spec.decimals)
+        passed = passed and special_ok
     else:
         changes = topk_changes if topk_changes is not None else int(not bitwise)
         passed = special_ok and changes == 0

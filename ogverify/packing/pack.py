@@ -173,6 +173,7 @@ def pack(
     environment: Mapping[str, object] | None = None,
     provenance: Provenance | None = None,
     model_signature: Path | None = None,
+    chain_files: Mapping[str, bytes] | None = None,
 ) -> PackResult:
     """Pack a model run into an evidence bundle at ``out`` (``.ogb`` → file, else directory).
 
@@ -193,6 +194,7 @@ def pack(
             (default: taken now).
         provenance: outside evidence to record for ``check`` (the model's claimed IPFS CID, ...).
         model_signature: the publisher's model_signing signature file of the model files, to attach.
+        chain_files: the on-chain records (name → bytes) behind ``provenance.chain``, to store with it.
 
     Raises:
         UsageError / ModelError: bad inputs, model or arguments. ReplayError: ``--run`` failed.
@@ -231,6 +233,10 @@ def pack(
         if model_signature is not None and signed is not None:
             attached = ModelFile(model_signature.name, writer.add_file(model_signature), signed.media_type)
             provenance = replace(provenance or Provenance(), model_signature=attached)
+        if provenance is not None and provenance.chain is not None and chain_files:
+            records = tuple(ModelFile(name, writer.add_bytes(data), "application/json")
+                            for name, data in chain_files.items())
+            provenance = replace(provenance, chain=replace(provenance.chain, files=records))
 
         def entries(arrays: Mapping[str, Array], order: Sequence[str]) -> tuple[TensorEntry, ...]:
             ordered = [n for n in order if n in arrays]

@@ -33,7 +33,7 @@ from ogverify.runtime.fingerprint import EnvironmentDifference
 
 POLICY_FILE = "ogverify.toml"
 PYPROJECT = "pyproject.toml"
-MODE_NAMES = ("exact", "ulp", "allclose", "topk")
+MODE_NAMES = ("exact", "ulp", "allclose", "topk", "decimal")
 VersionPart = Literal["major", "minor", "patch"]
 _PART_DEPTH = {"major": 1, "minor": 2, "patch": 3}
 

@@ -1,7 +1,8 @@
 """The ``provenance`` stage: evidence from outside ogverify, checked against the bundle's files.
 
 A model's claimed IPFS CID is recomputed from the packed model bytes; a publisher's model_signing
-signature is verified over the packed model files with the publisher's key. Bundles without a
+signature is verified over the packed model files with the publisher's key; an on-chain record the
+bundle was imported from is reported (a simulated result, which never settled, is a warning). Bundles without a
 ``provenance`` entry get no finding from this stage, unless a publisher key demands a signature.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from ogverify.errors import OgverifyError
 from ogverify.evidence.bundle import BlobError, Bundle
-from ogverify.evidence.manifest import ModelFile, Provenance
+from ogverify.evidence.manifest import ChainRecord, ModelFile, Provenance
 from ogverify.report.findings import Finding, Status
 
 
@@ -33,6 +34,8 @@ def check_provenance(bundle: Bundle, integrity: Finding, model_signing_key: Path
         children.append(_model_cid(bundle, provenance.model_cid))
     if provenance.model_signature is not None or model_signing_key is not None:
         children.append(_model_signature(bundle, provenance.model_signature, model_signing_key))
+    if provenance.chain is not None:
+        children.append(_chain(provenance.chain))
     failed = [c for c in children if c.status is not Status.PASS]
     if failed:
         worst = next((c for c in failed if c.status is Status.FAIL), failed[0])
@@ -105,3 +108,14 @@ def _model_signature(bundle: Bundle, signature: ModelFile | None, public_key: Pa
     return Finding("provenance", subject, Status.PASS,
                    f"model files {', '.join(repr(n) for n in names)} are signed by the publisher's key "
                    f"{public_key.name} (model_signing)", {**evidence, "key": str(public_key), "files": names})
+
+
+def _chain(chain: ChainRecord) -> Finding:
+    where = f"transaction {chain.transaction_hash}" if chain.transaction_hash else "an SDK result (no transaction)"
+    evidence = {**chain.to_json(), "files": [f.name for f in chain.files]}
+    if chain.is_simulation_result:
+        return Finding("provenance", "chain record", Status.WARN,
+                       f"OpenGradient {chain.inference_mode} inference from {where} is a simulation result: "
+                       "it never settled on chain", evidence)
+    return Finding("provenance", "chain record", Status.PASS,
+                   f"OpenGradient {chain.inference_mode} inference of {chain.model_id} from {where}", evidence)
