@@ -13,6 +13,10 @@ The public API (everything else is internal)::
     with ogverify.Recorder("model.onnx", "evidence/", sign_keys=["me.key"]) as session:
         outputs = session.run(None, {"x": x})      # also writes evidence/run-000001.ogb
 
+    log = ogverify.EvidenceLog.create("log/", "model.onnx")   # or an fsspec URL: s3://bucket/log
+    log.append({"x": x}, {"y": y})                             # one record; append_batch for many
+    log.checkpoint(["me.key"])                                 # then: ogverify audit log/ ...
+
 Heavy modules load on first use, so importing ogverify stays cheap.
 """
 
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     from ogverify.evidence.bundle import Bundle
     from ogverify.evidence.cid import FileCids
     from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.packing.log import EvidenceLog
     from ogverify.packing.pack import PackResult
     from ogverify.packing.recorder import Recorder
     from ogverify.report.findings import Report
@@ -38,8 +43,8 @@ if TYPE_CHECKING:
     from ogverify.verify.batch import CheckSpec
     from ogverify.verify.policy import Policy
 
-__all__ = ["Recorder", "Report", "__version__", "check", "check_many", "export_cyclonedx", "file_cids",
-           "import_opengradient", "load_bundle", "pack"]
+__all__ = ["EvidenceLog", "Recorder", "Report", "__version__", "check", "check_many", "export_cyclonedx",
+           "file_cids", "import_opengradient", "load_bundle", "pack"]
 
 StrPath = str | PathLike[str]
 
@@ -265,4 +270,8 @@ def __getattr__(name: str) -> Any:
         from ogverify.packing.recorder import Recorder
 
         return Recorder
+    if name == "EvidenceLog":
+        from ogverify.packing.log import EvidenceLog
+
+        return EvidenceLog
     raise AttributeError(f"module 'ogverify' has no attribute {name!r}")

@@ -180,7 +180,9 @@ class FsspecStore:
         except ImportError as exc:
             raise UsageError(f"log {url}: URLs need fsspec: pip install 'ogverify[log-s3]'") from exc
         try:
-            self.fs, root = url_to_fs(url, **dict(storage_options or {}))
+            # Listings are not cached: another process (the producer) may have written since.
+            options = {"use_listings_cache": False, **dict(storage_options or {})}
+            self.fs, root = url_to_fs(url, **options)
         except (ImportError, ValueError) as exc:
             raise UsageError(f"log {url}: {exc}") from exc
         del fsspec
