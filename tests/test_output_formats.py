@@ -1,7 +1,14 @@
 """Report formats for CI: golden files for text, json, markdown, junit and sarif; schema validation.
 
-Goldens live in tests/golden/. Volatile parts (digests, runtime versions, timings) are
-normalised before comparing. To regenerate after an intended change:
+Goldens live in tests/golden/ and must read the same on every machine. The bundles are built
+from ``models.exact_mlp`` on small-integer inputs: every output is an integer computed exactly,
+whatever kernels onnxruntime picks on this CPU, and the failing bundle claims twice the real
+outputs, so every difference, ratio and ULP distance is exact too. What still varies is
+normalised before comparing: digests, versions, timings, and the two statistics that go through
+BLAS or a transcendental function (``cosine``: a BLAS dot product, whose summation order depends
+on the CPU; ``sqnr_db``: numpy's log10, which has its own kernels on AVX-512). Those two are
+checked against their known values with a tolerance instead. To regenerate after an intended
+change:
 
     OGVERIFY_UPDATE_GOLDEN=1 python -m pytest -q tests/test_output_formats.py
 """
@@ -9,6 +16,7 @@ normalised before comparing. To regenerate after an intended change:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -54,11 +62,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding a passing, a failing, a tampered and an unreadable bundle, and the key."""
     folder = tmp_path_factory.mktemp("formats")
     private, _ = fixed_key(folder)
-    model = models.save(models.mlp(), folder / "mlp.onnx")
-    x = np.random.default_rng(11).standard_normal((4, 16)).astype(np.float32)
+    model = models.save(models.exact_mlp(), folder / "mlp.onnx")
+    x = models.exact_input((4, 16), seed=11)
     y = reference_run(model, x)
+    # Exact on every CPU: the same as numpy's float64 product, so nothing below depends on kernels.
+    np.testing.assert_array_equal(y, models.mlp_reference_outputs(models.exact_mlp(), x))
     ogverify.pack(model, folder / "pass.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=[private])
-    ogverify.pack(model, folder / "fail", inputs={"x": x}, claimed_outputs={"y": y + np.float32(0.5)},
+    ogverify.pack(model, folder / "fail", inputs={"x": x}, claimed_outputs={"y": y * np.float32(2)},
                   sign_keys=[private])
     ogverify.pack(model, folder / "tampered.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=[private])
     tamper_input(folder / "tampered.ogb")
@@ -67,12 +77,22 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def normalise(text: str) -> str:
-    """Replace what differs between machines and runs."""
+    """Replace what differs between machines and runs (see the module docstring)."""
     text = re.sub(r"[0-9a-f]{64}", "<sha256>", text)
     text = text.replace(f"onnxruntime {ort.__version__}", "onnxruntime <version>")
+    text = text.replace(f'"runtime_version": "{ort.__version__}"', '"runtime_version": "<version>"')
     text = text.replace(f'"version": "{ogverify.__version__}"', '"version": "<version>"')
     text = re.sub(r'("(load|run)": )[0-9.e-]+', r"\g<1>0.0", text)
+    text = re.sub(r'("(cosine|sqnr_db)": )-?[0-9][0-9.e+-]*', r'\g<1>"<float>"', text)
     return text
+
+
+def assert_statistics_off_the_golden(document: dict[str, Any]) -> None:
+    """The statistics ``normalise`` hides, to within rounding: claimed = 2 x reproduced."""
+    statistics = {r["bundle"]: r["outputs"][0]["statistics"] for r in document["reports"] if r["outputs"]}
+    assert statistics["pass.ogb"]["cosine"] == 1.0 and statistics["pass.ogb"]["sqnr_db"] is None
+    assert statistics["fail"]["cosine"] == pytest.approx(1.0, abs=1e-12)
+    assert statistics["fail"]["sqnr_db"] == pytest.approx(10 * math.log10(4), abs=1e-9)
 
 
 def check_output(run_cli: RunCli, workdir: Path, monkeypatch: pytest.MonkeyPatch, fmt: str,
@@ -96,6 +116,8 @@ def assert_golden(name: str, text: str) -> None:
 def test_golden(fmt: str, run_cli: RunCli, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, stdout = check_output(run_cli, workdir, monkeypatch, fmt)
     assert code == 3  # junk.ogb could not be verified; that outranks the failures
+    if fmt == "json":
+        assert_statistics_off_the_golden(json.loads(stdout))
     suffix = {"text": "txt", "json": "json", "markdown": "md", "junit": "xml", "sarif": "sarif.json"}[fmt]
     assert_golden(f"check.{suffix}", normalise(stdout))
 
