@@ -5,6 +5,9 @@ Targets (``--target``, default all, time shared between them):
 - ``manifest``: ``Manifest.from_bytes`` (strict JSON, schema, canonical form).
 - ``npy``: ``tensors.parse_npy`` (the tensor loader; never unpickles).
 - ``tar``: ``open_bundle`` on a ``.ogb`` file, then every blob verified and every envelope checked.
+- ``note``: an evidence log's signed checkpoint (C2SP signed note), parsed and verified.
+- ``log-entry``: an evidence log's entry bundle and the record entries in it.
+- ``log-proof``: the ``log-proof.json`` of a record exported from a log, checked against a manifest.
 
 The property is the same for all three: the input is accepted, or refused with a ``BundleError``
 (the exit-3 "cannot verify" path); any other exception is a bug. With atheris installed
@@ -31,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REGRESSIONS = ROOT / "tests" / "hostile" / "regressions"
-TARGET_NAMES = ("manifest", "npy", "tar")
+TARGET_NAMES = ("manifest", "npy", "tar", "note", "log-entry", "log-proof")
 
 
 # --- the targets ---------------------------------------------------------------------------------
@@ -87,7 +90,54 @@ def fuzz_tar(data: bytes) -> None:
         return
 
 
-TARGETS: dict[str, Callable[[bytes], None]] = {"manifest": fuzz_manifest, "npy": fuzz_npy, "tar": fuzz_tar}
+def fuzz_note(data: bytes) -> None:
+    """Parse ``data`` as a signed checkpoint note and verify it: accepted, or refused with a NoteError."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ogverify.evidence.log import note
+
+    try:
+        signed = note.parse_note(data)
+        note.Checkpoint.parse(signed.text)
+    except note.NoteError:
+        return
+    assert len(signed.signatures) <= note.MAX_SIGNATURES
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key()
+    note.verified_by(signed, [key])
+
+
+def fuzz_log_entry(data: bytes) -> None:
+    """Read ``data`` as an entry bundle of up to 256 record leaves: each accepted or refused with a BundleError."""
+    from ogverify.errors import BundleError
+    from ogverify.evidence.log.layout import RecordEntry, decode_entries
+
+    try:
+        leaves = decode_entries(data, 1 + data[0] if data else 1, "fuzz")
+    except BundleError:
+        leaves = [data]
+    for index, leaf in enumerate(leaves):
+        try:
+            entry = RecordEntry.parse(leaf, index)
+        except BundleError:
+            continue
+        assert entry.leaf() == leaf
+
+
+def fuzz_log_proof(data: bytes) -> None:
+    """Check ``data`` as a bundle's log-proof.json: never raises, whatever the bytes."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ogverify.evidence.log.attached import verify_log_proof
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key()
+    result = verify_log_proof(data, {"inputs": [], "outputs": []}, [key])
+    assert result.status in ("trusted", "untrusted", "invalid")
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "manifest": fuzz_manifest, "npy": fuzz_npy, "tar": fuzz_tar,
+    "note": fuzz_note, "log-entry": fuzz_log_entry, "log-proof": fuzz_log_proof,
+}
 
 
 # --- seeds: honest inputs to mutate ----------------------------------------------------------------
@@ -111,6 +161,26 @@ def seed_bundle_members() -> dict[str, bytes]:
                 for p in sorted(bundle.path.rglob("*")) if p.is_file()}
 
 
+@functools.cache
+def seed_log_inputs() -> dict[str, tuple[bytes, ...]]:
+    """Honest log inputs: a signed checkpoint, an entry bundle, a bundle's log-proof.json."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ogverify.evidence.log import merkle, note
+    from ogverify.evidence.log.attached import LogProof
+    from ogverify.evidence.log.layout import RecordEntry, TensorRef, encode_entries
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    entries = [RecordEntry(i, "ab" * 32, (TensorRef("x", "float32", (1, 4), "cd" * 32, 144, 0, 144 * i),),
+                           (TensorRef("y", "float32", (1, 4), "ef" * 32, 144, 0, 144 * i + 72),)) for i in range(3)]
+    leaves = [e.leaf() for e in entries]
+    source = merkle.ListSource([merkle.leaf_hash(leaf) for leaf in leaves])
+    checkpoint = note.sign_note(note.Checkpoint("example.org/log", 3, merkle.tree_root(source, 3)).body(),
+                                [("example.org/log", key)])
+    proof = LogProof(entries[1], 3, tuple(merkle.inclusion_path(source, 1, 3)), checkpoint).to_bytes()
+    return {"note": (checkpoint,), "log-entry": (bytes([2]) + encode_entries(leaves),), "log-proof": (proof,)}
+
+
 def tar_of(members: dict[str, bytes]) -> bytes:
     """A .ogb file holding ``members``, as ogverify writes them."""
     buffer = io.BytesIO()
@@ -126,6 +196,8 @@ def seeds(target: str) -> list[bytes]:
     """Honest inputs of one target, the starting points for mutation."""
     from ogverify.model.tensors import to_npy_bytes
 
+    if target in ("note", "log-entry", "log-proof"):
+        return list(seed_log_inputs()[target])
     members = seed_bundle_members()
     if target == "manifest":
         return [members["manifest.json"]]
@@ -157,6 +229,9 @@ def run_atheris(target: str, seconds: int) -> int:
     with atheris.instrument_imports():
         import ogverify.evidence.bundle
         import ogverify.evidence.canonical_json
+        import ogverify.evidence.log.attached
+        import ogverify.evidence.log.layout
+        import ogverify.evidence.log.note
         import ogverify.evidence.manifest
         import ogverify.evidence.signing
         import ogverify.model.tensors  # noqa: F401

@@ -13,9 +13,12 @@
 
 from __future__ import annotations
 
+import atexit
 import math
+import multiprocessing.util
 import os
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -149,11 +152,22 @@ class _Loaded:
     descriptor: Descriptor
     model: Path
     model_key: str
-    folder: Any  # the TemporaryDirectory holding the model
+    folder: Path  # holds the model; removed when replaced and when the process exits
 
 
 _LOADED: dict[str, _Loaded] = {}
 _LOADED_LOCK = threading.Lock()
+
+
+def _remove_loaded() -> None:
+    for loaded in _LOADED.values():
+        shutil.rmtree(loaded.folder, ignore_errors=True)
+    _LOADED.clear()
+
+
+# At exit of this process, or of a pool worker (which leaves by os._exit, skipping atexit).
+atexit.register(_remove_loaded)
+multiprocessing.util.Finalize(None, _remove_loaded, exitpriority=10)
 
 
 def _loaded(location: str, reader: LogReader) -> _Loaded:
@@ -166,10 +180,16 @@ def _loaded(location: str, reader: LogReader) -> _Loaded:
         descriptor = reader.descriptor()
         if known is not None and known.descriptor == descriptor:
             return known
+        if known is not None:
+            shutil.rmtree(_LOADED.pop(location).folder, ignore_errors=True)
         template = descriptor.template
         files = [ModelFile.from_json(template["model"]), *(ModelFile.from_json(f) for f in template["model_files"])]
-        folder = tempfile.TemporaryDirectory(prefix="ogverify-audit-model-")
-        model = write_model(reader, files, Path(folder.name))
+        folder = Path(tempfile.mkdtemp(prefix="ogverify-audit-model-"))
+        try:
+            model = write_model(reader, files, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         key = ";".join(f"{f.name}={f.artifact.blake3}" for f in files)
         _LOADED[location] = loaded = _Loaded(descriptor, model, key, folder)
         return loaded
@@ -316,8 +336,8 @@ def _dispatch(jobs: list[BatchJob], options: AuditOptions) -> Iterator[RecordOut
     if options.dask_scheduler is not None:
         yield from _on_dask(jobs, options.dask_scheduler)
     elif options.jobs > 1 and len(jobs) > 1:
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
+
 
         with ProcessPoolExecutor(max_workers=options.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_batch, job): job for job in jobs}

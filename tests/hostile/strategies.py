@@ -158,6 +158,10 @@ def inputs_for(target: str, seeds: list[bytes], members: dict[str, bytes] | None
         structured = st.sampled_from(seeds).flatmap(edited_json)
     elif target == "npy":
         structured = npy_bytes()
+    elif target in ("log-entry", "log-proof"):
+        structured = st.sampled_from(seeds).flatmap(edited_json if target == "log-proof" else mutated)
+    elif target == "note":
+        structured = st.sampled_from(seeds).flatmap(mutated)
     else:
         from tools.fuzz import seed_bundle_members
 
