@@ -148,6 +148,15 @@ def check_json(run_cli: RunCli, *args: str | Path) -> tuple[CliResult, dict[str,
     return result, document
 
 
+def check_json_and_text(run_cli: RunCli, folder: Path, *args: str | Path) -> tuple[CliResult, dict[str, Any], str]:
+    """One ``ogverify check ARGS`` that prints JSON and writes the text report to a file in ``folder``
+    (``--report text=``): both reports of one re-execution, for half the cost of two runs."""
+    text_path = folder / "check-report.txt"
+    result = run_cli("check", *args, "--format", "json", "--report", f"text={text_path}")
+    document: dict[str, Any] = json.loads(result.stdout)
+    return result, document, text_path.read_text(encoding="utf-8")
+
+
 def findings_of(report: dict[str, Any], stage: str) -> list[dict[str, Any]]:
     """Every finding (at any depth) of one stage in a JSON report."""
     found: list[dict[str, Any]] = []

@@ -30,18 +30,22 @@ class CliResult:
 RunCli = Callable[..., CliResult]
 
 
+def invoke_cli(*args: str | Path) -> CliResult:
+    """Run ``ogverify ARGS...`` in-process; returns exit code, stdout and stderr separately.
+
+    Module-scoped fixtures call it directly; tests take it as the ``run_cli`` fixture.
+    """
+    result = CliRunner().invoke(app, [str(a) for a in args], prog_name="ogverify")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert "Traceback" not in result.stdout + result.stderr
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.fixture
 def run_cli() -> RunCli:
-    """Run ``ogverify ARGS...`` in-process; returns exit code, stdout and stderr separately."""
-
-    def invoke(*args: str | Path) -> CliResult:
-        result = CliRunner().invoke(app, [str(a) for a in args], prog_name="ogverify")
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        assert "Traceback" not in result.stdout + result.stderr
-        return CliResult(result.exit_code, result.stdout, result.stderr)
-
-    return invoke
+    """Run ``ogverify ARGS...`` in-process (``invoke_cli``)."""
+    return invoke_cli
 
 
 @pytest.fixture
@@ -53,12 +57,16 @@ def keypair(tmp_path: Path, run_cli: RunCli) -> tuple[Path, Path]:
     return key, key.with_name("signer.key.pub")
 
 
-@pytest.fixture
-def mlp_files(tmp_path: Path) -> dict[str, Path]:
-    """An MLP model and its input x[4,16] on disk: {"model", "x"}."""
-    folder = tmp_path / "mlp"
-    folder.mkdir()
+def write_mlp_files(folder: Path) -> dict[str, Path]:
+    """An MLP model and its input x[4,16] written into ``folder``: {"model", "x"}."""
+    folder.mkdir(parents=True, exist_ok=True)
     model = models.save(models.mlp(), folder / "mlp.onnx")
     x = np.random.default_rng(1).standard_normal((4, 16)).astype(np.float32)
     np.save(folder / "x.npy", x)
     return {"model": model, "x": folder / "x.npy"}
+
+
+@pytest.fixture
+def mlp_files(tmp_path: Path) -> dict[str, Path]:
+    """An MLP model and its input x[4,16] on disk: {"model", "x"}."""
+    return write_mlp_files(tmp_path / "mlp")
