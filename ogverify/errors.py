@@ -68,6 +68,22 @@ class EvidenceMismatchError(OgverifyError):
     exit_code = ExitCode.FAILED
 
 
+class TargetExistsError(UsageError):
+    """The path to write is taken, and replacing it was not asked for.
+
+    The message speaks Python (``overwrite=True``); ``command_line()`` is the same error in the
+    command line's words (``--force``).
+    """
+
+    def __init__(self, target: object, state: str = "already exists") -> None:
+        super().__init__(f"{target} {state} (pass overwrite=True to replace it)")
+        self.target = target
+        self.state = state
+
+    def command_line(self) -> UsageError:
+        return UsageError(f"{self.target} {self.state} (use --force to replace it)")
+
+
 class KeyFileError(UsageError):
     """A key file is missing, unreadable, or not an ed25519 key."""
 

@@ -11,7 +11,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
-from ogverify.errors import ExitCode, OgverifyError, UsageError
+from ogverify.errors import ExitCode, OgverifyError, TargetExistsError, UsageError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +31,8 @@ class StoppedError(OgverifyError):
 
 def as_error(exc: Exception | KeyboardInterrupt) -> OgverifyError:
     """``exc`` as the OgverifyError whose ``diagnostics()`` the command line prints."""
+    if isinstance(exc, TargetExistsError):
+        return exc.command_line()
     if isinstance(exc, OgverifyError):
         return exc
     if isinstance(exc, KeyboardInterrupt):

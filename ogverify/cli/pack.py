@@ -97,6 +97,7 @@ def pack(
     ] = None,
 ) -> None:
     """Pack a model, its inputs and its outputs into an evidence bundle."""
+    from ogverify.evidence.bundle import check_writable
     from ogverify.evidence.comparison import ComparisonSpec
     from ogverify.evidence.manifest import ComparisonPolicy, Provenance
     from ogverify.evidence.paths import require
@@ -148,6 +149,7 @@ def pack(
 
         parse_cid(model_cid)
     if run:
+        check_writable(out, overwrite=force)  # before announcing a run whose result could not be written
         echo("running the model in a fresh process to compute its outputs...")
     result = pack(
         model,

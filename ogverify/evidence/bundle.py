@@ -22,11 +22,11 @@ import functools
 import io
 import os
 import re
+import secrets
 import shutil
 import signal
 import stat
 import tarfile
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ from typing import BinaryIO, Literal, Protocol
 
 import zstandard
 
-from ogverify.errors import BundleError, EvidenceMismatchError, UsageError
+from ogverify.errors import BundleError, EvidenceMismatchError, TargetExistsError, UsageError
 from ogverify.evidence import canonical_json, storing
 from ogverify.evidence.digest import (
     CHUNK,
@@ -578,7 +578,7 @@ class BundleWriter:
         self, target: Path, *, with_sha256: bool = False, overwrite: bool = False, compress: bool = True
     ) -> None:
         if target.exists() and not overwrite:
-            raise UsageError(f"{target} already exists (use --force to replace it)")
+            raise TargetExistsError(target)
         if not target.parent.is_dir():
             raise UsageError(f"directory {target.parent} does not exist")
         self.target = target
@@ -764,7 +764,7 @@ def write_tar(
 def _replace(source: Path, target: Path, overwrite: bool) -> None:
     if target.exists() or target.is_symlink():
         if not overwrite:
-            raise UsageError(f"{target} already exists (use --force to replace it)")
+            raise TargetExistsError(target)
         if target.is_dir() and not target.is_symlink():
             if source.is_dir():
                 # Swap through a sibling name so the target is never missing *and* half written.
@@ -830,17 +830,40 @@ def _signals_held() -> Iterator[None]:
 def new_staging(target: Path, *, directory: bool) -> tuple[Path, int]:
     """A hidden ``*.partial`` sibling of ``target`` (a directory, or a file open for writing).
 
-    Created and recorded with interruptions held, so that ``remove_unfinished`` knows it from the
-    moment it exists. Returns the path and, for a file, its open descriptor (-1 for a directory).
+    Recorded before it is created, so that ``remove_unfinished`` knows it from the moment it
+    exists, even when an interruption lands between the two (holding signals does not cover
+    that once other threads run: one of them takes the signal and the main thread handles it).
+    Returns the path and, for a file, its open descriptor (-1 for a directory).
     """
-    with _signals_held():
-        if directory:
-            path, handle = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)), -1
-        else:
-            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-            path = Path(name)
-        _UNFINISHED.add(path)
-    return path, handle
+    while True:
+        path = target.parent / f".{target.name}.{secrets.token_hex(6)}.partial"
+        with _signals_held():
+            _UNFINISHED.add(path)
+            try:
+                if directory:
+                    os.mkdir(path, 0o700)
+                    return path, -1
+                return path, os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            except FileExistsError:
+                _UNFINISHED.discard(path)  # someone else's: draw another name
+            except OSError as exc:  # named by the target the user gave, not by a staging name they never saw
+                _UNFINISHED.discard(path)
+                raise UsageError(f"cannot write {target}: {exc.strerror or exc} (in {target.parent})") from exc
+
+
+def check_writable(target: Path, *, overwrite: bool) -> None:
+    """Fail now, before long work, if nothing can be written at ``target`` (a bundle, a directory).
+
+    Tries for real (creates and removes a staging directory beside it): permissions alone do not
+    tell, on a read-only file system or for root.
+    """
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise TargetExistsError(target)
+    if not target.parent.is_dir():
+        raise UsageError(f"directory {target.parent} does not exist")
+    probe = new_staging(target, directory=True)[0]
+    probe.rmdir()
+    finished_staging(probe)
 
 
 def finished_staging(path: Path) -> None:

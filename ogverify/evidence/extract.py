@@ -20,7 +20,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ogverify.errors import BundleError, UsageError
+from ogverify.errors import BundleError, TargetExistsError, UsageError
 from ogverify.evidence.bundle import MANIFEST, Bundle, finished_staging, new_staging, open_bundle, publish_mode
 from ogverify.evidence.manifest import TensorEntry
 from ogverify.evidence.paths import problem
@@ -58,7 +58,7 @@ def extract_bundle(bundle_path: Path, target: Path, *, overwrite: bool = False) 
     if target.exists() and not target.is_dir():
         raise UsageError(f"{target} exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise UsageError(f"{target} is not empty (use --force to replace it)")
+        raise TargetExistsError(target, "is not empty")
     if not target.parent.is_dir():
         raise UsageError(f"directory {target.parent} does not exist")
     staging = new_staging(target, directory=True)[0]

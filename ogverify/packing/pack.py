@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ogverify import __version__
 from ogverify.errors import ModelError, UsageError
-from ogverify.evidence.bundle import BundleWriter
+from ogverify.evidence.bundle import BundleWriter, check_writable
 from ogverify.evidence.manifest import ComparisonPolicy, Manifest, ModelFile, Provenance, TensorEntry
 from ogverify.evidence.paths import require
 from ogverify.evidence.signing import load_private_key, sign_manifest
@@ -200,6 +200,7 @@ def pack(
         UsageError / ModelError: bad inputs, model or arguments. ReplayError: ``--run`` failed.
     """
     require(model, "model")
+    check_writable(out, overwrite=overwrite)  # before the model runs: a wrong --out fails at once
     keys = [load_private_key(path) for path in sign_keys]
     if provenance is not None and provenance.model_cid is not None:
         from ogverify.evidence.cid import parse_cid

@@ -33,6 +33,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     generate_key_pair(key)
     model = models.save(models.mlp(), folder / "mlp.onnx")
     x = np.ones((4, 16), np.float32)
+    np.save(folder / "x.npy", x)
     bundle = pack(model, folder / "b.ogb", inputs={"x": x}, claimed_outputs={"y": np.zeros((4, 8), np.float32)},
                   sign_keys=[key]).path
     return {"bundle": bundle, "key": key, "pub": folder / "signer.key.pub", "model": model, "folder": folder}
@@ -180,3 +181,65 @@ def test_extract_refuses_a_link_to_nothing(signed: dict[str, Path], tmp_path: Pa
     assert result.exit_code == 2, result.output
     assert single_error_line(result) == f"error: {link} {said.format(tmp=tmp_path)}"
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+# --- where the result goes ----------------------------------------------------------------------------
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder nothing can be created in, for root too (root ignores permission bits; /proc has no room)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir(mode=0o555)
+        return folder
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no folder root cannot write to on this system")
+    return Path("/proc")
+
+
+def _unrunnable_model(folder: Path) -> Path:
+    """A model onnxruntime refuses to load (a custom operator): packing it with --run fails if it runs."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Mystery", ["x"], ["y"], domain="example.custom")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("example.custom", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    path = folder / "mystery.onnx"
+    path.write_bytes(model.SerializeToString())
+    np.save(folder / "x.npy", np.ones(2, np.float32))
+    return path
+
+
+def test_pack_into_an_unwritable_folder_fails_before_the_model_runs(tmp_path: Path, run_cli: RunCli) -> None:
+    model = _unrunnable_model(tmp_path)
+    out = _unwritable_folder(tmp_path) / "run.ogb"
+    result = run_cli("pack", model, "-i", f"x={tmp_path / 'x.npy'}", "--run", "--out", out)
+    assert result.exit_code == 2, result.output
+    line = single_error_line(result)
+    assert line.startswith(f"error: cannot write {out}: "), line
+    assert ".partial" not in line
+    assert "running the model" not in result.stderr
+
+
+def test_extract_into_an_unwritable_folder_names_the_target(signed: dict[str, Path], tmp_path: Path,
+                                                            run_cli: RunCli) -> None:
+    target = _unwritable_folder(tmp_path) / "out"
+    result = run_cli("extract", signed["bundle"], target)
+    assert result.exit_code == 2, result.output
+    line = single_error_line(result)
+    assert line.startswith(f"error: cannot write {target}: ") and ".partial" not in line, line
+
+
+def test_the_library_says_overwrite_where_the_command_says_force(signed: dict[str, Path], run_cli: RunCli) -> None:
+    from ogverify.errors import TargetExistsError
+
+    existing = signed["bundle"]
+    with pytest.raises(TargetExistsError) as caught:
+        pack(signed["model"], existing, inputs={"x": np.ones((4, 16), np.float32)},
+             claimed_outputs={"y": np.zeros((4, 8), np.float32)})
+    assert caught.value.message == f"{existing} already exists (pass overwrite=True to replace it)"
+    assert "--force" not in caught.value.message
+    result = run_cli("pack", signed["model"], "-i", f"x={signed['folder'] / 'x.npy'}", "--run", "--out", existing)
+    assert single_error_line(result) == f"error: {existing} already exists (use --force to replace it)"
