@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 StrPath = str | PathLike[str]
 # A pack is closed and the next one begun past this many bytes.
 PACK_BYTES = 256 << 20
+WRITE_BYTES = 8 << 20
 MAX_LEAF_BYTES = layout.MAX_ENTRY
 
 
@@ -253,12 +254,98 @@ class EvidenceLog:
         if len(counts) != 1 or -1 in counts:
             raise UsageError("every array of a batch must have the same first dimension (one row per record)")
         count = counts.pop()
+        if claims is None and count:  # run the model for each row, then append the columns
+            signature = self.signature()
+            signature.check_inputs({n: a[0] for n, a in arrays.items()})
+            outputs = [self.run({n: a[i] for n, a in arrays.items()}) for i in range(count)]
+            claims = {n: np.stack([o[n] for o in outputs]) for n in outputs[0]}
+        columns = {**arrays, **(claims or {})}
+        if count and len(columns) == len(arrays) + len(claims or {}) and all(
+                a.dtype.kind != "U" and a[0].nbytes > 0 for a in columns.values()):
+            return self._append_columns(arrays, claims or {}, count)
         rows = (({n: a[i] for n, a in arrays.items()},
                  None if claims is None else {n: a[i] for n, a in claims.items()}) for i in range(count))
-        return self.append_many(rows)
+        return self.append_many(rows, canonical=True)
 
-    def append_many(self, records: Any) -> range:
-        """Append (inputs, claimed outputs or None) pairs in order; returns their indices."""
+    def _append_columns(self, inputs: Mapping[str, Array], outputs: Mapping[str, Array], count: int) -> range:
+        """``append_batch`` for fixed-size tensors: records are laid out in the pack with numpy, a chunk
+        at a time, so that Python does per record no more than hash its tensors and write its leaf."""
+        import blake3
+        import numpy as np
+
+        from ogverify.model.tensors import dtype_name
+
+        signature = self.signature()
+        signature.check_inputs({n: a[0] for n, a in inputs.items()})
+        _check_claimed({n: a[0] for n, a in outputs.items()}, signature)
+        order = [(0, n, inputs[n]) for n in signature.input_names if n in inputs]
+        order += [(1, n, outputs[n]) for n in signature.output_names if n in outputs]
+        parts = []  # (side, name, dtype name, shape, start in a record's block, npy size, header, data columns)
+        width = 0
+        for side, name, array in order:
+            header = self._headers(array[0])
+            flat = array.reshape(count, -1).view(np.uint8)
+            parts.append((side, name, dtype_name(array.dtype), tuple(array.shape[1:]), width,
+                          len(header) + flat.shape[1], header, flat))
+            width += len(header) + flat.shape[1]
+        tiles = self._tiles()
+        first = tiles.size
+        chunk = max(1, min(count, WRITE_BYTES // width))
+        leaves: list[bytes] = []
+        out = None
+        pack, offset = first, 0
+        try:
+            for start in range(0, count, chunk):
+                stop = min(count, start + chunk)
+                block = np.empty((stop - start, width), np.uint8)
+                for _, _, _, _, at, size, header, flat in parts:
+                    block[:, at : at + len(header)] = np.frombuffer(header, np.uint8)
+                    block[:, at + len(header) : at + size] = flat[start:stop]
+                data = memoryview(block.reshape(-1))  # type: ignore[arg-type]
+                if out is None or offset >= PACK_BYTES:
+                    if out is not None:
+                        out.close()
+                    pack, offset = first + start, 0
+                    out = self.store.open_write(layout.pack_path(pack))
+                pieces: list[tuple[int, int]] = []  # (begin, end) of bytes in ``data`` to store
+                for row in range(stop - start):
+                    refs: list[list[TensorRef]] = [[], []]
+                    for side, name, dtype, shape, at, size, _, _ in parts:
+                        begin = row * width + at
+                        digest = blake3.blake3(data[begin : begin + size]).hexdigest()
+                        where = self._stored.get(digest)
+                        if where is None:
+                            where = self._stored[digest] = (pack, offset)
+                            offset += size
+                            if pieces and pieces[-1][1] == begin:
+                                pieces[-1] = (pieces[-1][0], begin + size)
+                            else:
+                                pieces.append((begin, begin + size))
+                        refs[side].append(TensorRef(name, dtype, shape, digest, size, *where))
+                    leaf = RecordEntry(first + start + row, self.log_digest, tuple(refs[0]), tuple(refs[1])).leaf()
+                    if len(leaf) > MAX_LEAF_BYTES:
+                        raise UsageError(f"record {first + start + row}: its entry is {len(leaf)} bytes, over the "
+                                         f"{MAX_LEAF_BYTES}-byte limit of a log entry")
+                    leaves.append(leaf)
+                for begin, end in pieces:
+                    out.write(data[begin:end])
+            if out is not None:
+                out.close()
+                out = None
+        except BaseException:
+            if out is not None:
+                out.__exit__(RuntimeError, None, None)
+            self._stored = {k: v for k, v in self._stored.items() if v[0] < first}
+            raise
+        tiles.append(leaves)
+        return range(first, first + count)
+
+    def append_many(self, records: Any, *, canonical: bool = False) -> range:
+        """Append (inputs, claimed outputs or None) pairs in order; returns their indices.
+
+        ``canonical``: every array is already canonical (little-endian, C order): rows of
+        ``append_batch``'s arrays, which are not converted again.
+        """
         import blake3
         import numpy as np
 
@@ -271,43 +358,62 @@ class EvidenceLog:
         out = None
         offset = 0
         leaves: list[bytes] = []
-        checked: set[tuple[tuple[str, str, tuple[int, ...]], ...]] = set()
+        pending = bytearray()
+        checked: set[tuple[tuple[str, str, tuple[int, ...]], ...]] = set()  # validated input/output types
+        names: dict[Any, str] = {}  # dtype -> its manifest name
         try:
             for inputs, claimed in records:
-                arrays = {n: canonicalize(np.asarray(a), f"input {n!r}") for n, a in inputs.items()}
+                arrays = inputs if canonical else {
+                    n: canonicalize(np.asarray(a), f"input {n!r}") for n, a in inputs.items()}
                 kinds = tuple(sorted((n, a.dtype.str, tuple(a.shape)) for n, a in arrays.items()))
                 if kinds not in checked:
                     signature.check_inputs(arrays)
                     checked.add(kinds)
-                outputs = self.run(arrays) if claimed is None else {
+                outputs = self.run(arrays) if claimed is None else claimed if canonical else {
                     n: canonicalize(np.asarray(a), f"claimed output {n!r}") for n, a in claimed.items()}
-                _check_claimed(outputs, signature)
+                kinds = tuple(sorted((n, a.dtype.str, tuple(a.shape)) for n, a in outputs.items()))
+                if kinds not in checked:
+                    _check_claimed(outputs, signature)
+                    checked.add(kinds)
                 index = first + len(leaves)
                 refs: list[list[TensorRef]] = [[], []]
                 for side, (values, order) in enumerate(((arrays, signature.input_names),
                                                         (outputs, signature.output_names))):
                     for name in (n for n in order if n in values):
                         array = values[name]
-                        data = self._headers(array) + array.tobytes()
-                        digest = blake3.blake3(data).hexdigest()
+                        header = self._headers(array)
+                        body = memoryview(np.ascontiguousarray(array)).cast("B")  # type: ignore[arg-type]
+                        hasher = blake3.blake3(header)
+                        hasher.update(body)
+                        digest = hasher.hexdigest()
+                        length = len(header) + len(body)
                         where = self._stored.get(digest)
                         if where is None:
                             if out is None or offset >= PACK_BYTES:
                                 if out is not None:
+                                    out.write(pending)
+                                    pending.clear()
                                     out.close()
                                 pack, offset = index, 0
                                 out = self.store.open_write(layout.pack_path(pack))
-                            out.write(data)
+                            pending += header
+                            pending += body
+                            if len(pending) >= WRITE_BYTES:  # few large writes: small ones cost more than the copy
+                                out.write(pending)
+                                pending.clear()
                             where = self._stored[digest] = (pack, offset)
-                            offset += len(data)
-                        refs[side].append(TensorRef(name, dtype_name(array.dtype), tuple(array.shape), digest,
-                                                    len(data), *where))
+                            offset += length
+                        dtype = names.get(array.dtype)
+                        if dtype is None:
+                            dtype = names[array.dtype] = dtype_name(array.dtype)
+                        refs[side].append(TensorRef(name, dtype, tuple(array.shape), digest, length, *where))
                 leaf = RecordEntry(index, self.log_digest, tuple(refs[0]), tuple(refs[1])).leaf()
                 if len(leaf) > MAX_LEAF_BYTES:
                     raise UsageError(f"record {index}: its entry is {len(leaf)} bytes, over the "
                                      f"{MAX_LEAF_BYTES}-byte limit of a log entry (too many tensors or long names)")
                 leaves.append(leaf)
             if out is not None:
+                out.write(pending)
                 out.close()
                 out = None
         except BaseException:

@@ -23,6 +23,7 @@ bytes are: pack and offset). The leaf commits to every byte of the record and of
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -47,6 +48,7 @@ MAX_ENTRY = 0xFFFF
 MAX_DESCRIPTOR_BYTES = 16 << 20
 MAX_SIZE_FILE = 32
 MAX_RECORDS = (1 << 63) - 1
+MAX_OFFSET = (1 << 53) - 1  # sizes and offsets in entries: exact in every JSON reader
 MAX_TENSORS = 256
 NAME_LIMIT = 1024
 MAX_SHAPE = 1 << 40
@@ -135,7 +137,7 @@ class TensorRef:
         if not isinstance(raw["blake3"], str) or not HEX64.match(raw["blake3"]):
             raise LogFormatError(f"record {index}: tensor {name!r} has no valid blake3 digest")
         for key in ("size", "pack", "offset"):
-            if not _count(raw[key], MAX_RECORDS):
+            if not _count(raw[key], MAX_OFFSET):
                 raise LogFormatError(f"record {index}: tensor {name!r} has no valid {key}")
         if raw["pack"] > index:
             raise LogFormatError(f"record {index}: tensor {name!r} names a pack of later records")
@@ -160,8 +162,20 @@ class RecordEntry:
                 "outputs": [t.to_json() for t in self.outputs]}
 
     def leaf(self) -> bytes:
-        """The leaf bytes: canonical (RFC 8785) JSON."""
-        return canonical_dumps(self.to_json())
+        """The leaf bytes: canonical (RFC 8785) JSON, written directly (keys in sorted order; dtypes
+        and digests are validated ASCII words, numbers integers below 2**53)."""
+        def tensors(refs: tuple[TensorRef, ...]) -> str:
+            return ",".join(
+                f'{{"blake3":"{t.blake3}","dtype":"{t.dtype}","name":{json.dumps(t.name, ensure_ascii=False)},'
+                f'"offset":{t.offset},"pack":{t.pack},"shape":[{",".join(map(str, t.shape))}],"size":{t.size}}}'
+                for t in refs)
+
+        text = (f'{{"index":{self.index},"inputs":[{tensors(self.inputs)}],"log":"{self.log}",'
+                f'"outputs":[{tensors(self.outputs)}]}}')
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate in a tensor name
+            raise LogFormatError(f"record {self.index}: a tensor name is not valid Unicode text") from exc
 
     @classmethod
     def from_json(cls, raw: Any, index: int) -> RecordEntry:
@@ -193,11 +207,12 @@ class RecordEntry:
 
 
 def canonical_dumps(value: Any) -> bytes:
-    """RFC 8785 JSON; the fast path for values of ASCII strings and integers gives the same bytes."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if text.isascii() and "." not in text and "e" not in text.replace('"', "").lower().replace("true", ""):
-        return text.encode("ascii")
-    return canonical_json.dumps(value)
+    """RFC 8785 JSON of a value made of dicts with ASCII keys, lists, strings and integers below 2**53
+    (a record entry): for those, Python's sorted compact JSON is byte for byte the canonical form."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate in a tensor name
+        raise LogFormatError(f"a tensor name is not valid Unicode text: {exc}") from exc
 
 
 def template_digest(template: Mapping[str, Any]) -> str:
@@ -247,8 +262,9 @@ class Descriptor:
     origin: str
     template: Mapping[str, Any]
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
+        """The sha256 of the shared manifest, which every record's entry names."""
         return template_digest(self.template)
 
     def to_bytes(self) -> bytes:

@@ -29,7 +29,7 @@ class LogFileError(BundleError):
 class Writer(Protocol):
     """A file being written: it appears at its path when closed, or when its ``with`` block ends cleanly."""
 
-    def write(self, data: bytes) -> int: ...
+    def write(self, data: bytes | bytearray | memoryview) -> int: ...
 
     def close(self) -> None: ...
 
@@ -151,7 +151,7 @@ class _LocalWriter:
         self.temp = Path(name)
         self.file = os.fdopen(handle, "wb")
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         return self.file.write(data)
 
     def close(self) -> None:
