@@ -101,6 +101,8 @@ def test_imported_record_checks(tmp_path: Path, run_cli: RunCli) -> None:
     assert next(f for f in findings if f["subject"] == "model 'model.onnx' CID")["status"] == "pass"
     outputs = {c["name"]: c["comparison"] for c in json.loads(checked.stdout)["outputs"]}
     assert outputs == {"y": "decimal:4,0,0", "label": "exact"}
+    inspected = json.loads(run_cli("inspect", bundle, "--format", "json").stdout)
+    assert inspected["provenance"]["chain"]["transaction_hash"] == tx_hash
 
 
 def test_the_shipped_fixture_checks(run_cli: RunCli, tmp_path: Path) -> None:

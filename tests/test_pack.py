@@ -337,10 +337,11 @@ def _usage_error_cases(tmp: Path, files: dict[str, Path]) -> dict[str, tuple[lis
         "no outputs": ([model, "-i", f"x={x}"],
                        "error: no outputs: give --claimed-output NAME=PATH, --test-data DIR, or --run"),
         "bad compare": ([model, "-i", f"x={x}", "--run", "--compare", "close-enough"],
-                        "error: invalid comparison 'close-enough'; use exact, ulp:N, allclose:RTOL,ATOL or topk:K"),
+                        "error: invalid comparison 'close-enough'; use exact, ulp:N, allclose:RTOL,ATOL, topk:K "
+                        "or decimal:D[,D...]"),
         "bad compare output": ([model, "-i", f"x={x}", "--run", "--compare-output", "y=allclose:1e-3"],
                                "error: invalid comparison 'allclose:1e-3'; "
-                               "use exact, ulp:N, allclose:RTOL,ATOL or topk:K"),
+                               "use exact, ulp:N, allclose:RTOL,ATOL, topk:K or decimal:D[,D...]"),
         "bad opt level": ([model, "-i", f"x={x}", "--run", "--opt-level", "max"],
                           "error: unknown optimization level 'max'; use one of disable, basic, extended, layout, all"),
         "unknown output": ([model, "-i", f"x={x}", "-O", f"q={tmp / 'y.npy'}"],

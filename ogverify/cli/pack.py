@@ -71,7 +71,7 @@ def pack(
         typer.Option("--run-config", metavar="KEY=VALUE", help="Run-options config entry. Repeatable."),
     ] = None,
     compare: Annotated[
-        str, typer.Option("--compare", metavar="MODE", help="exact, ulp:N, allclose:RTOL,ATOL or topk:K.")
+        str, typer.Option("--compare", metavar="MODE", help="exact, ulp:N, allclose:RTOL,ATOL, topk:K or decimal:D,...")
     ] = "exact",
     compare_output: Annotated[
         list[str] | None,

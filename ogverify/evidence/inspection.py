@@ -49,6 +49,7 @@ def inspect_bundle(path: Path) -> dict[str, Any]:
             "comparison": manifest.comparison.to_json(),
             "environment": dict(manifest.environment),
             "annotations": dict(manifest.annotations),
+            **({"provenance": manifest.provenance.to_json()} if manifest.provenance is not None else {}),
             "signatures": envelopes,
             "totals": {
                 "artifacts": len(unique),
