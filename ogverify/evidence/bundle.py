@@ -68,7 +68,8 @@ class Limits:
     """Bounds on what a bundle may make ogverify read, allocate or write.
 
     The field names are the keys of a policy's ``[limits]`` table; docs/threat-model.md explains
-    each one. Every field is a positive integer; going over a limit means "cannot verify" (exit 3).
+    each one. Every field is a positive integer (bytes, a count, or seconds); going over a limit
+    means "cannot verify" (exit 3).
 
     Every field is at most ``MAX_LIMIT`` (4 EiB: more than any machine has, and what the
     operating system's limits can still hold).
@@ -85,6 +86,9 @@ class Limits:
         max_tensor_bytes: size of one input, claimed output or reproduced output held in memory.
         max_replay_memory: bytes of data memory the re-execution process may allocate (Linux
             ``RLIMIT_DATA``); a model that needs more is stopped and the check cannot verify.
+        max_download_bytes: size of a bundle fetched over http(s).
+        max_download_seconds: time a bundle's download may take, from the request to the last
+            byte (a server that trickles bytes cannot hold a check forever).
     """
 
     max_members: int = 10_000
@@ -95,6 +99,8 @@ class Limits:
     max_total_bytes: int = 1 << 42
     max_tensor_bytes: int = 4 << 30
     max_replay_memory: int = 16 << 30
+    max_download_bytes: int = 16 << 30
+    max_download_seconds: int = 3600
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -102,6 +108,9 @@ class Limits:
                 raise UsageError(f"limit {name} must be a positive integer, not {value!r}")
             if value > MAX_LIMIT:
                 raise UsageError(f"limit {name} must be at most {MAX_LIMIT} (4 EiB), not {value}")
+        if self.max_download_seconds > MAX_DOWNLOAD_SECONDS:
+            raise UsageError(f"limit max_download_seconds must be at most {MAX_DOWNLOAD_SECONDS}, "
+                             f"not {self.max_download_seconds}")
         if self.max_replay_memory < MIN_REPLAY_MEMORY:
             raise UsageError(
                 f"limit max_replay_memory must be at least {MIN_REPLAY_MEMORY} bytes "
@@ -111,6 +120,8 @@ class Limits:
 
 # The largest value of any limit: 2**62 bytes, which RLIMIT_DATA (a signed 64-bit value) can hold.
 MAX_LIMIT = 1 << 62
+# About 11.6 days: as for the re-execution's timeout, what every timer takes.
+MAX_DOWNLOAD_SECONDS = 1_000_000
 # Python, numpy and onnxruntime need about 150 MiB of data memory before loading any model.
 MIN_REPLAY_MEMORY = 256 << 20
 # pax and GNU long-name headers: ours hold a short path; a hostile one could claim gigabytes.

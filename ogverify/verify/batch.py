@@ -209,22 +209,44 @@ def error_report(target: str, message: str, rerun: bool = True) -> Report:
     return Report(target, (Finding("bundle", "bundle", Status.ERROR, message),), rerun=rerun)
 
 
-def _download(url: str, folder: Path, limit: int) -> Path:
-    """Fetch an ``.ogb`` over http(s) into ``folder``, refusing more than ``limit`` bytes."""
+def _download(url: str, folder: Path, limits: Limits) -> Path:
+    """Fetch an ``.ogb`` over http(s) into ``folder``, within ``max_download_bytes`` and
+    ``max_download_seconds`` (the whole transfer, however slowly the server sends)."""
     name = Path(urllib.parse.urlsplit(url).path).name or "bundle.ogb"
     target = folder / (name if name.endswith(".ogb") else name + ".ogb")
-    try:
-        from urllib.request import urlopen  # only for http(s) bundles: it costs ~30 ms of start-up
+    seconds, cap = limits.max_download_seconds, limits.max_download_bytes
+    stop = threading.Event()
+    failure: list[BaseException] = []
 
-        with urlopen(url, timeout=60) as response, target.open("wb") as out:
-            copied = 0
-            while chunk := response.read(1 << 20):
-                copied += len(chunk)
-                if copied > limit:
-                    raise OgverifyError(f"{url}: more than {limit} bytes")
-                out.write(chunk)
-    except OSError as exc:
-        raise OgverifyError(f"cannot fetch {url}: {exc}") from exc
+    def fetch() -> None:
+        try:
+            from urllib.request import urlopen  # only for http(s) bundles: it costs ~30 ms of start-up
+
+            # The socket timeout bounds each wait; the deadline below bounds the whole transfer.
+            with urlopen(url, timeout=min(60, seconds)) as response, target.open("wb") as out:
+                copied = 0
+                while not stop.is_set() and (chunk := response.read1(1 << 20)):
+                    copied += len(chunk)
+                    if copied > cap:
+                        raise OgverifyError(f"cannot fetch {url}: more than {cap} bytes (max_download_bytes)")
+                    out.write(chunk)
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    # A thread, so that the deadline holds even while the server trickles its headers.
+    worker = threading.Thread(target=fetch, name="ogverify-download", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        stop.set()  # the thread stops at its next read; the caller removes its folder
+        raise OgverifyError(f"cannot fetch {url}: not finished within {seconds} s (max_download_seconds)")
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, OgverifyError):
+            raise exc
+        if isinstance(exc, OSError):
+            raise OgverifyError(f"cannot fetch {url}: {exc}") from exc
+        raise exc
     return target
 
 
@@ -255,7 +277,7 @@ def _check_target(
                 path = Path(url2pathname(parts.path))
             else:
                 work = tempfile.mkdtemp(prefix="ogverify-fetch-")
-                path = _download(target, Path(work), spec.limits.max_total_bytes)
+                path = _download(target, Path(work), spec.limits)
         else:
             path = Path(target)
         report, facts = check_bundle_then(path, spec.options(replayer), spec.stages)
