@@ -153,3 +153,16 @@ def test_a_key_demands_a_signature(published: dict[str, Path], tmp_path: Path, r
     missing = run_cli("check", bundle, "--model-signing-key", tmp_path / "nope.pem")
     assert missing.exit_code == 2
     assert single_error_line(missing) == f"error: --model-signing-key {tmp_path / 'nope.pem'} does not exist"
+
+
+def test_python_api(published: dict[str, Path], tmp_path: Path) -> None:
+    import ogverify
+
+    bundle = tmp_path / "api.ogb"
+    x, y = np.load(published["x"]), np.load(published["y"])
+    ogverify.pack(published["model"], bundle, inputs={"x": x}, claimed_outputs={"y": y},
+                  model_cid=ogverify.file_cids(published["model"]).v1, model_signature=published["signature"])
+    report = ogverify.check(bundle, allow_unsigned=True, rerun=False, model_signing_key=published["public"])
+    assert report.exit_code == 0, report.headline
+    provenance = next(f for f in report.findings if f.stage == "provenance")
+    assert [c.subject for c in provenance.children] == ["model 'mlp.onnx' CID", "model signature"]

@@ -172,3 +172,14 @@ def test_bad_records_are_one_line_errors(tmp_path: Path, run_cli: RunCli) -> Non
     assert (result.exit_code, single_error_line(result)) == (
         2, "error: give --tx and --receipt, or --input-json and --output-json")
     assert not out.exists()
+
+
+def test_python_api(tmp_path: Path) -> None:
+    import ogverify
+
+    files = build(tmp_path / "record")
+    bundle = tmp_path / "api.ogb"
+    ogverify.import_opengradient(files["model"], bundle, tx=files["transaction"], receipt=files["receipt"])
+    report = ogverify.check(bundle, allow_unsigned=True)
+    assert report.exit_code == 0, report.headline
+    assert {c.name: str(c.spec) for c in report.comparisons} == {"y": "decimal:4,0,0", "label": "exact"}
