@@ -232,38 +232,71 @@ def _b64(text: Any, what: str) -> bytes:
         raise BundleError(f"{what} is not valid base64") from exc
 
 
+@dataclass(frozen=True)
+class EnvelopeSignature:
+    """One entry of a DSSE envelope's ``signatures``: the keyid it names ("" when none) and the
+    signature bytes, or None and why (``problem``) when they are not base64."""
+
+    keyid: str
+    sig: bytes | None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A DSSE envelope of an in-toto statement, parsed but not verified."""
+
+    payload: bytes
+    signatures: tuple[EnvelopeSignature, ...]
+
+
+def parse_envelope(raw: bytes, source: str) -> Envelope:
+    """Parse a DSSE envelope (strict JSON) whose payload is an in-toto statement.
+
+    Bundle signatures and verdict attestations are both read here. The number of signatures is
+    bounded (``MAX_SIGNATURES_PER_ENVELOPE``): each entry may be tried against every trusted key.
+
+    Raises:
+        BundleError: not strict JSON, not a DSSE envelope, another payloadType, a payload that
+            is not base64, no signatures or too many.
+    """
+    envelope = canonical_json.loads_strict(raw, source)
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("signatures"), list):
+        raise BundleError(f"{source} is not a DSSE envelope")
+    if envelope.get("payloadType") != PAYLOAD_TYPE:
+        raise BundleError(f"{source} has payloadType {envelope.get('payloadType')!r}, expected {PAYLOAD_TYPE}")
+    payload = _b64(envelope.get("payload"), f"{source} payload")
+    entries = envelope["signatures"]
+    if not entries:
+        raise BundleError(f"{source} holds no signatures")
+    if len(entries) > MAX_SIGNATURES_PER_ENVELOPE:
+        raise BundleError(f"{source} holds {len(entries)} signatures, more than {MAX_SIGNATURES_PER_ENVELOPE}")
+    signatures = []
+    for index, entry in enumerate(entries):
+        keyid = entry.get("keyid", "") if isinstance(entry, dict) else ""
+        keyid = keyid if isinstance(keyid, str) else ""
+        try:
+            signature = _b64(entry.get("sig") if isinstance(entry, dict) else None, f"{source} signature {index} sig")
+        except BundleError as exc:
+            signatures.append(EnvelopeSignature(keyid, None, exc.message))
+            continue
+        signatures.append(EnvelopeSignature(keyid, signature))
+    return Envelope(payload, tuple(signatures))
+
+
 def verify_envelope(
     source: str, raw: bytes, manifest_bytes: bytes, manifest: Manifest, trusted: Mapping[str, TrustedKey]
 ) -> list[SignatureCheck]:
     """Check every signature of one DSSE envelope against the trusted keys and this manifest."""
     try:
-        envelope = canonical_json.loads_strict(raw, source)
-        if not isinstance(envelope, dict) or not isinstance(envelope.get("signatures"), list):
-            raise BundleError(f"{source} is not a DSSE envelope")
-        if envelope.get("payloadType") != PAYLOAD_TYPE:
-            raise BundleError(f"{source} has payloadType {envelope.get('payloadType')!r}, expected {PAYLOAD_TYPE}")
-        payload = _b64(envelope.get("payload"), f"{source} payload")
-        if not envelope["signatures"]:
-            raise BundleError(f"{source} holds no signatures")
-        if len(envelope["signatures"]) > MAX_SIGNATURES_PER_ENVELOPE:
-            # each entry may be tried against every trusted key: bound the work a bundle can ask for
-            raise BundleError(
-                f"{source} holds {len(envelope['signatures'])} signatures, more than {MAX_SIGNATURES_PER_ENVELOPE}"
-            )
+        envelope = parse_envelope(raw, source)
     except BundleError as exc:
         return [SignatureCheck(source, "", "malformed", exc.message)]
-    checks = []
-    for index, entry in enumerate(envelope["signatures"]):
-        what = f"{source} signature {index}"
-        keyid = entry.get("keyid", "") if isinstance(entry, dict) else ""
-        keyid = keyid if isinstance(keyid, str) else ""
-        try:
-            signature = _b64(entry.get("sig") if isinstance(entry, dict) else None, f"{what} sig")
-        except BundleError as exc:
-            checks.append(SignatureCheck(source, keyid, "malformed", exc.message))
-            continue
-        checks.append(_verify_one(source, keyid, signature, payload, manifest_bytes, manifest, trusted))
-    return checks
+    return [
+        SignatureCheck(source, entry.keyid, "malformed", entry.problem) if entry.sig is None
+        else _verify_one(source, entry.keyid, entry.sig, envelope.payload, manifest_bytes, manifest, trusted)
+        for entry in envelope.signatures
+    ]
 
 
 def find_signer(

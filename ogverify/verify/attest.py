@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ogverify.errors import BundleError, UsageError
 from ogverify.evidence import canonical_json
-from ogverify.evidence.signing import PAYLOAD_TYPE, STATEMENT_TYPE, TrustedKey, find_signer, keyid_of, sign_statement
+from ogverify.evidence.signing import STATEMENT_TYPE, TrustedKey, find_signer, keyid_of, parse_envelope, sign_statement
 from ogverify.report.findings import Finding, Report, Status
 from ogverify.report.results import outcome, partition
 
@@ -151,29 +151,19 @@ def verify_attestation(
     try:
         if path.stat().st_size > MAX_ATTESTATION_BYTES:
             return _fail(source, f"attestation {source} is larger than {MAX_ATTESTATION_BYTES} bytes")
-        envelope = canonical_json.loads_strict(path.read_bytes(), source)
+        envelope = parse_envelope(path.read_bytes(), source)
     except OSError as exc:
         raise UsageError(f"cannot read attestation {source}: {exc.strerror or exc}") from exc
     except BundleError as exc:
-        return _fail(source, exc.message)
-    if not isinstance(envelope, dict) or envelope.get("payloadType") != PAYLOAD_TYPE:
-        return _fail(source, f"attestation {source} is not a DSSE envelope of an in-toto statement")
-    try:
-        payload = base64.b64decode(str(envelope.get("payload", "")).encode("ascii"), validate=True)
-        signatures = list(envelope.get("signatures") or [])
-    except (ValueError, TypeError):
-        return _fail(source, f"attestation {source}: payload is not valid base64")
+        return _fail(source, f"attestation {exc.message}")
+    payload = envelope.payload
     signer: TrustedKey | None = None
     claimed = ""
-    for entry in signatures:
-        if not isinstance(entry, dict):
+    for entry in envelope.signatures:
+        claimed = entry.keyid
+        if entry.sig is None:
             continue
-        claimed = str(entry.get("keyid", ""))
-        try:
-            signature = base64.b64decode(str(entry.get("sig", "")).encode("ascii"), validate=True)
-        except ValueError:
-            continue
-        signer = find_signer(claimed, signature, payload, trusted)
+        signer = find_signer(claimed, entry.sig, payload, trusted)
         if signer is not None:
             break
     if signer is None:
@@ -213,8 +203,7 @@ def verify_attestation(
 def subject_digests(path: Path) -> set[str]:
     """The manifest digests an attestation names, read without verifying it (only to route it)."""
     try:
-        envelope = canonical_json.loads_strict(path.read_bytes()[:MAX_ATTESTATION_BYTES], str(path))
-        payload = base64.b64decode(str(envelope.get("payload", "")).encode("ascii"), validate=True)
+        payload = parse_envelope(path.read_bytes()[:MAX_ATTESTATION_BYTES], str(path)).payload
         statement = canonical_json.loads_strict(payload, str(path))
         return {str(s["digest"]["sha256"]) for s in statement.get("subject") or []}
     except (OSError, BundleError, ValueError, TypeError, KeyError, AttributeError):
