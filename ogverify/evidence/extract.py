@@ -20,9 +20,10 @@ import re
 import shutil
 from pathlib import Path
 
-from ogverify.errors import BundleError, TargetExistsError, UsageError
-from ogverify.evidence.bundle import MANIFEST, Bundle, finished_staging, new_staging, open_bundle, publish_mode
+from ogverify.errors import BundleError, EvidenceMismatchError, TargetExistsError, UsageError
+from ogverify.evidence.bundle import MANIFEST, finished_staging, new_staging, open_bundle, publish_mode
 from ogverify.evidence.manifest import TensorEntry
+from ogverify.evidence.materialise import materialise_model
 from ogverify.evidence.paths import problem
 
 UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -76,29 +77,14 @@ def extract_bundle(bundle_path: Path, target: Path, *, overwrite: bool = False) 
     return target
 
 
-def write_model_files(bundle: Bundle, model_dir: Path) -> Path:
-    """Write the model and its external-data files, each verified, under ``model_dir`` by their
-    names (confined to it); return the model's path.
-
-    Raises:
-        BundleError: a name pointing outside ``model_dir``, or a blob that does not verify.
-    """
-    manifest = bundle.manifest
-    model_dir = model_dir.resolve()
-    for model_file in (manifest.model, *manifest.model_files):
-        destination = (model_dir / model_file.name).resolve()
-        if not destination.is_relative_to(model_dir):
-            raise BundleError(f"model file name {model_file.name!r} points outside the bundle")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        bundle.write_blob(model_file.artifact, destination, f"model file '{model_file.name}'")
-    return model_dir / manifest.model.name
-
-
 def _extract_into(bundle_path: Path, root: Path) -> None:
     with open_bundle(bundle_path) as bundle:
         manifest = bundle.manifest
         (root / MANIFEST).write_bytes(bundle.manifest_bytes)
-        write_model_files(bundle, root / "model")
+        try:
+            materialise_model(bundle, root / "model")
+        except EvidenceMismatchError as exc:  # unsafe names: a bundle extract cannot unpack
+            raise BundleError(exc.message) from exc
         index: dict[str, dict[str, str]] = {}
         for kind, label, entries in (
             ("inputs", "input", manifest.inputs),

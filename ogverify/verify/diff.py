@@ -214,20 +214,18 @@ def diff_paths(a: Path, b: Path) -> Difference:
 def _diff_bundles(a: Path, b: Path) -> Difference:
     import tempfile
 
+    from ogverify.errors import BundleError, EvidenceMismatchError
     from ogverify.evidence.bundle import open_bundle
+    from ogverify.evidence.materialise import materialise_model
 
     with tempfile.TemporaryDirectory(prefix="ogverify-diff-") as work, open_bundle(a) as bundle_a, \
             open_bundle(b) as bundle_b:
         paths = []
         for label, bundle in (("a", bundle_a), ("b", bundle_b)):
-            folder = Path(work) / label
-            folder.mkdir()
-            manifest = bundle.manifest
-            for entry in (manifest.model, *manifest.model_files):
-                target = folder / entry.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                bundle.write_blob(entry.artifact, target, f"model file '{entry.name}'")
-            paths.append(folder / manifest.model.name)
+            try:
+                paths.append(materialise_model(bundle, Path(work) / label))
+            except EvidenceMismatchError as exc:  # unsafe names: a bundle diff cannot unpack
+                raise BundleError(f"{bundle.path}: {exc.message}") from exc
         model_difference = diff_models(paths[0], paths[1])
         fields = list(model_difference.fields)
         json_a, json_b = bundle_a.manifest.to_json(), bundle_b.manifest.to_json()

@@ -74,7 +74,7 @@ def _model_cid(bundle: Bundle, claimed: str) -> Finding:
 
 
 def _model_signature(bundle: Bundle, signature: ModelFile | None, public_key: Path | None) -> Finding:
-    from ogverify.evidence.extract import write_model_files
+    from ogverify.evidence.materialise import materialise_model
     from ogverify.interop.model_signatures import (
         ModelSignatureMismatchError,
         signed_names,
@@ -94,7 +94,7 @@ def _model_signature(bundle: Bundle, signature: ModelFile | None, public_key: Pa
     try:
         with tempfile.TemporaryDirectory(prefix="ogverify-model-signature-") as work:
             model_dir = Path(work) / "model"
-            write_model_files(bundle, model_dir)
+            materialise_model(bundle, model_dir)
             signature_path = Path(work) / "model.sig"
             bundle.write_blob(signature.artifact, signature_path, f"model signature '{signature.name}'")
             signed = verify_model_signature(signature_path, model_dir, model_name, public_key)
