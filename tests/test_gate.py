@@ -12,9 +12,11 @@ import pytest
 
 import ogverify
 from ogverify.errors import ReplayError, UsageError
+from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.evidence.signing import generate_key_pair, load_trusted_keys
 from ogverify.packing.pack import runtime_version
 from ogverify.runtime.config import ExecutionConfig
+from ogverify.runtime.jobs import CheckJob, TensorFile
 from ogverify.runtime.runner import SessionCache
 from ogverify.verify.batch import CheckSpec, PoolStats, check_all, collect_targets
 from ogverify.verify.pipeline import CheckOptions
@@ -209,16 +211,23 @@ def slow_bundles(folder: Path, count: int) -> list[Path]:
 def test_session_cache_reuses_and_a_timeout_poisons_it(tmp_path: Path) -> None:
     model = models.save(models.mlp(features=1024, hidden=1024, batch=512), tmp_path / "big.onnx")
     x = np.ones((512, 1024), dtype=np.float32)
+    y = reference_run(model, x)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    job = CheckJob(
+        str(model), (TensorFile("x", str(tmp_path / "x.npy"), "float32", x.shape),),
+        (TensorFile("y", str(tmp_path / "y.npy"), "float32", y.shape),), {"y": ComparisonSpec()},
+        ExecutionConfig(runtime_version()), model_key="m",
+    )
     cache = SessionCache()
-    config = ExecutionConfig(runtime_version())
-    first = cache(model, {"x": x}, ["y"], config, timeout=60, model_key="m")
-    again = cache(model, {"x": x}, ["y"], config, timeout=60, model_key="m")
+    first = cache(job, timeout=60)
+    again = cache(job, timeout=60)
     assert (cache.loads, cache.reuses) == (1, 1)
-    assert np.array_equal(first.outputs["y"], again.outputs["y"])
-    assert first.process == "worker"
+    assert [c.passed for c in (*first.comparisons, *again.comparisons)] == [True, True]
+    assert first.run is not None and first.run.process == "worker"
     assert not cache.poisoned
     with pytest.raises(ReplayError, match=r"re-execution did not finish within 0\.001 s"):
-        cache(model, {"x": x}, ["y"], config, timeout=0.001, model_key="m")
+        cache(job, timeout=0.001)
     assert cache.poisoned
 
 

@@ -233,7 +233,7 @@ class EvidenceLog:
             cache = self._cache = SessionCache(max_sessions=1)
         names = self.signature().output_names
         key = ";".join(f"{f.name}={f.artifact.blake3}" for f in self.model_files)
-        return dict(cache(self.model_path(), dict(inputs), names, self.config, model_key=key).outputs)
+        return dict(cache.run_model(self.model_path(), dict(inputs), names, self.config, model_key=key).outputs)
 
     # --- appending -------------------------------------------------------------------------
 

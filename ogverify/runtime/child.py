@@ -13,10 +13,12 @@ import contextlib
 import subprocess
 import sys
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
+
+    from ogverify.runtime.jobs import CheckJob, CheckResult
 
 _prestarted: list[ReplayChild] = []
 
@@ -52,26 +54,28 @@ class ReplayChild:
         self.work_dir = Path(work_dir)
 
     def run(
-        self, job: Mapping[str, Any], *, timeout: float, memory_limit: int | None,
+        self, job: CheckJob, *, timeout: float, max_output_bytes: int | None = None,
         while_waiting: Callable[[], object] | None = None,
-    ) -> dict[str, Any]:
-        """Hand the job over, call ``while_waiting``, and wait for the result document.
+    ) -> CheckResult:
+        """Hand the job over, call ``while_waiting``, and wait for the result.
+
+        ``max_output_bytes``: reproduced values larger than this are not read back.
 
         Raises:
-            ReplayError: the process died, timed out or exceeded ``memory_limit``, or was already used.
+            ReplayError: the process died, timed out or exceeded the job's memory limit, or was already used.
         """
         import json
 
         from ogverify.errors import ReplayError
-        from ogverify.runtime.runner import read_result
+        from ogverify.runtime.jobs import CheckResult
+        from ogverify.runtime.runner import read_result, value_loader
 
         process = self._process
         if process is None:
             raise ReplayError("the re-execution process was already used")
         self._process = None
         job_path = self.work_dir / "job.json"
-        job_path.write_text(json.dumps({**job, "out_dir": str(self.work_dir), "memory_limit": memory_limit}),
-                            encoding="utf-8")
+        job_path.write_text(json.dumps(job.to_json(self.work_dir)), encoding="utf-8")
         try:
             assert process.stdin is not None
             with contextlib.suppress(BrokenPipeError):  # it died already: its result says why
@@ -81,7 +85,8 @@ class ReplayChild:
                 while_waiting()
         finally:
             stderr = self._wait(process, timeout)
-        return read_result(self.work_dir, stderr, process.returncode, memory_limit)
+        raw = read_result(self.work_dir, stderr, process.returncode, job.memory_limit)
+        return CheckResult.from_json(raw, value_loader(max_output_bytes))
 
     @staticmethod
     def _wait(process: subprocess.Popen[str], timeout: float) -> str:

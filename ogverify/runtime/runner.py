@@ -1,4 +1,8 @@
-"""Re-execution of a model in a fresh subprocess under a recorded configuration."""
+"""Where a job runs: a fresh subprocess per job, or a check worker's cache of sessions.
+
+Both run the same code (``worker.run_check_job``/``run_run_job``) on the same typed jobs
+(``jobs``); only what a session costs differs. ``replay`` runs a model once for ``pack``.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,20 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ogverify.errors import ReplayError, UsageError
 from ogverify.runtime.config import ExecutionConfig
+from ogverify.runtime.jobs import CheckJob, CheckResult, FailureKind, RunJob, RunResult, TensorFile, Value
 
 if TYPE_CHECKING:
-    from ogverify.model.tensors import Array
+    from ogverify.runtime.jobs import ValueLoader
+
+T = TypeVar("T")
 
 # numpy is imported where arrays are handled, not here: `check` reaches this module on a path
 # that leaves all numeric work to the re-execution process.
@@ -36,36 +42,16 @@ def checked_timeout(seconds: float, name: str = "timeout") -> float:
     return float(seconds)
 
 
-@dataclass(frozen=True)
-class ReplayResult:
-    """Outputs of one fresh-process run and what the runtime reports about it."""
-
-    outputs: dict[str, Array]
-    providers_used: tuple[str, ...]
-    runtime_version: str
-    seconds: Mapping[str, float] = field(default_factory=dict)
-    process: str = "fresh"
-    """``fresh``: a new process for this one run; ``worker``: a check worker's cached session."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "providers_used": list(self.providers_used),
-            "runtime_version": self.runtime_version,
-            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
-            "process": self.process,
-        }
-
-
 def replay(
     model_path: Path,
-    inputs: Mapping[str, Array],
+    inputs: Mapping[str, Value],
     output_names: Sequence[str],
     config: ExecutionConfig,
     *,
     timeout: float = DEFAULT_TIMEOUT,
     memory_limit: int | None = None,
     max_output_bytes: int | None = None,
-) -> ReplayResult:
+) -> RunResult:
     """Run ``model_path`` once in a new Python process and return the requested outputs.
 
     Args:
@@ -77,56 +63,82 @@ def replay(
         ReplayError: the runtime failed to load or run the model, the process died, timed out or
             exceeded ``memory_limit``.
     """
-    import numpy as np
-
-    from ogverify.model.tensors import parse_npy
+    from ogverify.runtime.jobs import write_value
 
     with tempfile.TemporaryDirectory(prefix="ogverify-replay-") as work:
         work_dir = Path(work)
-        input_files = {}
-        for index, (name, array) in enumerate(inputs.items()):
+        files = []
+        for index, (name, value) in enumerate(inputs.items()):
             path = work_dir / f"input_{index}.npy"
-            np.save(path, array, allow_pickle=False)
-            input_files[name] = str(path)
-        job = {
-            "model": str(model_path.resolve()),  # the child runs in its own cwd
-            "inputs": input_files,
-            "outputs": list(output_names),
-            "execution": config.to_json(),
-            "out_dir": str(work_dir),
-            "memory_limit": memory_limit,
-        }
-        job_path = work_dir / "job.json"
-        job_path.write_text(json.dumps(job), encoding="utf-8")
-        try:
-            # cwd: anything the runtime writes by a relative path lands in the work dir and goes with it.
-            process = subprocess.run(
-                [sys.executable, "-m", "ogverify.runtime.worker", str(job_path)],
-                capture_output=True, text=True, timeout=timeout, check=False, cwd=work_dir,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ReplayError(f"re-execution did not finish within {timeout:g} s") from exc
-        result = read_result(work_dir, process.stderr, process.returncode, memory_limit)
-        if "error" in result:
-            raise ReplayError(f"re-execution failed: {result['error']}", result.get("traceback", ""))
-        outputs = {}
-        for name, path in result["outputs"].items():
-            what = f"reproduced output {name!r}"
-            if max_output_bytes is not None and Path(path).stat().st_size > max_output_bytes:
-                raise ReplayError(f"{what} is larger than the max_tensor_bytes limit ({max_output_bytes})")
-            outputs[name] = parse_npy(Path(path).read_bytes(), what).copy()
-        return ReplayResult(
-            outputs, tuple(result["providers_used"]), str(result["runtime_version"]), result["seconds"]
+            write_value(value, path, f"input {name!r}")
+            files.append(TensorFile(name, str(path)))
+        # The model by absolute path: the process runs in its own cwd.
+        job = RunJob(str(model_path.resolve()), tuple(files), tuple(output_names), config, memory_limit)
+        raw = run_fresh(job, work_dir, timeout=timeout)
+        result = RunResult.from_json(raw, value_loader(max_output_bytes, strict=True))
+    if result.failure is not None:
+        raise ReplayError(result.failure.headline, result.failure.detail)
+    return result
+
+
+def check_fresh(job: CheckJob, *, timeout: float, max_output_bytes: int | None = None) -> CheckResult:
+    """Answer ``job`` in a new Python process (``max_output_bytes``: reproduced values larger
+    than this are not read back).
+
+    Raises:
+        ReplayError: the process died or timed out.
+    """
+    with tempfile.TemporaryDirectory(prefix="ogverify-replay-") as work:
+        raw = run_fresh(job, Path(work), timeout=timeout)
+        return CheckResult.from_json(raw, value_loader(max_output_bytes))
+
+
+def run_fresh(job: RunJob | CheckJob, work_dir: Path, *, timeout: float) -> dict[str, Any]:
+    """Run ``python -m ogverify.runtime.worker`` on ``job`` in ``work_dir``; its result document.
+
+    Raises:
+        ReplayError: the process died or timed out.
+    """
+    job_path = work_dir / "job.json"
+    job_path.write_text(json.dumps(job.to_json(work_dir)), encoding="utf-8")
+    try:
+        # cwd: anything the runtime writes by a relative path lands in the work dir and goes with it.
+        process = subprocess.run(
+            [sys.executable, "-m", "ogverify.runtime.worker", str(job_path)],
+            capture_output=True, text=True, timeout=timeout, check=False, cwd=work_dir,
         )
+    except subprocess.TimeoutExpired as exc:
+        raise ReplayError(f"re-execution did not finish within {timeout:g} s") from exc
+    return read_result(work_dir, process.stderr, process.returncode, job.memory_limit)
+
+
+def value_loader(limit: int | None, *, strict: bool = False) -> ValueLoader:
+    """Reads an output value back from its file; one over ``limit`` bytes is skipped (``strict``: refused).
+
+    Raises (when loading):
+        ReplayError: ``strict`` and a file over ``limit``.
+    """
+    from ogverify.runtime.jobs import read_value
+
+    def load(name: str, path: str) -> Value | None:
+        what = f"reproduced output {name!r}"
+        if limit is not None and Path(path).stat().st_size > limit:
+            if strict:
+                raise ReplayError(f"{what} is larger than the max_tensor_bytes limit ({limit})")
+            return None
+        return read_value(Path(path).read_bytes(), what)
+
+    return load
 
 
 def read_result(work_dir: Path, stderr: str, returncode: int | None, memory_limit: int | None) -> dict[str, Any]:
-    """The result document a ``_replay`` process left in ``work_dir``.
+    """The result document a worker process left in ``work_dir``.
 
     Raises:
-        ReplayError: no result (the process died; out of memory when its stderr says so), or a
-            result that reports the memory limit was hit.
+        ReplayError: no result (the process died; out of memory when its stderr says so).
     """
+    from ogverify.runtime.worker import memory_message
+
     result_path = work_dir / "result.json"
     if not result_path.is_file():
         if memory_limit is not None and _out_of_memory(stderr):
@@ -134,15 +146,7 @@ def read_result(work_dir: Path, stderr: str, returncode: int | None, memory_limi
         tail = (stderr.strip().splitlines() or ["no output"])[-1]
         raise ReplayError(f"re-execution process died (exit {returncode}): {tail[:300]}")
     result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
-    if result.get("kind") == "memory" and memory_limit is not None:
-        raise ReplayError(memory_message(memory_limit), result["error"])
     return result
-
-
-def memory_message(memory_limit: int) -> str:
-    """The one line for a re-execution stopped by the memory limit."""
-    return (f"re-execution exceeded the memory limit of {memory_limit} bytes "
-            "(max_replay_memory); the model needs more memory than the policy allows")
 
 
 def _out_of_memory(stderr: str) -> bool:
@@ -150,20 +154,9 @@ def _out_of_memory(stderr: str) -> bool:
 
 
 class Replayer(Protocol):
-    """Something that re-executes a materialised model: ``check`` calls it once per bundle."""
+    """Something that answers a CheckJob: ``check`` calls it once per bundle it re-executes."""
 
-    def __call__(
-        self,
-        model_path: Path,
-        inputs: Mapping[str, Array],
-        output_names: Sequence[str],
-        config: ExecutionConfig,
-        *,
-        timeout: float,
-        model_key: str,
-        memory_limit: int | None = None,
-        max_output_bytes: int | None = None,
-    ) -> ReplayResult: ...
+    def __call__(self, job: CheckJob, *, timeout: float, max_output_bytes: int | None = None) -> CheckResult: ...
 
 
 class SessionCache:
@@ -172,10 +165,10 @@ class SessionCache:
     A check worker is itself a fresh process with respect to the CLI, and it re-uses one loaded
     session for every bundle that shares both the model (by digest) and the configuration: a
     batch of 1000 bundles of one model loads it once per worker, not 1000 times. Configurations
-    with process-sticky settings (``session.is_process_sticky``) fall back to ``replay``, a new
-    process per run. A run that exceeds its timeout cannot be interrupted inside a process: the
-    cache is then marked ``poisoned`` and the worker that owns it must exit; so does one that ran
-    out of memory.
+    with process-sticky settings (``session.is_process_sticky``) fall back to ``check_fresh``, a
+    new process per run. A run that exceeds its timeout cannot be interrupted inside a process:
+    the cache is then marked ``poisoned`` and the worker that owns it must exit; so does one that
+    ran out of memory.
 
     ``process_memory_limit`` is the data-memory limit the owning worker process runs under (a
     pool worker sets ``RLIMIT_DATA`` to the policy's ``max_replay_memory`` when it starts). A run
@@ -194,10 +187,26 @@ class SessionCache:
         self.fresh_runs = 0
         self.poisoned = False
 
-    def __call__(
+    def __call__(self, job: CheckJob, *, timeout: float = DEFAULT_TIMEOUT,
+                 max_output_bytes: int | None = None) -> CheckResult:
+        from ogverify.runtime.session import is_process_sticky
+        from ogverify.runtime.worker import run_check_job
+
+        stricter = (job.memory_limit is not None and self.process_memory_limit is not None
+                    and job.memory_limit < self.process_memory_limit)
+        if is_process_sticky(job.execution) or stricter:
+            with self._lock:
+                self.fresh_runs += 1
+            return check_fresh(job, timeout=timeout, max_output_bytes=max_output_bytes)
+        result = self._in_thread(lambda: run_check_job(job, self._session), timeout, job.model_key, job.execution)
+        if result.failure is not None and result.failure.kind in (FailureKind.MEMORY, FailureKind.LIMIT):
+            self.poisoned = True
+        return replace(result, run=replace(result.run, process="worker")) if result.run is not None else result
+
+    def run_model(
         self,
         model_path: Path,
-        inputs: Mapping[str, Array],
+        inputs: Mapping[str, Value],
         output_names: Sequence[str],
         config: ExecutionConfig,
         *,
@@ -205,37 +214,50 @@ class SessionCache:
         model_key: str,
         memory_limit: int | None = None,
         max_output_bytes: int | None = None,
-    ) -> ReplayResult:
+    ) -> RunResult:
+        """``replay`` on a cached session: run a model on in-memory inputs and return the named
+        outputs (canonical copies). Process-sticky or stricter-memory runs get a fresh process.
+
+        Raises:
+            ReplayError: the run failed, timed out, or gave an output over ``max_output_bytes``.
+        """
+        from ogverify.model.tensors import canonicalize
+        from ogverify.runtime.session import is_process_sticky
+        from ogverify.runtime.worker import run_inputs
+
         stricter = (memory_limit is not None and self.process_memory_limit is not None
                     and memory_limit < self.process_memory_limit)
-        from ogverify.runtime.session import is_process_sticky
-
         if is_process_sticky(config) or stricter:
             with self._lock:
                 self.fresh_runs += 1
             return replay(model_path, inputs, output_names, config, timeout=timeout, memory_limit=memory_limit,
                           max_output_bytes=max_output_bytes)
-        import onnxruntime as ort
+        result = self._in_thread(
+            lambda: run_inputs(str(model_path), model_key, config, inputs, list(output_names), self._session,
+                               memory_limit),
+            timeout, model_key, config,
+        )
+        if result.failure is not None:
+            self.poisoned = self.poisoned or result.failure.kind in (FailureKind.MEMORY, FailureKind.LIMIT)
+            raise ReplayError(result.failure.headline, result.failure.detail)
+        outputs = {}
+        for name, value in result.outputs.items():
+            if max_output_bytes is not None and value.nbytes > max_output_bytes:
+                raise ReplayError(f"reproduced output {name!r} is larger than the max_tensor_bytes limit "
+                                  f"({max_output_bytes})")
+            outputs[name] = canonicalize(value, f"output {name!r}").copy()
+        assert result.run is not None
+        return RunResult(replace(result.run, process="worker"), outputs)
 
-        from ogverify.model.tensors import canonicalize, for_runtime
-        from ogverify.runtime.session import run_options
+    def _in_thread(self, work: Callable[[], T], timeout: float, model_key: str, config: ExecutionConfig) -> T:
+        """``work()`` on a thread, waited for at most ``timeout`` seconds.
 
-        started = time.perf_counter()
-        session = self._session(model_path, config, model_key)
-        loaded = time.perf_counter()
-        options = run_options(config)
-        import numpy as np
-
-        feeds = {name: for_runtime(np.asarray(array)) for name, array in inputs.items()}
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["values"] = session.run(list(output_names), feeds, options)
-            except Exception as exc:  # reported as a ReplayError below
-                box["error"] = exc
-
-        thread = threading.Thread(target=run, name="ogverify-replay", daemon=True)
+        Raises:
+            ReplayError: it did not finish in time; the cache is then poisoned (the run still holds
+                the session), and the worker that owns it must exit.
+        """
+        box: list[T] = []
+        thread = threading.Thread(target=lambda: box.append(work()), name="ogverify-replay", daemon=True)
         thread.start()
         thread.join(timeout)
         if thread.is_alive():
@@ -243,28 +265,7 @@ class SessionCache:
             with self._lock:
                 self._sessions.pop(self._key(model_key, config), None)
             raise ReplayError(f"re-execution did not finish within {timeout:g} s")
-        if "error" in box:
-            exc = box["error"]
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if isinstance(exc, MemoryError) or "bad_alloc" in first_line:
-                self.poisoned = True
-                if self.process_memory_limit is not None:
-                    raise ReplayError(memory_message(self.process_memory_limit))
-            raise ReplayError(f"re-execution failed: {type(exc).__name__}: {first_line[:500]}")
-        ran = time.perf_counter()
-        outputs: dict[str, Array] = {}
-        for name, value in zip(output_names, box["values"], strict=True):
-            if not isinstance(value, np.ndarray):
-                raise ReplayError(f"re-execution failed: output {name!r} is a {type(value).__name__}, not a tensor; "
-                                  "only tensor outputs can be compared")
-            if max_output_bytes is not None and value.nbytes > max_output_bytes:
-                raise ReplayError(f"reproduced output {name!r} is larger than the max_tensor_bytes limit "
-                                  f"({max_output_bytes})")
-            outputs[name] = canonicalize(value, f"output {name!r}").copy()
-        return ReplayResult(
-            outputs, tuple(session.get_providers()), str(ort.__version__),
-            {"load": loaded - started, "run": ran - loaded}, process="worker",
-        )
+        return box[0]
 
     def session(self, model_path: Path, config: ExecutionConfig, model_key: str) -> Any:
         """The cached InferenceSession for this model and configuration (loaded now if need be), for
@@ -273,14 +274,23 @@ class SessionCache:
         Raises:
             ReplayError: the session cannot be created here.
         """
-        return self._session(model_path, config, model_key)
+        from ogverify.runtime.worker import describe_failure
+
+        try:
+            return self._session(str(model_path), config, model_key)
+        except ReplayError:
+            raise
+        except Exception as exc:
+            failure = describe_failure(exc, None)
+            raise ReplayError(failure.headline, failure.detail) from exc
 
     @staticmethod
     def _key(model_key: str, config: ExecutionConfig) -> tuple[str, str]:
         return model_key, json.dumps(config.to_json(), sort_keys=True)
 
-    def _session(self, model_path: Path, config: ExecutionConfig, model_key: str) -> Any:
-        from ogverify.runtime.session import RuntimeUnavailableError, build_session
+    def _session(self, model: str, config: ExecutionConfig, model_key: str) -> Any:
+        """The cached session for (model_key, config), built on first use (``worker.SessionProvider``)."""
+        from ogverify.runtime.session import build_session
 
         key = self._key(model_key, config)
         with self._lock:
@@ -289,13 +299,7 @@ class SessionCache:
                 self._sessions.move_to_end(key)
                 self.reuses += 1
                 return session
-            try:
-                session = build_session(model_path, config)
-            except RuntimeUnavailableError as exc:
-                raise ReplayError(f"re-execution failed: {exc.message}") from exc
-            except Exception as exc:
-                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise ReplayError(f"re-execution failed: {type(exc).__name__}: {first_line[:500]}") from exc
+            session = build_session(model, config)
             self.loads += 1
             self._sessions[key] = session
             while len(self._sessions) > self.max_sessions:

@@ -1,17 +1,20 @@
-"""Child process of ``runner``: run one model once under one configuration, then exit.
+"""The re-execution worker: the one code that runs a job, and the process that runs one job.
 
-Invoked as ``python -m ogverify.runtime.worker JOB.json``, or as ``python -m ogverify.runtime.worker --serve``,
-which imports numpy and onnxruntime first and then reads the job's path from stdin: ``check``
-starts it before it verifies the bundle, so that the imports overlap that work. A fresh process
-per run matters: some onnxruntime settings (denormals-as-zero, thread pools) stick to the
-process that set them. It reads the job, writes each output as .npy (a ``check`` job: only when a
-comparison fails) and a result.json, and never raises past main.
+``run_check_job`` is the numeric half of ``check``: it loads the packed inputs and claimed
+outputs, checks each is what the manifest declares (the parent has checked the model's
+external data and inputs), runs the model and compares each output under its comparison.
+``run_run_job`` runs a model and returns its outputs (``pack --run``). Both take a session
+provider: a fresh session per job here, a check worker's cached one in ``runner.SessionCache``.
+Neither raises: every failure is a ``Failure`` in the result.
 
-A ``check`` job (``"kind": "check"``) also does the numeric half of ``check``: it loads the
-packed tensors, validates them against the manifest (the parent has checked the model's
-external data and inputs), compares the reproduced outputs with the claimed ones and takes
-this machine's fingerprint, so that the parent never imports numpy, onnx or onnxruntime on
-the way to a verdict.
+As a process: ``python -m ogverify.runtime.worker JOB.json``, or ``python -m
+ogverify.runtime.worker --serve``, which imports numpy and onnxruntime and takes this machine's
+fingerprint first and then reads the job's path from stdin: ``check`` starts it before it
+verifies the bundle, so that the imports overlap that work and the parent never imports numpy,
+onnx or onnxruntime on the way to a verdict. A fresh process per run matters: some onnxruntime
+settings (denormals-as-zero, thread pools) stick to the process that set them. It reads the
+job, writes the result file and the output values it names (a check: only when a comparison
+fails) beside the job, and exits; the schemas are in ``ogverify.runtime.jobs``.
 """
 
 from __future__ import annotations
@@ -21,70 +24,167 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ogverify.runtime.config import ExecutionConfig
+    from ogverify.runtime.jobs import CheckJob, CheckResult, Failure, RunFacts, RunJob, RunResult, TensorFile, Value
+
+# (model path, execution configuration, model key) -> an InferenceSession for them.
+SessionProvider = Callable[[str, "ExecutionConfig", str], Any]
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Run the job and return the result document (outputs are written next to the job)."""
-    import numpy as np
+def fresh_session(model: str, config: ExecutionConfig, model_key: str) -> Any:
+    """A new session for every job (the process runs one job, then exits)."""
+    from ogverify.runtime.session import build_session
 
-    from ogverify.model.tensors import for_runtime
-
-    started = time.perf_counter()
-    feeds = {name: for_runtime(np.load(path, allow_pickle=False)) for name, path in job["inputs"].items()}
-    result, values = execute(job, feeds, started)
-    if values is not None:
-        result["outputs"] = write_outputs(job, values)
-    return result
+    return build_session(model, config)
 
 
-def execute(job: dict[str, Any], feeds: dict[str, Any], started: float) -> tuple[dict[str, Any], list[Any] | None]:
-    """Run the model on ``feeds``: the result document (no outputs yet) and the output values,
-    or an error document and None."""
+def run_check_job(job: CheckJob, sessions: SessionProvider = fresh_session) -> CheckResult:
+    """Load and validate the packed tensors, run the model, compare; never raises."""
+    from ogverify.runtime.jobs import CheckResult
+
+    try:
+        return _check(job, sessions)
+    except Exception as exc:  # reported as data; the parent decides the finding
+        return CheckResult(failure=describe_failure(exc, job.memory_limit))
+
+
+def _check(job: CheckJob, sessions: SessionProvider) -> CheckResult:
+    from ogverify.errors import EvidenceMismatchError, OgverifyError
+    from ogverify.model.compare import compare_output
+    from ogverify.model.tensors import canonicalize
+    from ogverify.runtime.jobs import CheckResult, Failure, FailureKind
+
+    try:
+        inputs = load_tensors(job.inputs, "input")
+        claimed = load_tensors(job.claimed, "claimed output")
+    except EvidenceMismatchError as exc:
+        return CheckResult(failure=Failure(FailureKind.MISMATCH, exc.message))
+    except OgverifyError as exc:
+        return CheckResult(failure=Failure(FailureKind.BUNDLE, exc.message))
+    ran = _run(job.model, job.model_key, job.execution, inputs, list(claimed), sessions)
+    if not isinstance(ran, tuple):
+        return CheckResult(failure=ran)
+    facts, values = ran
+    reproduced = {name: canonicalize(value, f"output {name!r}") for name, value in values.items()}
+    comparisons = tuple(
+        compare_output(name, claimed[name], reproduced[name], job.comparisons[name]) for name in claimed
+    )
+    # The reproduced values are wanted only to explain a failure.
+    return CheckResult(facts, comparisons, reproduced if any(not c.passed for c in comparisons) else {})
+
+
+def run_run_job(job: RunJob, sessions: SessionProvider = fresh_session) -> RunResult:
+    """Run the model on the job's inputs and return the outputs it names; never raises."""
+    from ogverify.runtime.jobs import RunResult
+
+    try:
+        inputs = load_tensors(job.inputs, "input")
+    except Exception as exc:  # reported as data; the caller decides what to raise
+        return RunResult(failure=describe_failure(exc, job.memory_limit))
+    return run_inputs(job.model, "", job.execution, inputs, list(job.outputs), sessions, job.memory_limit)
+
+
+def run_inputs(
+    model: str, model_key: str, config: ExecutionConfig, inputs: Mapping[str, Value], names: list[str],
+    sessions: SessionProvider, memory_limit: int | None = None,
+) -> RunResult:
+    """Run the model on in-memory inputs and return the outputs named; never raises."""
+    from ogverify.runtime.jobs import RunResult
+
+    try:
+        ran = _run(model, model_key, config, inputs, names, sessions)
+    except Exception as exc:  # reported as data; the caller decides what to raise
+        return RunResult(failure=describe_failure(exc, memory_limit))
+    return RunResult(*ran) if isinstance(ran, tuple) else RunResult(failure=ran)
+
+
+def load_tensors(files: Sequence[TensorFile], kind: str) -> dict[str, Value]:
+    """Each file's tensor, checked against the type the manifest declares for it.
+
+    Raises:
+        EvidenceMismatchError: a tensor is not what the manifest says. BundleError: not a tensor file.
+    """
+    from ogverify.model.agreement import check_tensor
+    from ogverify.model.tensors import parse_npy
+
+    tensors = {}
+    for entry in files:
+        what = f"{kind} '{entry.name}'"
+        array = parse_npy(Path(entry.path).read_bytes(), what)
+        if entry.dtype is not None and entry.shape is not None:
+            check_tensor(array, entry.dtype, entry.shape, what)
+        tensors[entry.name] = array
+    return tensors
+
+
+def _run(
+    model: str, model_key: str, config: ExecutionConfig, inputs: Mapping[str, Value], names: list[str],
+    sessions: SessionProvider,
+) -> tuple[RunFacts, dict[str, Value]] | Failure:
+    """Run the model: the run's facts and the named outputs, or why there are none.
+
+    Raises:
+        Exception: what onnxruntime raises loading or running the model (see ``describe_failure``).
+    """
     import numpy as np
     import onnxruntime as ort
 
-    from ogverify.runtime.config import ExecutionConfig
-    from ogverify.runtime.session import RuntimeUnavailableError, build_session, run_options
+    from ogverify.model.tensors import for_runtime
+    from ogverify.runtime.jobs import Failure, FailureKind, RunFacts
+    from ogverify.runtime.session import RuntimeUnavailableError, run_options
 
-    config = ExecutionConfig.from_json(job["execution"])
+    started = time.perf_counter()
     try:
-        session = build_session(job["model"], config)
+        session = sessions(model, config, model_key)
     except RuntimeUnavailableError as exc:
-        return {"error": exc.message, "kind": "environment"}, None
+        return Failure(FailureKind.ENVIRONMENT, exc.message)
     loaded = time.perf_counter()
-    values = session.run(job["outputs"], feeds, run_options(config))
-    ran = time.perf_counter()
-    for name, value in zip(job["outputs"], values, strict=True):
+    values = session.run(names, {name: for_runtime(value) for name, value in inputs.items()}, run_options(config))
+    finished = time.perf_counter()
+    for name, value in zip(names, values, strict=True):
         if not isinstance(value, np.ndarray):
-            return {"error": f"output {name!r} is a {type(value).__name__}, not a tensor; "
-                             "only tensor outputs can be compared", "kind": "model"}, None
-    return {
-        "providers_used": list(session.get_providers()),
-        "runtime_version": ort.__version__,
-        "seconds": {"load": loaded - started, "run": ran - loaded},
-    }, values
-
-
-def write_outputs(job: dict[str, Any], values: list[Any]) -> dict[str, str]:
-    """Write each output as .npy next to the job; name -> path."""
-    import numpy as np
-
-    from ogverify.model.tensors import canonicalize
-
-    out_dir = Path(job["out_dir"])
-    files = {}
-    for index, (name, value) in enumerate(zip(job["outputs"], values, strict=True)):
-        path = out_dir / f"output_{index}.npy"
-        np.save(path, canonicalize(value, f"output {name!r}"), allow_pickle=False)
-        files[name] = str(path)
-    return files
+            return Failure(FailureKind.MODEL, f"output {name!r} is a {type(value).__name__}, not a tensor; "
+                                              "only tensor outputs can be compared")
+    facts = RunFacts(tuple(session.get_providers()), str(ort.__version__),
+                     {"load": loaded - started, "run": finished - loaded})
+    return facts, dict(zip(names, values, strict=True))
 
 
 # How onnxruntime says an allocation failed (its arena, or a C++ std::bad_alloc turned into an exception).
 _ALLOCATION_FAILED = ("Failed to allocate memory", "bad_alloc", "bad allocation", "Cannot allocate memory")
 _UNKNOWN_OP = re.compile(r"([\w.]*):(\w+)\(-?\d+\) is not a registered function/op")
+
+
+def memory_message(memory_limit: int) -> str:
+    """The one line for a re-execution stopped by the memory limit."""
+    return (f"re-execution exceeded the memory limit of {memory_limit} bytes "
+            "(max_replay_memory); the model needs more memory than the policy allows")
+
+
+def describe_failure(exc: BaseException, memory_limit: int | None) -> Failure:
+    """The failure of a job that raised ``exc`` (call it inside the ``except``: it keeps the traceback)."""
+    from ogverify.runtime.jobs import Failure, FailureKind
+
+    text = str(exc).strip()
+    first_line = (text.splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, MemoryError) or any(sign in text for sign in _ALLOCATION_FAILED):
+        allocation = f"{type(exc).__name__}: allocation failed: {first_line[:300]}"
+        if memory_limit is not None:
+            return Failure(FailureKind.LIMIT, memory_message(memory_limit), allocation)
+        return Failure(FailureKind.MEMORY, allocation)
+    unknown = _UNKNOWN_OP.search(text)
+    if unknown is not None:
+        domain, op = unknown.group(1) or "ai.onnx", unknown.group(2)
+        return Failure(FailureKind.MODEL, f"the model uses operator {op} from domain {domain!r}, which onnxruntime "
+                                          "cannot load (custom operators are not supported)")
+    import traceback
+
+    return Failure(FailureKind.RUNTIME, f"{type(exc).__name__}: {first_line[:500]}", traceback.format_exc(limit=5))
 
 
 def limit_memory(limit: int | None) -> int | None:
@@ -109,70 +209,46 @@ def limit_memory(limit: int | None) -> int | None:
     return limit
 
 
-def describe_failure(exc: BaseException) -> dict[str, Any]:
-    """The result document for a run that raised ``exc``: a one-line error and its kind."""
-    text = str(exc).strip()
-    first_line = (text.splitlines() or [type(exc).__name__])[0]
-    if isinstance(exc, MemoryError) or any(sign in text for sign in _ALLOCATION_FAILED):
-        return {"error": f"{type(exc).__name__}: allocation failed: {first_line[:300]}", "kind": "memory"}
-    unknown = _UNKNOWN_OP.search(text)
-    if unknown is not None:
-        domain, op = unknown.group(1) or "ai.onnx", unknown.group(2)
-        return {"error": f"the model uses operator {op} from domain {domain!r}, which onnxruntime cannot load "
-                         "(custom operators are not supported)", "kind": "model"}
-    import traceback
+def write_values(values: Mapping[str, Value], out_dir: Path) -> dict[str, str]:
+    """Write each value into ``out_dir`` (``output_<index>``); name -> path."""
+    from ogverify.runtime.jobs import write_value
 
-    return {"error": f"{type(exc).__name__}: {first_line[:500]}", "kind": "runtime",
-            "traceback": traceback.format_exc(limit=5)}
+    files = {}
+    for index, (name, value) in enumerate(values.items()):
+        path = out_dir / f"output_{index}.npy"
+        write_value(value, path, f"output {name!r}")
+        files[name] = str(path)
+    return files
 
 
-def check_job(job: dict[str, Any], environment: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load and validate the packed tensors, run the model, compare; see the module docstring.
+def answer(raw: Mapping[str, Any], environment: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Run the job ``raw`` describes and return the result document (its output files written)."""
+    from dataclasses import replace
 
-    ``environment``: this machine's fingerprint, when it was already taken (while waiting).
-    """
-    from ogverify.errors import EvidenceMismatchError, OgverifyError
-    from ogverify.evidence.comparison import ComparisonSpec
-    from ogverify.model.agreement import check_tensor
-    from ogverify.model.compare import compare_output
-    from ogverify.model.tensors import canonicalize, for_runtime, parse_npy
-    from ogverify.runtime.fingerprint import capture
+    from ogverify.runtime.jobs import CheckJob, CheckResult, job_from_json
 
-    environment = environment if environment is not None else capture()
+    out_dir = Path(raw["out_dir"])
     try:
-        tensors = {}
-        for kind, entries in (("input", job["inputs"]), ("claimed output", job["claimed"])):
-            for name, entry in entries.items():
-                what = f"{kind} '{name}'"
-                array = parse_npy(Path(entry["path"]).read_bytes(), what)
-                check_tensor(array, entry["dtype"], entry["shape"], what)
-                tensors[(kind, name)] = array
-        inputs = {name: a for (kind, name), a in tensors.items() if kind == "input"}
-    except EvidenceMismatchError as exc:
-        return {"mismatch": str(exc), "environment": environment}
-    except OgverifyError as exc:
-        return {"error": exc.message, "kind": "bundle", "environment": environment}
-    job = {**job, "outputs": list(job["claimed"])}
-    result, values = execute(job, {name: for_runtime(a) for name, a in inputs.items()}, time.perf_counter())
-    result["environment"] = environment
-    if values is None:
-        return result
-    reproduced = [canonicalize(value, f"output {name!r}") for name, value in zip(job["outputs"], values, strict=True)]
-    comparisons = [
-        compare_output(name, tensors[("claimed output", name)], value, ComparisonSpec.parse(job["specs"][name]))
-        for name, value in zip(job["outputs"], reproduced, strict=True)
-    ]
-    result["comparisons"] = [c.to_json() for c in comparisons]
-    # The parent reads the reproduced values only to explain a failure.
-    result["outputs"] = write_outputs(job, reproduced) if any(not c.passed for c in comparisons) else {}
-    return result
+        job = job_from_json(raw)
+        limit_memory(job.memory_limit)
+        if isinstance(job, CheckJob):
+            checked = replace(run_check_job(job), environment=environment)
+            return checked.to_json(write_values(checked.reproduced, out_dir))
+        ran = run_run_job(job)
+        return ran.to_json(write_values(ran.outputs, out_dir))
+    except Exception as exc:  # a job that cannot even be read, an output that cannot be written
+        return CheckResult(failure=describe_failure(exc, None), environment=environment).to_json({})
 
 
 def _serve() -> tuple[str | None, dict[str, Any]]:
-    # Pay for the heavy imports, and take the fingerprint, while the parent is still verifying.
+    # Pay for the imports a check job needs, and take the fingerprint, while the parent is still verifying.
     import numpy  # noqa: F401
     import onnxruntime  # noqa: F401
 
+    import ogverify.model.agreement
+    import ogverify.model.compare
+    import ogverify.runtime.jobs
+    import ogverify.runtime.session  # noqa: F401
     from ogverify.runtime.fingerprint import capture
 
     environment = capture()
@@ -181,23 +257,24 @@ def _serve() -> tuple[str | None, dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
+    serve = argv[1:] == ["--serve"]
     environment = None
-    if argv[1:] == ["--serve"]:
+    if serve:
         job_file, environment = _serve()
         if job_file is None:  # the parent did not need a re-execution after all
             return 0
     else:
         job_file = argv[1]
     job_path = Path(job_file)
-    result_path = job_path.with_name("result.json")
     try:
-        job = json.loads(job_path.read_text(encoding="utf-8"))
-        limit_memory(job.get("memory_limit"))
-        result = check_job(job, environment) if job.get("kind") == "check" else run_job(job)
+        raw = json.loads(job_path.read_text(encoding="utf-8"))
+        document = answer(raw, environment)
     except Exception as exc:  # reported to the parent as data; the parent decides the exit code
-        result = describe_failure(exc)
-    result_path.write_text(json.dumps(result), encoding="utf-8")
-    if argv[1:] == ["--serve"]:
+        from ogverify.runtime.jobs import CheckResult
+
+        document = CheckResult(failure=describe_failure(exc, None), environment=environment).to_json({})
+    job_path.with_name("result.json").write_text(json.dumps(document), encoding="utf-8")
+    if serve:
         # The parent waits for this process to end: skip tearing down onnxruntime and numpy.
         sys.stdout.flush()
         sys.stderr.flush()

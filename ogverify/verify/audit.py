@@ -277,8 +277,10 @@ def _reproduce(loaded: _Loaded, config: Any, ready: Sequence[tuple[int, dict[str
     if is_process_sticky(config):
         for index, inputs, claimed in ready:
             try:
-                results[index] = cache(loaded.model, inputs, list(claimed), config, timeout=timeout,
-                                       model_key=loaded.model_key, max_output_bytes=MAX_TENSOR_BYTES).outputs
+                results[index] = dict(cache.run_model(
+                    loaded.model, inputs, list(claimed), config, timeout=timeout, model_key=loaded.model_key,
+                    max_output_bytes=MAX_TENSOR_BYTES,
+                ).outputs)
             except OgverifyError as exc:
                 results[index] = exc
         return results
@@ -286,11 +288,9 @@ def _reproduce(loaded: _Loaded, config: Any, ready: Sequence[tuple[int, dict[str
         session = cache.session(loaded.model, config, loaded.model_key)
     except OgverifyError as exc:
         return dict.fromkeys((index for index, _, _ in ready), exc)
-    import onnxruntime as ort
+    from ogverify.runtime.session import run_options
 
-    options = ort.RunOptions()
-    for key, value in config.run_config_entries.items():
-        options.add_run_config_entry(key, value)
+    options = run_options(config)
     answers: queue.Queue[tuple[int, dict[str, Any] | OgverifyError]] = queue.Queue()
 
     def work() -> None:

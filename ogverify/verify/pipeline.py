@@ -6,32 +6,32 @@ becomes FAIL findings (exit 1). Nothing is executed unless integrity and signatu
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ogverify.errors import EvidenceMismatchError, OgverifyError
 from ogverify.evidence.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
 from ogverify.evidence.comparison import OutputComparison
-from ogverify.evidence.manifest import Artifact, TensorEntry
+from ogverify.evidence.manifest import Artifact
+from ogverify.evidence.materialise import model_targets
 from ogverify.evidence.signing import TrustedKey, verify_envelope
-from ogverify.model.agreement import check_model, check_tensor
+from ogverify.model.agreement import check_model
 from ogverify.report.findings import Finding, Report, Status
 from ogverify.runtime.child import ReplayChild, take_prestarted
 from ogverify.runtime.fingerprint import EnvironmentDifference, capture, diff_environments
-from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, ReplayResult, checked_timeout
+from ogverify.runtime.jobs import CheckJob, CheckResult, FailureKind, RunFacts, TensorFile
+from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, checked_timeout
 from ogverify.verify.log_signature import log_signature_finding
 from ogverify.verify.policy import EnvironmentPolicy
 from ogverify.verify.provenance import check_provenance
 
-if TYPE_CHECKING:
-    from ogverify.model.tensors import Array
-
-# numpy, onnx and onnxruntime are not imported here: on the default path the re-execution
-# process does all numeric work (see ``_replay_in_child``), and it starts importing them
-# before this process has even opened the bundle.
+# numpy, onnx and onnxruntime are not imported here: the re-execution process (or a check
+# worker's session cache) does all numeric work on a ``CheckJob`` (see ``_reexecute``); the
+# fresh process starts importing them before this process has even opened the bundle.
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class CheckOptions:
         rerun: re-execute the model and compare outputs (False: integrity and signatures only).
         timeout: seconds the re-execution may take.
         limits: bounds on what the bundle may make ogverify read.
-        replayer: how to re-execute; None runs each re-execution in a fresh subprocess
-            (``runner.replay``); a ``runner.SessionCache`` re-uses sessions inside a worker.
+        replayer: how to answer the re-execution's CheckJob; None: a fresh subprocess
+            (``runtime.child``); a ``runner.SessionCache`` re-uses sessions inside a worker.
         environment_policy: environment differences to accept or to fail (policy ``[environment]``).
         explain: on a failed reproduction, search for the cause (``drift.explain``).
         explain_budget: the most trial runs the explanation may spend.
@@ -103,6 +103,7 @@ def check_bundle_then(path: Path, options: CheckOptions | None, stage: Stage[S])
     options = options or CheckOptions()
     # Started first: it imports numpy and onnxruntime while this process verifies the bundle.
     child = (take_prestarted() or ReplayChild()) if options.rerun and options.replayer is None else None
+    scratch: Path | None = None
     try:
         try:
             bundle = open_bundle(path, options.limits)
@@ -110,21 +111,25 @@ def check_bundle_then(path: Path, options: CheckOptions | None, stage: Stage[S])
             return stage(Report(str(path), (Finding("bundle", "bundle", Status.ERROR, exc.message),),
                                 rerun=options.rerun), None)
         with bundle:
-            return stage(_check_open(bundle, options, child), bundle)
+            if options.rerun and child is None:
+                scratch = Path(tempfile.mkdtemp(prefix="ogverify-check-"))
+            return stage(_check_open(bundle, options, child, child.work_dir if child is not None else scratch), bundle)
     finally:
         if child is not None:
             child.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None = None) -> Report:
-    workspace = _Workspace.plan(bundle, child.work_dir) if child is not None else None
+def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None, work_dir: Path | None) -> Report:
+    """The stages; ``work_dir`` (when re-executing) receives the re-execution's files."""
+    workspace = _Workspace.plan(bundle, work_dir) if work_dir is not None else None
     integrity = _integrity(bundle, workspace)
     signatures = _signatures(bundle, options)
     runnable = integrity.status is Status.PASS and signatures.status in (Status.PASS, Status.WARN)
     outcome = None
-    if options.rerun and runnable:
-        outcome = (_replay_in_child(bundle, options, child, workspace) if child is not None and workspace is not None
-                   else _replay_and_compare(bundle, options))
+    if options.rerun and runnable and workspace is not None:
+        outcome = _reexecute(bundle, options, child, workspace)
     environment_here = outcome.environment if outcome is not None and outcome.environment is not None else capture()
     differences = tuple(diff_environments(bundle.manifest.environment, environment_here))
     findings = [integrity, signatures, *check_provenance(bundle, integrity, options.model_signing_key),
@@ -142,9 +147,10 @@ def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None
         findings.append(outcome.replay_finding)
         findings.extend(_comparison_findings(comparisons))
         result = outcome.result
-        replay_facts = result.to_json() if result is not None else None
+        replay_facts = result.run.to_json() if result is not None and result.run is not None else None
         if result is not None and options.explain and any(not c.passed for c in comparisons):
-            findings.append(_explanation(bundle, options, result, comparisons, differences))
+            assert workspace is not None
+            findings.append(_explanation(bundle, options, result, comparisons, differences, workspace))
     return Report(
         str(bundle.path),
         tuple(findings),
@@ -170,24 +176,24 @@ def _graph_drift(recorded: object, here: Mapping[str, object] | None) -> str:
 
 
 def _explanation(
-    bundle: Bundle, options: CheckOptions, result: ReplayResult, comparisons: list[OutputComparison],
-    differences: tuple[EnvironmentDifference, ...],
+    bundle: Bundle, options: CheckOptions, result: CheckResult, comparisons: list[OutputComparison],
+    differences: tuple[EnvironmentDifference, ...], workspace: _Workspace,
 ) -> Finding:
     """Why the reproduction failed: the drift engine's answer as a finding (a warning: the
-    comparison findings already carry the failure)."""
+    comparison findings already carry the failure). It works on the re-execution's files."""
     import onnxruntime
 
+    from ogverify.runtime.worker import load_tensors
     from ogverify.verify.drift.engine import explain
 
     manifest = bundle.manifest
     failing = next(c for c in comparisons if not c.passed)
     try:
         with tempfile.TemporaryDirectory(prefix="ogverify-explain-") as work:
-            model_path = _materialize(bundle, Path(work) / "model")
-            inputs = {t.name: _load_tensor(bundle, t, f"input '{t.name}'") for t in manifest.inputs}
-            claimed = {t.name: _load_tensor(bundle, t, f"claimed output '{t.name}'") for t in manifest.outputs}
+            inputs = load_tensors(workspace.inputs, "input")
+            claimed = load_tensors(workspace.claimed, "claimed output")
             explanation = explain(
-                model_path, inputs, claimed, manifest.execution, result.outputs, Path(work) / "trials",
+                workspace.model, inputs, claimed, manifest.execution, result.reproduced, Path(work) / "trials",
                 budget=options.explain_budget, timeout=options.timeout, tolerance=failing.spec,
                 candidate_model=options.candidate_model,
                 available_providers=onnxruntime.get_available_providers(),
@@ -330,15 +336,6 @@ def _environment(
                    children=tuple(children))
 
 
-def _load_tensor(bundle: Bundle, entry: TensorEntry, artifact_label: str) -> Array:
-    from ogverify.model.tensors import parse_npy
-
-    raw = bundle.read_blob(entry.artifact, artifact_label, bundle.limits.max_tensor_bytes)
-    array = parse_npy(raw, artifact_label)
-    check_tensor(array, entry.dtype, entry.shape, artifact_label)
-    return array
-
-
 def _failed(exc: Exception) -> _Outcome:
     """The outcome of a re-execution that could not start: FAIL for contradicting evidence, else ERROR."""
     if isinstance(exc, EvidenceMismatchError):
@@ -356,9 +353,9 @@ class _Outcome:
     machine's fingerprint when the re-execution process took it."""
 
     replay_finding: Finding
-    result: ReplayResult | None = None
+    result: CheckResult | None = None
     comparisons: list[OutputComparison] = field(default_factory=list)
-    environment: dict[str, Any] | None = None
+    environment: Mapping[str, Any] | None = None
 
 
 def _comparison_findings(comparisons: list[OutputComparison]) -> list[Finding]:
@@ -369,15 +366,17 @@ def _comparison_findings(comparisons: list[OutputComparison]) -> list[Finding]:
     ]
 
 
-def _replay_finding(result: ReplayResult) -> Finding:
+def _replay_finding(run: RunFacts) -> Finding:
     return Finding(
         "replay", "re-execution", Status.PASS,
-        f"re-executed with onnxruntime {result.runtime_version} on {', '.join(result.providers_used)}",
-        result.to_json(),
+        f"re-executed with onnxruntime {run.runtime_version} on {', '.join(run.providers_used)}",
+        run.to_json(),
     )
 
 
-def _tensor_targets(bundle: Bundle, folder: Path) -> tuple[list[tuple[str, Artifact, Path]], list[dict[str, Any]]]:
+def _tensor_targets(
+    bundle: Bundle, folder: Path
+) -> tuple[list[tuple[str, Artifact, Path]], tuple[TensorFile, ...], tuple[TensorFile, ...]]:
     """Where the packed inputs and claimed outputs go as .npy files, and the job's entries for them.
 
     Raises:
@@ -385,7 +384,7 @@ def _tensor_targets(bundle: Bundle, folder: Path) -> tuple[list[tuple[str, Artif
     """
     folder.mkdir()
     targets: list[tuple[str, Artifact, Path]] = []
-    entries: list[dict[str, Any]] = [{}, {}]
+    files: list[list[TensorFile]] = [[], []]
     for index, (label, tensors) in enumerate((("input", bundle.manifest.inputs),
                                               ("claimed output", bundle.manifest.outputs))):
         for position, entry in enumerate(tensors):
@@ -395,8 +394,8 @@ def _tensor_targets(bundle: Bundle, folder: Path) -> tuple[list[tuple[str, Artif
                                         f"{bundle.limits.max_tensor_bytes}-byte limit")
             path = folder / f"{index}_{position}.npy"
             targets.append((what, entry.artifact, path))
-            entries[index][entry.name] = {"path": str(path), "dtype": entry.dtype, "shape": list(entry.shape)}
-    return targets, entries
+            files[index].append(TensorFile(entry.name, str(path), entry.dtype, tuple(entry.shape)))
+    return targets, tuple(files[0]), tuple(files[1])
 
 
 @dataclass
@@ -410,8 +409,8 @@ class _Workspace:
     """
 
     model: Path
-    inputs: dict[str, Any] = field(default_factory=dict)
-    claimed: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[TensorFile, ...] = ()
+    claimed: tuple[TensorFile, ...] = ()
     error: Exception | None = None
     # artifact label -> (artifact, file) still to write, in manifest order
     pending: dict[str, list[tuple[Artifact, Path]]] = field(default_factory=dict)
@@ -420,8 +419,8 @@ class _Workspace:
     def plan(cls, bundle: Bundle, work_dir: Path) -> _Workspace:
         workspace = cls(work_dir / "model" / bundle.manifest.model.name)
         try:
-            model = _model_targets(bundle, work_dir / "model")
-            tensors, (workspace.inputs, workspace.claimed) = _tensor_targets(bundle, work_dir / "tensors")
+            model = model_targets(bundle.manifest, work_dir / "model")
+            tensors, workspace.inputs, workspace.claimed = _tensor_targets(bundle, work_dir / "tensors")
         except (OgverifyError, OSError) as exc:
             workspace.error = exc
         else:
@@ -474,98 +473,34 @@ def _check_model(bundle: Bundle, model: Path) -> None:
                 {t.name: (t.dtype, tuple(t.shape)) for t in manifest.inputs})
 
 
-def _replay_in_child(bundle: Bundle, options: CheckOptions, child: ReplayChild, workspace: _Workspace) -> _Outcome:
-    """The default path: the re-execution process validates, runs and compares (see _replay.py)."""
+def _reexecute(bundle: Bundle, options: CheckOptions, child: ReplayChild | None, workspace: _Workspace) -> _Outcome:
+    """Hand the re-execution its CheckJob: to the fresh process, or to the given replayer (a check
+    worker's session cache); both answer it with ``worker.run_check_job``."""
     manifest = bundle.manifest
     try:
         workspace.complete(bundle)
         _check_model(bundle, workspace.model)
-        inputs, claimed = workspace.inputs, workspace.claimed
-        raw = child.run({
-            "kind": "check",
-            "model": str(workspace.model),
-            "inputs": inputs,
-            "claimed": claimed,
-            "specs": {t.name: str(manifest.comparison.for_output(t.name)) for t in manifest.outputs},
-            "execution": manifest.execution.to_json(),
-        }, timeout=options.timeout, memory_limit=bundle.limits.max_replay_memory, while_waiting=options.while_waiting)
-    except (OgverifyError, OSError) as exc:
-        return _failed(exc)
-    environment = raw.get("environment")
-    if "mismatch" in raw:
-        return _Outcome(Finding("replay", "re-execution", Status.FAIL, str(raw["mismatch"])), environment=environment)
-    if "error" in raw:
-        message = raw["error"] if raw.get("kind") == "bundle" else f"re-execution failed: {raw['error']}"
-        return _Outcome(Finding("replay", "re-execution", Status.ERROR, message,
-                                {"detail": raw.get("traceback", "")}), environment=environment)
-    comparisons = [OutputComparison.from_json(c) for c in raw["comparisons"]]
-    outputs: dict[str, Array] = {}
-    if any(not c.passed for c in comparisons):  # the drift engine needs the reproduced values
-        from ogverify.model.tensors import parse_npy
-
-        for name, path in raw["outputs"].items():
-            if Path(path).stat().st_size > bundle.limits.max_tensor_bytes:
-                break
-            outputs[name] = parse_npy(Path(path).read_bytes(), f"reproduced output {name!r}").copy()
-    result = ReplayResult(outputs, tuple(raw["providers_used"]), str(raw["runtime_version"]), raw["seconds"])
-    return _Outcome(_replay_finding(result), result, comparisons, environment)
-
-
-def _replay_and_compare(bundle: Bundle, options: CheckOptions) -> _Outcome:
-    """The path for a given replayer (a check worker's session cache): numeric work happens here."""
-    from ogverify.model.compare import compare_output
-
-    manifest = bundle.manifest
-    try:
-        with tempfile.TemporaryDirectory(prefix="ogverify-check-") as work:
-            model_dir = Path(work) / "model"
-            model_path = _materialize(bundle, model_dir)
-            inputs = {t.name: _load_tensor(bundle, t, f"input '{t.name}'") for t in manifest.inputs}
-            claimed = {t.name: _load_tensor(bundle, t, f"claimed output '{t.name}'") for t in manifest.outputs}
-            _check_model(bundle, model_path)
+        job = CheckJob(
+            str(workspace.model), workspace.inputs, workspace.claimed,
+            {t.name: manifest.comparison.for_output(t.name) for t in manifest.outputs}, manifest.execution,
+            model_key=";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files)),
+            memory_limit=bundle.limits.max_replay_memory,
+        )
+        limit = bundle.limits.max_tensor_bytes
+        if child is not None:
+            result = child.run(job, timeout=options.timeout, max_output_bytes=limit,
+                               while_waiting=options.while_waiting)
+        else:
             assert options.replayer is not None
-            model_key = ";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files))
-            result = options.replayer(model_path, inputs, list(claimed), manifest.execution,
-                                      timeout=options.timeout, model_key=model_key,
-                                      memory_limit=bundle.limits.max_replay_memory,
-                                      max_output_bytes=bundle.limits.max_tensor_bytes)
+            result = options.replayer(job, timeout=options.timeout, max_output_bytes=limit)
     except (OgverifyError, OSError) as exc:
         return _failed(exc)
-    comparisons = [
-        compare_output(name, claimed[name], result.outputs[name], manifest.comparison.for_output(name))
-        for name in claimed
-    ]
-    return _Outcome(_replay_finding(result), result, comparisons)
-
-
-def _model_targets(bundle: Bundle, model_dir: Path) -> list[tuple[str, Artifact, Path]]:
-    """Where the model and its external-data files go under ``model_dir`` (folders made, nothing written).
-
-    Raises:
-        EvidenceMismatchError: a file name that points outside ``model_dir`` or appears twice.
-    """
-    manifest = bundle.manifest
-    model_dir.mkdir(parents=True)
-    targets: list[tuple[str, Artifact, Path]] = []
-    seen: set[Path] = set()
-    for label, entry in ((f"model '{manifest.model.name}'", manifest.model),
-                         *((f"model file '{f.name}'", f) for f in manifest.model_files)):
-        target = (model_dir / entry.name).resolve()
-        if not target.is_relative_to(model_dir.resolve()):
-            raise EvidenceMismatchError(f"model file name {entry.name!r} points outside the model directory")
-        if target in seen:
-            raise EvidenceMismatchError(f"model file {entry.name!r} appears twice")
-        seen.add(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        targets.append((label, entry.artifact, target))
-    for (_, _, target), entry in zip(targets, (manifest.model, *manifest.model_files), strict=True):
-        if target.exists():  # a folder another name needs ("a" beside "a/b")
-            raise EvidenceMismatchError(f"model file {entry.name!r} appears twice")
-    return targets
-
-
-def _materialize(bundle: Bundle, model_dir: Path) -> Path:
-    """Write the model and its external-data files, verified, under ``model_dir``."""
-    for label, artifact, target in _model_targets(bundle, model_dir):
-        bundle.write_blob(artifact, target, label.replace("model '", "model file '", 1))
-    return model_dir / bundle.manifest.model.name
+    failure = result.failure
+    if failure is not None:
+        if failure.kind is FailureKind.MISMATCH:
+            finding = Finding("replay", "re-execution", Status.FAIL, failure.headline)
+        else:
+            finding = Finding("replay", "re-execution", Status.ERROR, failure.headline, {"detail": failure.detail})
+        return _Outcome(finding, environment=result.environment)
+    assert result.run is not None
+    return _Outcome(_replay_finding(result.run), result, list(result.comparisons), result.environment)

@@ -1,0 +1,314 @@
+"""What the re-execution worker is asked to do, and what it answers: typed values with a schema.
+
+Two jobs, each answered by one result:
+
+- ``RunJob`` → ``RunResult``: run a model on inputs and return the named outputs (``pack --run``).
+- ``CheckJob`` → ``CheckResult``: the numeric half of ``check``: load the packed inputs and
+  claimed outputs, check each is the type the manifest declares, run the model, compare every
+  output under its comparison.
+
+``ogverify.runtime.worker.run_check_job`` answers a CheckJob, whether in a fresh process (the
+default ``check``) or inside a check worker's session cache (``check --jobs``): the rules
+about validating, running and comparing live there once. Across a process boundary a job is
+a JSON file (``to_json``/``from_json``, schema below) and a result is another; output values
+travel as files beside it, written and read by ``write_value``/``read_value``.
+
+Job file (``job.json``)::
+
+    {"schema": "ogverify.check-job/1", "model": PATH, "model_key": STR,
+     "inputs": [TENSOR...], "claimed": [TENSOR...], "comparisons": {NAME: "exact" | "ulp:N" ...},
+     "execution": EXECUTION, "memory_limit": INT | null, "out_dir": PATH}
+    {"schema": "ogverify.run-job/1", "model": PATH, "inputs": [TENSOR...], "outputs": [NAME...],
+     "execution": EXECUTION, "memory_limit": INT | null, "out_dir": PATH}
+    TENSOR = {"name": STR, "path": PATH, "dtype": STR | null, "shape": [INT...] | null}
+
+``dtype``/``shape`` are what the manifest declares (null: not checked, for inputs ogverify wrote
+itself); EXECUTION is the manifest's ``execution`` object.
+
+Result file (``result.json``)::
+
+    {"schema": "ogverify.check-result/1" | "ogverify.run-result/1",
+     "run": {"providers_used": [STR...], "runtime_version": STR, "seconds": {STR: FLOAT}} | null,
+     "comparisons": [COMPARISON...],          (check results only; a report's comparison objects)
+     "outputs": {NAME: PATH},                 (check: only when a comparison failed)
+     "failure": {"kind": KIND, "message": STR, "detail": STR} | null,
+     "environment": {...} | null}             (check: this machine's fingerprint, when taken)
+
+This module imports neither numpy nor onnxruntime at import time: ``check``'s parent process
+builds jobs and reads results without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from ogverify.evidence.comparison import ComparisonSpec, OutputComparison
+from ogverify.runtime.config import ExecutionConfig
+
+CHECK_JOB = "ogverify.check-job/1"
+RUN_JOB = "ogverify.run-job/1"
+CHECK_RESULT = "ogverify.check-result/1"
+RUN_RESULT = "ogverify.run-result/1"
+
+# An input or output value. A numpy array today; the non-tensor values of ONNX (sequences, maps,
+# optionals) arrive through the same seam: ``write_value``/``read_value`` and ``model.compare``.
+Value = Any
+
+
+class FailureKind(Enum):
+    """Why a job produced no comparison; each kind becomes one kind of finding."""
+
+    MISMATCH = "mismatch"
+    """The bundle's pieces contradict each other (a packed tensor is not what the manifest says): FAIL."""
+    BUNDLE = "bundle"
+    """A packed tensor cannot be read: could not verify, message as is."""
+    LIMIT = "limit"
+    """The policy's ``max_replay_memory`` stopped the run: could not verify, message as is."""
+    ENVIRONMENT = "environment"
+    """This onnxruntime lacks a provider or optimisation level the configuration names."""
+    MODEL = "model"
+    """The model uses something re-execution cannot handle (custom operators, ...)."""
+    MEMORY = "memory"
+    """An allocation failed, with no memory limit to blame."""
+    RUNTIME = "runtime"
+    """onnxruntime raised while loading or running the model."""
+
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A job that could not be done: its kind, one line, and optional detail (a traceback)."""
+
+    kind: FailureKind
+    message: str
+    detail: str = ""
+
+    @property
+    def headline(self) -> str:
+        """The finding's line: the message where it stands alone, else "re-execution failed: ..."."""
+        if self.kind in (FailureKind.MISMATCH, FailureKind.BUNDLE, FailureKind.LIMIT):
+            return self.message
+        return f"re-execution failed: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "message": self.message, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Failure:
+        return cls(FailureKind(raw["kind"]), str(raw["message"]), str(raw.get("detail", "")))
+
+
+@dataclass(frozen=True)
+class TensorFile:
+    """A tensor in a file (``.npy``), with the type the manifest declares for it (None: unchecked)."""
+
+    name: str
+    path: str
+    dtype: str | None = None
+    shape: tuple[int, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "dtype": self.dtype,
+                "shape": None if self.shape is None else list(self.shape)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> TensorFile:
+        shape = raw.get("shape")
+        return cls(str(raw["name"]), str(raw["path"]), raw.get("dtype"),
+                   None if shape is None else tuple(int(n) for n in shape))
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the runtime reports about one run: providers, version, seconds, and which process ran it.
+
+    ``process``: ``fresh``, a new process for this one run; ``worker``, a check worker's cached session.
+    """
+
+    providers_used: tuple[str, ...]
+    runtime_version: str
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    process: str = "fresh"
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's ``replay`` object."""
+        return {
+            "providers_used": list(self.providers_used),
+            "runtime_version": self.runtime_version,
+            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+            "process": self.process,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RunFacts:
+        return cls(tuple(str(p) for p in raw["providers_used"]), str(raw["runtime_version"]),
+                   {str(k): float(v) for k, v in raw["seconds"].items()}, str(raw.get("process", "fresh")))
+
+
+def _config(raw: Mapping[str, Any]) -> ExecutionConfig:
+    return ExecutionConfig.from_json(raw["execution"])
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Run ``model`` on ``inputs`` under ``execution`` and return the ``outputs`` named."""
+
+    model: str
+    inputs: tuple[TensorFile, ...]
+    outputs: tuple[str, ...]
+    execution: ExecutionConfig
+    memory_limit: int | None = None
+
+    def to_json(self, out_dir: Path) -> dict[str, Any]:
+        return {"schema": RUN_JOB, "model": self.model, "inputs": [t.to_json() for t in self.inputs],
+                "outputs": list(self.outputs), "execution": self.execution.to_json(),
+                "memory_limit": self.memory_limit, "out_dir": str(out_dir)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RunJob:
+        return cls(str(raw["model"]), tuple(TensorFile.from_json(t) for t in raw["inputs"]),
+                   tuple(str(n) for n in raw["outputs"]), _config(raw), raw.get("memory_limit"))
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    """Check ``claimed`` against a run of ``model`` on ``inputs``, each output under its comparison.
+
+    ``model_key`` names the model by content (its files' digests), so that a worker may re-use
+    a session across bundles of one model; ``memory_limit`` is the policy's ``max_replay_memory``.
+    """
+
+    model: str
+    inputs: tuple[TensorFile, ...]
+    claimed: tuple[TensorFile, ...]
+    comparisons: Mapping[str, ComparisonSpec]
+    execution: ExecutionConfig
+    model_key: str = ""
+    memory_limit: int | None = None
+
+    def to_json(self, out_dir: Path) -> dict[str, Any]:
+        return {"schema": CHECK_JOB, "model": self.model, "model_key": self.model_key,
+                "inputs": [t.to_json() for t in self.inputs], "claimed": [t.to_json() for t in self.claimed],
+                "comparisons": {name: str(spec) for name, spec in self.comparisons.items()},
+                "execution": self.execution.to_json(), "memory_limit": self.memory_limit, "out_dir": str(out_dir)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> CheckJob:
+        return cls(
+            str(raw["model"]), tuple(TensorFile.from_json(t) for t in raw["inputs"]),
+            tuple(TensorFile.from_json(t) for t in raw["claimed"]),
+            {str(name): ComparisonSpec.parse(spec) for name, spec in raw["comparisons"].items()},
+            _config(raw), str(raw.get("model_key", "")), raw.get("memory_limit"),
+        )
+
+
+# Reads an output value back from its file (the reader applies its own size limit); None skips it.
+ValueLoader = Callable[[str, str], "Value | None"]
+
+
+def _load_outputs(raw: Mapping[str, Any], load: ValueLoader | None) -> dict[str, Value]:
+    outputs: dict[str, Value] = {}
+    if load is not None:
+        for name, path in raw.get("outputs", {}).items():
+            value = load(str(name), str(path))
+            if value is not None:
+                outputs[str(name)] = value
+    return outputs
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outputs of a RunJob and the facts of its run, or why it failed."""
+
+    run: RunFacts | None = None
+    outputs: Mapping[str, Value] = field(default_factory=dict)
+    failure: Failure | None = None
+
+    def to_json(self, output_files: Mapping[str, str]) -> dict[str, Any]:
+        return {"schema": RUN_RESULT, "run": None if self.run is None else _facts_json(self.run),
+                "outputs": dict(output_files), "failure": None if self.failure is None else self.failure.to_json()}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], load: ValueLoader | None = None) -> RunResult:
+        return cls(_facts(raw), _load_outputs(raw, load), _failure(raw))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A CheckJob's comparisons, the reproduced outputs when one failed (for the drift engine),
+    the facts of the run, or why there are none; and this machine's fingerprint when the
+    process took it."""
+
+    run: RunFacts | None = None
+    comparisons: tuple[OutputComparison, ...] = ()
+    reproduced: Mapping[str, Value] = field(default_factory=dict)
+    failure: Failure | None = None
+    environment: Mapping[str, Any] | None = None
+
+    def to_json(self, output_files: Mapping[str, str]) -> dict[str, Any]:
+        return {"schema": CHECK_RESULT, "run": None if self.run is None else _facts_json(self.run),
+                "comparisons": [c.to_json() for c in self.comparisons], "outputs": dict(output_files),
+                "failure": None if self.failure is None else self.failure.to_json(),
+                "environment": None if self.environment is None else dict(self.environment)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], load: ValueLoader | None = None) -> CheckResult:
+        environment = raw.get("environment")
+        return cls(
+            _facts(raw), tuple(OutputComparison.from_json(c) for c in raw.get("comparisons", [])),
+            _load_outputs(raw, load), _failure(raw), environment if isinstance(environment, dict) else None,
+        )
+
+
+def _facts_json(facts: RunFacts) -> dict[str, Any]:
+    return {"providers_used": list(facts.providers_used), "runtime_version": facts.runtime_version,
+            "seconds": dict(facts.seconds), "process": facts.process}
+
+
+def _facts(raw: Mapping[str, Any]) -> RunFacts | None:
+    run = raw.get("run")
+    return None if run is None else RunFacts.from_json(run)
+
+
+def _failure(raw: Mapping[str, Any]) -> Failure | None:
+    failure = raw.get("failure")
+    return None if failure is None else Failure.from_json(failure)
+
+
+def write_value(value: Value, path: Path, what: str) -> None:
+    """Write an output value to ``path`` in its canonical form (``.npy`` for a tensor)."""
+    import numpy as np
+
+    from ogverify.model.tensors import canonicalize
+
+    np.save(path, canonicalize(value, what), allow_pickle=False)
+
+
+def read_value(data: bytes, what: str) -> Value:
+    """An output value from the bytes ``write_value`` wrote (an owned copy)."""
+    from ogverify.model.tensors import parse_npy
+
+    return parse_npy(data, what).copy()
+
+
+def job_from_json(raw: Mapping[str, Any]) -> RunJob | CheckJob:
+    """The job a ``job.json`` describes.
+
+    Raises:
+        ValueError: a schema this version does not know.
+    """
+    schema = raw.get("schema")
+    if schema == CHECK_JOB:
+        return CheckJob.from_json(raw)
+    if schema == RUN_JOB:
+        return RunJob.from_json(raw)
+    raise ValueError(f"unknown job schema {schema!r}")
+
+
+def tensor_files(names_and_paths: Sequence[tuple[str, str]]) -> tuple[TensorFile, ...]:
+    """Tensors ogverify wrote itself (nothing to check against a manifest)."""
+    return tuple(TensorFile(name, path) for name, path in names_and_paths)
