@@ -70,7 +70,8 @@ def trust_both(setup: dict[str, Path]) -> list[str | Path]:
 def attest(run_cli: RunCli, setup: dict[str, Path], bundle: Path, *extra: str | Path) -> tuple[Path, dict[str, Any]]:
     result, report = check_json(run_cli, bundle, "--trusted-key", setup["producer"], "--attest", setup["auditor"],
                                 "--no-explain", *extra)
-    name = f"{bundle.name}.verdict.{keyid(setup['auditor_pub'])[:12]}.dsse.json"
+    name = f"{bundle.name}.verdict.{keyid(setup['auditor_pub'])}.dsse.json"  # the full keyid, as docs/format.md
+    assert len(keyid(setup["auditor_pub"])) == 64
     path = bundle.parent / name
     assert f"wrote {path} ({bundle}: signed verdict by {keyid(setup['auditor_pub'])[:12]})" in result.stderr
     return path, report

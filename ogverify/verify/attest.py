@@ -131,12 +131,22 @@ def sign_verdict(report: Report, facts: VerdictFacts, key: Ed25519PrivateKey) ->
 
 
 def attestation_name(bundle: str, keyid: str) -> str:
-    """``<bundle file name>.verdict.<keyid12>.dsse.json``."""
+    """``<bundle file name>.verdict.<keyid>.dsse.json``, with the full 64-hex keyid (docs/format.md)."""
     base = Path(bundle.rstrip("/")).name or "bundle"
-    return f"{base}.verdict.{keyid[:12]}{SUFFIX}"
+    return f"{base}.verdict.{keyid}{SUFFIX}"
 
 
 # --- verifying ----------------------------------------------------------------------------
+
+
+def _read_bounded(path: Path) -> bytes:
+    """At most ``MAX_ATTESTATION_BYTES + 1`` bytes of ``path``: its size as ``stat`` tells it is no
+    bound (``/dev/zero``, a file still growing); a FIFO or device is refused before it is opened."""
+    from ogverify.evidence.paths import require
+
+    require(path, "attestation")
+    with path.open("rb") as handle:
+        return handle.read(MAX_ATTESTATION_BYTES + 1)
 
 
 def _fail(path: str, message: str, **evidence: Any) -> Finding:
@@ -149,9 +159,10 @@ def verify_attestation(
     """A finding on whether the attestation at ``path`` is a valid signed verdict about ``report``'s bundle."""
     source = str(path)
     try:
-        if path.stat().st_size > MAX_ATTESTATION_BYTES:
+        raw = _read_bounded(path)
+        if len(raw) > MAX_ATTESTATION_BYTES:
             return _fail(source, f"attestation {source} is larger than {MAX_ATTESTATION_BYTES} bytes")
-        envelope = parse_envelope(path.read_bytes(), source)
+        envelope = parse_envelope(raw, source)
     except OSError as exc:
         raise UsageError(f"cannot read attestation {source}: {exc.strerror or exc}") from exc
     except BundleError as exc:
@@ -203,7 +214,7 @@ def verify_attestation(
 def subject_digests(path: Path) -> set[str]:
     """The manifest digests an attestation names, read without verifying it (only to route it)."""
     try:
-        payload = parse_envelope(path.read_bytes()[:MAX_ATTESTATION_BYTES], str(path)).payload
+        payload = parse_envelope(_read_bounded(path)[:MAX_ATTESTATION_BYTES], str(path)).payload
         statement = canonical_json.loads_strict(payload, str(path))
         return {str(s["digest"]["sha256"]) for s in statement.get("subject") or []}
     except (OSError, BundleError, ValueError, TypeError, KeyError, AttributeError):

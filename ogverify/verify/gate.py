@@ -205,6 +205,10 @@ def run_gate(
         from ogverify.evidence.signing import load_private_key
 
         load_private_key(key)  # a bad key fails before any work
+    for path in attestations:
+        from ogverify.evidence.paths import require
+
+        require(path, "--attestation")  # a missing file (or /dev/zero) fails before any work
     spec = CheckSpec.from_options(options, policy=policy, collect_facts=bool(attest_keys))
     parallel = dask_scheduler is not None or (jobs > 1 and len(targets) > 1)
     observer.started(targets, parallel=parallel)

@@ -243,3 +243,32 @@ def test_the_library_says_overwrite_where_the_command_says_force(signed: dict[st
     assert "--force" not in caught.value.message
     result = run_cli("pack", signed["model"], "-i", f"x={signed['folder'] / 'x.npy'}", "--run", "--out", existing)
     assert single_error_line(result) == f"error: {existing} already exists (use --force to replace it)"
+
+
+# --- files whose size stat does not tell ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_attestation_that_never_ends_is_refused_before_the_check(
+    signed: dict[str, Path], tmp_path: Path, run_cli: RunCli, jobs: str
+) -> None:
+    """/dev/zero has size 0 by stat and no end: refused as what it is, before any bundle is checked."""
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero here")
+    result = run_cli("check", signed["bundle"], signed["bundle"], "-k", signed["pub"], "--jobs", jobs,
+                     "--attestation", "/dev/zero")
+    assert result.exit_code == 2, result.output
+    assert single_error_line(result) == "error: --attestation /dev/zero is a character device, not a file"
+    assert result.stdout == ""
+
+
+def test_an_attestation_is_read_with_a_bound(signed: dict[str, Path], tmp_path: Path) -> None:
+    """A file that grows past the limit after stat: the read stops at the limit, whatever stat said."""
+    from ogverify.report.findings import Report
+    from ogverify.verify.attest import MAX_ATTESTATION_BYTES, verify_attestation
+
+    big = tmp_path / "big.dsse.json"
+    with big.open("wb") as out:
+        out.truncate(MAX_ATTESTATION_BYTES * 4)  # sparse: costs no disk
+    finding = verify_attestation(big, Report(str(signed["bundle"]), ()), {})
+    assert finding.message == f"attestation {big} is larger than {MAX_ATTESTATION_BYTES} bytes"
