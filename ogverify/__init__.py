@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from ogverify.evidence.bundle import Bundle
     from ogverify.evidence.cid import FileCids
-    from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.evidence.comparison import ComparisonPolicy
     from ogverify.packing.log import EvidenceLog
     from ogverify.packing.pack import PackResult
     from ogverify.packing.recorder import Recorder
@@ -84,8 +84,8 @@ def pack(
 
     import numpy as np
 
-    from ogverify.evidence.comparison import ComparisonSpec
-    from ogverify.evidence.manifest import ComparisonPolicy, Provenance
+    from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
+    from ogverify.evidence.manifest import Provenance
     from ogverify.model.tensors import canonicalize
     from ogverify.packing.pack import pack as pack_bundle
 

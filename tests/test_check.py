@@ -13,8 +13,8 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
+from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.evidence.signing import load_trusted_keys
-from ogverify.model.compare import ComparisonSpec
 from ogverify.report.findings import Status, Verdict
 from ogverify.verify.pipeline import CheckOptions, check_bundle
 from tests.bundle_helpers import check_json, check_json_and_text, findings_of, single_error_line, text_headline

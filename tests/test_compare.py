@@ -11,7 +11,8 @@ import numpy.typing as npt
 import pytest
 
 from ogverify.errors import ExitCode, UsageError
-from ogverify.model.compare import ComparisonSpec, OutputComparison, compare_output, ulp_distance
+from ogverify.evidence.comparison import ComparisonSpec, OutputComparison
+from ogverify.model.compare import compare_output, ulp_distance
 
 F32 = np.float32
 F64 = np.float64

@@ -14,9 +14,9 @@ import pytest
 
 from ogverify.errors import BundleError, ExitCode
 from ogverify.evidence import canonical_json
-from ogverify.evidence.manifest import FORMAT_VERSION, ComparisonPolicy, Manifest
+from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
+from ogverify.evidence.manifest import FORMAT_VERSION, Manifest
 from ogverify.evidence.schemas import load_schema, schema_dir
-from ogverify.model.compare import ComparisonSpec
 from ogverify.model.tensors import Array
 from ogverify.packing.pack import PackResult, pack, runtime_version
 from ogverify.runtime.config import ExecutionConfig, ProviderSpec

@@ -464,8 +464,7 @@ def test_failed_forced_pack_keeps_the_old_bundle(tmp_path: Path, run_cli: RunCli
 
 
 def test_pack_api_compare_output_must_name_a_claimed_output(tmp_path: Path, mlp_files: dict[str, Path]) -> None:
-    from ogverify.evidence.manifest import ComparisonPolicy
-    from ogverify.model.compare import ComparisonSpec
+    from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
 
     policy = ComparisonPolicy(outputs={"logits": ComparisonSpec.parse("ulp:2")})
     with pytest.raises(UsageError, match="--compare-output names 'logits', which is not a claimed output"):

@@ -13,9 +13,8 @@ import pytest
 import ogverify
 from ogverify.errors import UsageError
 from ogverify.evidence.bundle import Limits
-from ogverify.evidence.manifest import ComparisonPolicy
+from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
 from ogverify.evidence.schemas import load_schema
-from ogverify.model.compare import ComparisonSpec
 from ogverify.runtime.fingerprint import EnvironmentDifference
 from ogverify.verify.policy import (
     EnvironmentPolicy,

@@ -20,7 +20,8 @@ from onnx import numpy_helper
 from ogverify.errors import ModelError, UsageError
 from ogverify.evidence import digest, storing
 from ogverify.evidence.bundle import BundleWriter, open_bundle
-from ogverify.evidence.manifest import ComparisonPolicy, Manifest, ModelFile
+from ogverify.evidence.comparison import ComparisonPolicy
+from ogverify.evidence.manifest import Manifest, ModelFile
 from ogverify.model.initializers import initializer_digests
 from ogverify.packing.pack import pack
 from ogverify.runtime.config import ExecutionConfig

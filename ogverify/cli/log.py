@@ -53,8 +53,7 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Start an existing log again, empty.")] = False,
 ) -> None:
     """Create an evidence log for MODEL under pack's execution options."""
-    from ogverify.evidence.comparison import ComparisonSpec
-    from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
     from ogverify.packing.log import EvidenceLog
     from ogverify.packing.pack import runtime_version
     from ogverify.runtime.config import (

@@ -98,8 +98,8 @@ def pack(
 ) -> None:
     """Pack a model, its inputs and its outputs into an evidence bundle."""
     from ogverify.evidence.bundle import check_writable
-    from ogverify.evidence.comparison import ComparisonSpec
-    from ogverify.evidence.manifest import ComparisonPolicy, Provenance
+    from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
+    from ogverify.evidence.manifest import Provenance
     from ogverify.evidence.paths import require
     from ogverify.model.signature import read_signature
     from ogverify.packing.pack import assign_tensors, load_test_data, pack, runtime_version

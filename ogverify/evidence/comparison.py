@@ -1,4 +1,4 @@
-"""The comparison modes and what a comparison reports, as plain values (no numpy).
+"""The comparison modes, a bundle's comparison policy and what a comparison reports, as plain values (no numpy).
 
 ``ogverify.model.compare`` computes them; this module only describes them, so that code which
 reads, writes or formats comparisons need not import numpy (which ``check`` leaves to the
@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from ogverify.errors import UsageError
@@ -99,6 +100,33 @@ class ComparisonSpec:
         if mode == "decimal":
             return cls("decimal", decimals=tuple(int(d) for d in raw["decimals"]))
         return cls("exact")
+
+
+@dataclass(frozen=True)
+class ComparisonPolicy:
+    """The comparison mode for each output: a default and per-output overrides."""
+
+    default: ComparisonSpec = field(default_factory=ComparisonSpec)
+    outputs: Mapping[str, ComparisonSpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", MappingProxyType(dict(sorted(self.outputs.items()))))
+
+    def for_output(self, name: str) -> ComparisonSpec:
+        return self.outputs.get(name, self.default)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "default": self.default.to_json(),
+            "outputs": {name: spec.to_json() for name, spec in self.outputs.items()},
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ComparisonPolicy:
+        return cls(
+            ComparisonSpec.from_json(raw["default"]),
+            {name: ComparisonSpec.from_json(spec) for name, spec in raw.get("outputs", {}).items()},
+        )
 
 
 def _short_float(value: float) -> str:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Literal
 
 from ogverify.errors import BundleError
 from ogverify.evidence import canonical_json
-from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.digest import Digest
 from ogverify.evidence.schemas import validate
 from ogverify.runtime.config import ExecutionConfig
@@ -112,33 +111,6 @@ class InitializerDigest:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> InitializerDigest:
         return cls(raw["name"], raw["dtype"], tuple(raw["shape"]), raw["blake3"], raw["location"])
-
-
-@dataclass(frozen=True)
-class ComparisonPolicy:
-    """The comparison mode for each output: a default and per-output overrides."""
-
-    default: ComparisonSpec = field(default_factory=ComparisonSpec)
-    outputs: Mapping[str, ComparisonSpec] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "outputs", MappingProxyType(dict(sorted(self.outputs.items()))))
-
-    def for_output(self, name: str) -> ComparisonSpec:
-        return self.outputs.get(name, self.default)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "default": self.default.to_json(),
-            "outputs": {name: spec.to_json() for name, spec in self.outputs.items()},
-        }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> ComparisonPolicy:
-        return cls(
-            ComparisonSpec.from_json(raw["default"]),
-            {name: ComparisonSpec.from_json(spec) for name, spec in raw.get("outputs", {}).items()},
-        )
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,8 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from ogverify.evidence.comparison import ComparisonSpec, ErrorStatistics, Mode, OutputComparison
+from ogverify.evidence.comparison import ComparisonSpec, ErrorStatistics, OutputComparison
 from ogverify.model.tensors import Array, describe
-
-__all__ = ["ComparisonSpec", "ErrorStatistics", "Mode", "OutputComparison", "compare_output", "error_statistics",
-           "ulp_distance"]
 
 F64 = npt.NDArray[np.float64]
 

@@ -15,8 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from ogverify.errors import UsageError
-from ogverify.evidence.comparison import ComparisonSpec
-from ogverify.evidence.manifest import ChainRecord, ComparisonPolicy, Provenance
+from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
+from ogverify.evidence.manifest import ChainRecord, Provenance
 from ogverify.interop.opengradient import InferenceRecord, NumberTensor, StringTensor, assert_model, from_fixed_point
 from ogverify.model.signature import ModelSignature, TensorSpec, read_signature
 from ogverify.model.tensors import Array

@@ -10,7 +10,8 @@ from pathlib import Path
 from ogverify import __version__
 from ogverify.errors import ModelError, UsageError
 from ogverify.evidence.bundle import BundleWriter, check_writable
-from ogverify.evidence.manifest import ComparisonPolicy, Manifest, ModelFile, Provenance, TensorEntry
+from ogverify.evidence.comparison import ComparisonPolicy
+from ogverify.evidence.manifest import Manifest, ModelFile, Provenance, TensorEntry
 from ogverify.evidence.paths import require
 from ogverify.evidence.signing import load_private_key, sign_manifest
 from ogverify.model.initializers import initializer_digests

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ogverify.errors import UsageError
-from ogverify.evidence.manifest import ComparisonPolicy
+from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.paths import require
 from ogverify.model.tensors import canonicalize
 from ogverify.packing.pack import PackResult, pack, record_environment, runtime_version

@@ -211,8 +211,7 @@ def _tensor(reader: LogReader, ref: layout.TensorRef, what: str) -> Any:
 
 def run_batch(job: BatchJob) -> list[RecordOutcome]:
     """Read, verify and re-execute ``job``'s records (in any process: a pool or Dask worker, or here)."""
-    from ogverify.evidence.comparison import OutputComparison
-    from ogverify.evidence.manifest import ComparisonPolicy
+    from ogverify.evidence.comparison import ComparisonPolicy, OutputComparison
     from ogverify.model.compare import compare_output
     from ogverify.runtime.config import ExecutionConfig
 

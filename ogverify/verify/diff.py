@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.evidence.digest import digest_bytes
-from ogverify.model.compare import ComparisonSpec, compare_output
+from ogverify.model.compare import compare_output
 
 
 @dataclass(frozen=True)

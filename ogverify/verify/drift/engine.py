@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ogverify.model.compare import ComparisonSpec, compare_output
+from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.model.compare import compare_output
 from ogverify.model.graph import op_histogram
 from ogverify.model.tensors import Array
 from ogverify.runtime.config import OPT_LEVELS, ExecutionConfig, ProviderSpec

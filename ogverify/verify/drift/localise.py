@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ogverify.model.compare import ComparisonSpec, compare_output
+from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.model.compare import compare_output
 from ogverify.model.tensors import Array
 from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.trials import Trial, run_trials
