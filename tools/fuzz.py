@@ -20,10 +20,12 @@ every test run: commit it with the fix.
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -68,6 +70,24 @@ def fuzz_npy(data: bytes) -> None:
 
 
 _SCRATCH: Path | None = None
+_SCRATCH_FOLDER: Path | None = None
+# The folder a fuzzing run works in, made by the parent, shared with its children, removed by it.
+SCRATCH_VARIABLE = "OGVERIFY_FUZZ_SCRATCH"
+
+
+def scratch_folder() -> Path:
+    """This run's scratch folder: the parent's (``OGVERIFY_FUZZ_SCRATCH``), or one of this process's
+    own, removed when it exits (libFuzzer leaves by ``exit()``, past Python's clean-up: so the
+    parent owns the folder whenever there is one)."""
+    global _SCRATCH_FOLDER  # noqa: PLW0603 - one per process
+    if _SCRATCH_FOLDER is None:
+        given = os.environ.get(SCRATCH_VARIABLE)
+        if given:
+            _SCRATCH_FOLDER = Path(given)
+        else:
+            _SCRATCH_FOLDER = Path(tempfile.mkdtemp(prefix="ogverify-fuzz-"))
+            atexit.register(shutil.rmtree, _SCRATCH_FOLDER, True)
+    return _SCRATCH_FOLDER
 
 
 def fuzz_tar(data: bytes) -> None:
@@ -78,7 +98,7 @@ def fuzz_tar(data: bytes) -> None:
 
     global _SCRATCH  # noqa: PLW0603 - one scratch file per process, rewritten for each input
     if _SCRATCH is None:
-        _SCRATCH = Path(tempfile.mkdtemp(prefix="ogverify-fuzz-")) / "fuzz.ogb"
+        _SCRATCH = scratch_folder() / f"fuzz-{os.getpid()}.ogb"
     _SCRATCH.write_bytes(data)
     try:
         with open_bundle(_SCRATCH) as bundle:
@@ -235,7 +255,8 @@ def run_atheris(target: str, seconds: int) -> int:
         import ogverify.evidence.manifest
         import ogverify.evidence.signing
         import ogverify.model.tensors  # noqa: F401
-    corpus = Path(tempfile.mkdtemp(prefix=f"ogverify-fuzz-{target}-"))
+    corpus = scratch_folder() / f"corpus-{target}"
+    corpus.mkdir()
     for index, seed in enumerate(seeds(target)):
         (corpus / f"seed-{index}").write_bytes(seed)
     for crash in sorted((REGRESSIONS / target).glob("*")) if (REGRESSIONS / target).is_dir() else []:
@@ -304,6 +325,18 @@ def main(argv: list[str] | None = None) -> int:
     seconds = max(1, int(args.minutes * 60 / len(targets)))
     if engine == "atheris" and args.child:
         return run_atheris(targets[0], seconds)
+    if SCRATCH_VARIABLE in os.environ:
+        return _fuzz(targets, seconds, engine)
+    folder = Path(tempfile.mkdtemp(prefix="ogverify-fuzz-"))
+    os.environ[SCRATCH_VARIABLE] = str(folder)  # children (libFuzzer) work in it too
+    try:
+        return _fuzz(targets, seconds, engine)
+    finally:
+        del os.environ[SCRATCH_VARIABLE]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fuzz(targets: list[str], seconds: int, engine: str) -> int:
     status = 0
     for target in targets:
         print(f"== fuzzing {target} for {seconds} s with {engine}", file=sys.stderr, flush=True)

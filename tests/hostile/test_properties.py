@@ -85,3 +85,24 @@ def test_fuzzer_regressions_stay_fixed() -> None:
     """Every input tools/fuzz.py ever crashed on (committed under tests/hostile/regressions/<target>/)."""
     for path in regression_inputs():
         TARGETS[path.parent.name](path.read_bytes())
+
+
+def test_the_fuzzer_leaves_no_scratch_folder(tmp_path: Path) -> None:
+    """fuzz_tar writes each input to a scratch file; the folder goes when the process ends."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from tools.fuzz import fuzz_tar, scratch_folder; fuzz_tar(b'abc'); print(scratch_folder())"
+    env = {k: v for k, v in os.environ.items() if k != "OGVERIFY_FUZZ_SCRATCH"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**env, "TMPDIR": str(tmp_path)}, cwd=Path(__file__).resolve().parents[2])
+    assert Path(done.stdout.strip()).parent == tmp_path
+    assert list(tmp_path.iterdir()) == []
+    # A child of a fuzzing run works in its parent's folder, which the parent removes.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                   env={**env, "TMPDIR": str(tmp_path), "OGVERIFY_FUZZ_SCRATCH": str(shared)},
+                   cwd=Path(__file__).resolve().parents[2])
+    assert list(tmp_path.iterdir()) == [shared]
