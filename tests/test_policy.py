@@ -133,6 +133,21 @@ def test_required_keys_and_minimum_signatures(bundles: dict[str, Path], run_cli:
     assert result.exit_code == 0
 
 
+def test_every_unmet_signature_rule_is_reported_at_once(bundles: dict[str, Path], run_cli: RunCli,
+                                                        tmp_path: Path) -> None:
+    root = bundles["root"]
+    policy = write_policy(tmp_path, f'[signatures]\nrequired_keys = ["{root / "b.key.pub"}"]\nmin_signatures = 2\n'
+                                    f'trusted_keys = ["{root / "a.key.pub"}"]\n')
+    result, report = check_json(run_cli, bundles["by-a"], "--policy", policy, "--no-rerun")
+    assert result.exit_code == 1
+    assert report["headline"] == (
+        f"FAILED: 2 policy rules fail: policy requires a signature by {root / 'b.key.pub'}, which is missing; "
+        "policy requires 2 trusted signature(s), the bundle has 1")
+    (stage,) = [f for f in report["findings"] if f["stage"] == "policy"]
+    assert [(c["subject"], c["status"]) for c in stage["children"]] == [("required keys", "fail"),
+                                                                         ("min signatures", "fail")]
+
+
 def test_allowed_comparison_modes(bundles: dict[str, Path], run_cli: RunCli, tmp_path: Path) -> None:
     root = bundles["root"]
     keys = f'[signatures]\ntrusted_keys = ["{root / "a.key.pub"}"]\n'

@@ -300,14 +300,15 @@ def policy_finding(policy: Policy, report: Report, facts: ManifestFacts | None) 
         missing = [source for keyid, source in policy.required_keys.items() if keyid not in signers]
         evidence = {"trusted_signers": signers, "min_signatures": policy.min_signatures,
                     "required_keys": sorted(policy.required_keys)}
+        # Every unmet rule is its own finding: fixing one must not reveal the next.
         if missing:
-            children.append(Finding("policy", "signatures", Status.FAIL,
+            children.append(Finding("policy", "required keys", Status.FAIL,
                                     f"policy requires a signature by {', '.join(missing)}, which is missing", evidence))
-        elif len(signers) < policy.min_signatures:
-            children.append(Finding("policy", "signatures", Status.FAIL,
+        if len(signers) < policy.min_signatures:
+            children.append(Finding("policy", "min signatures", Status.FAIL,
                                     f"policy requires {policy.min_signatures} trusted signature(s), "
                                     f"the bundle has {len(signers)}", evidence))
-        else:
+        if not missing and len(signers) >= policy.min_signatures:
             children.append(Finding("policy", "signatures", Status.PASS,
                                     f"{len(signers)} trusted signature(s) meet the policy", evidence))
     if policy.checks_comparisons and facts is not None:
@@ -327,7 +328,8 @@ def policy_finding(policy: Policy, report: Report, facts: ManifestFacts | None) 
         return None
     failed = [c for c in children if c.status is Status.FAIL]
     if failed:
-        message = failed[0].message if len(failed) == 1 else f"{len(failed)} policy rules fail: {failed[0].message}"
+        message = failed[0].message if len(failed) == 1 else (
+            f"{len(failed)} policy rules fail: {'; '.join(f.message for f in failed)}")
         return Finding("policy", "policy", Status.FAIL, message, {"policy": policy.source}, tuple(children))
     return Finding("policy", "policy", Status.PASS, f"bundle meets the policy {policy.source}",
                    {"policy": policy.source}, tuple(children))
