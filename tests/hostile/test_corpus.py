@@ -185,3 +185,18 @@ def test_a_smaller_member_limit_is_applied(base: Base, tmp_path: Path) -> None:
     report = check_bundle(bundle, CheckOptions(limits=Limits(max_members=3), rerun=False))
     assert report.headline == "COULD NOT VERIFY: bundle has more than 3 members"
     assert np.isfinite(len(base.members))
+
+
+@pytest.mark.parametrize("name", ["model-file-over-folder", "model-folder-over-file"])
+def test_extract_and_diff_write_model_files_only_through_the_safe_materialiser(
+    name: str, base: Base, tmp_path: Path, run_cli: RunCli
+) -> None:
+    """check, extract and diff share one way to write model files: the names that make check fail
+    make extract and diff refuse (diff wrote model files without any check before)."""
+    case = next(c for c in CASES if c.name == name)
+    bundle = case.make(base, tmp_path / "cases")
+    for args in (("extract", bundle, tmp_path / "out"), ("diff", bundle, bundle)):
+        result = run_cli(*args)
+        assert result.exit_code == 3, result.output
+        assert "model file 'w' appears twice" in single_error_line(result)
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,74 @@
+"""The re-execution's typed jobs and results: their JSON round trip, and run_check_job in-process.
+
+``run_check_job`` is the one code that validates, runs and compares for ``check``, whether in the
+fresh process or in a ``--jobs`` worker's session cache; these tests call it directly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.packing.pack import runtime_version
+from ogverify.runtime.config import ExecutionConfig, ProviderSpec
+from ogverify.runtime.jobs import (
+    CheckJob,
+    CheckResult,
+    Failure,
+    FailureKind,
+    RunFacts,
+    TensorFile,
+    job_from_json,
+)
+from ogverify.runtime.worker import run_check_job
+from tests.fixtures import models
+
+
+def _job(tmp_path: Path, *, claimed_dtype: str = "float32", config: ExecutionConfig | None = None) -> CheckJob:
+    model = models.save(models.exact_mlp(), tmp_path / "mlp.onnx")
+    x = models.exact_input((4, 16))
+    y = models.mlp_reference_outputs(models.exact_mlp(), x)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    return CheckJob(
+        str(model), (TensorFile("x", str(tmp_path / "x.npy"), "float32", x.shape),),
+        (TensorFile("y", str(tmp_path / "y.npy"), claimed_dtype, y.shape),), {"y": ComparisonSpec.parse("ulp:2")},
+        config or ExecutionConfig(runtime_version()), model_key="mlp", memory_limit=1 << 30,
+    )
+
+
+def test_a_check_job_and_its_result_survive_their_json(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    raw = json.loads(json.dumps(job.to_json(tmp_path)))
+    assert raw["schema"] == "ogverify.check-job/1" and raw["out_dir"] == str(tmp_path)
+    assert job_from_json(raw) == job
+    result = CheckResult(RunFacts(("CPUExecutionProvider",), "1.0", {"load": 0.5, "run": 0.25}),
+                         failure=Failure(FailureKind.RUNTIME, "Fail: boom", "Traceback ..."), environment={"a": 1})
+    back = CheckResult.from_json(json.loads(json.dumps(result.to_json({}))))
+    assert back == result
+
+
+def test_run_check_job_validates_runs_and_compares(tmp_path: Path) -> None:
+    result = run_check_job(_job(tmp_path))
+    assert result.failure is None, result.failure
+    assert result.run is not None and result.run.providers_used == ("CPUExecutionProvider",)
+    assert [(c.name, c.passed) for c in result.comparisons] == [("y", True)]
+    assert result.reproduced == {}  # kept only to explain a failed comparison
+
+
+def test_a_tensor_that_is_not_what_the_manifest_says_is_a_mismatch(tmp_path: Path) -> None:
+    result = run_check_job(_job(tmp_path, claimed_dtype="float64"))
+    expected = "claimed output 'y' holds float32[4,8], manifest says float64[4,8]"
+    assert result.failure == Failure(FailureKind.MISMATCH, expected)
+    assert result.failure.headline == result.failure.message
+
+
+def test_a_provider_this_runtime_lacks_is_an_environment_failure(tmp_path: Path) -> None:
+    config = ExecutionConfig(runtime_version(), providers=(ProviderSpec("NoSuchExecutionProvider"),))
+    failure = run_check_job(_job(tmp_path, config=config)).failure
+    assert failure is not None and failure.kind is FailureKind.ENVIRONMENT
+    assert failure.headline.startswith(
+        "re-execution failed: execution provider NoSuchExecutionProvider is not available here")
