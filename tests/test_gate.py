@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ from ogverify.errors import ReplayError, UsageError
 from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.evidence.signing import generate_key_pair, load_trusted_keys
 from ogverify.packing.pack import runtime_version
+from ogverify.report.findings import Report
 from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.jobs import CheckJob, TensorFile
 from ogverify.runtime.runner import SessionCache
-from ogverify.verify.batch import CheckSpec, PoolStats, check_all, collect_targets
+from ogverify.verify.batch import Checked, CheckSpec, PoolStats, check_all, collect_targets
+from ogverify.verify.gate import run_gate
 from ogverify.verify.pipeline import CheckOptions
 from tests.bundle_helpers import single_error_line
 from tests.conftest import RunCli
@@ -276,3 +279,51 @@ def test_bundles_over_http(corpus: tuple[Corpus, Path], run_cli: RunCli) -> None
     assert [r["bundle"] for r in reports] == urls
     assert [r["verdict"] for r in reports] == ["verified", "failed", "error"]
     assert reports[2]["headline"].startswith(f"COULD NOT VERIFY: cannot fetch {urls[2]}: HTTP Error 404")
+
+
+class _Recorder:
+    """A GateObserver that writes down what it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+
+    def started(self, targets: Sequence[str], *, parallel: bool) -> None:
+        self.events.append(("started", str(parallel)))
+
+    def checking(self, target: str) -> None:
+        self.events.append(("checking", Path(target).name))
+
+    def checked(self, result: Checked) -> None:
+        self.events.append(("checked", Path(result.report.bundle).name, result.report.verdict.value))
+
+    def finished(self) -> None:
+        self.events.append(("finished",))
+
+    def attested(self, path: Path, report: Report, keyid: str) -> None:
+        self.events.append(("attested", Path(report.bundle).name))
+
+    def not_attested(self, report: Report, reason: str) -> None:
+        self.events.append(("not attested", Path(report.bundle).name, reason))
+
+
+def test_the_gate_tells_its_observer_and_returns_the_checks_in_order(tmp_path: Path) -> None:
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    junk = tmp_path / "junk.ogb"
+    junk.write_bytes(b"not a bundle" * 50)
+    key = tmp_path / "auditor.key"
+    generate_key_pair(key)
+    observer = _Recorder()
+    options = CheckOptions(trusted_keys=load_trusted_keys([fixtures / "demo.key.pub"]), rerun=False)
+    result = run_gate([fixtures / "mlp.ogb", junk], options, attest_keys=[key], attest_dir=tmp_path,
+                      observer=observer)
+    assert [Path(r.bundle).name for r in result.reports] == ["mlp.ogb", "junk.ogb"]
+    assert result.exit_code == 3
+    assert observer.events == [
+        ("started", "False"),
+        ("checking", "mlp.ogb"), ("checked", "mlp.ogb", "verified"),
+        ("checking", "junk.ogb"), ("checked", "junk.ogb", "error"),
+        ("finished",),
+        ("attested", "mlp.ogb"), ("not attested", "junk.ogb", "the bundle could not be read"),
+    ]
+    assert [p.parent for p in result.attestations_written] == [tmp_path]
+    assert result.unmatched_attestations == ()
