@@ -21,6 +21,16 @@ class ExitCode(IntEnum):
     TERMINATED = 143  # SIGTERM: 128 + SIGTERM
 
 
+# What each exit code means, in the words --help, the man page and the README all use.
+EXIT_MEANINGS: dict[ExitCode, tuple[str, str]] = {
+    ExitCode.VERIFIED: ("verified", "every check held"),
+    ExitCode.FAILED: ("verification failed",
+                      "the evidence does not hold: tampering, a bad or untrusted signature, outputs not reproduced"),
+    ExitCode.USAGE: ("usage error", "bad arguments, options or input files"),
+    ExitCode.CANNOT_VERIFY: ("could not verify", "unreadable bundle, unavailable execution provider, internal error"),
+}
+
+
 class OgverifyError(Exception):
     """Root of every error ogverify raises on purpose.
 

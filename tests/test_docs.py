@@ -27,3 +27,23 @@ def test_readme_names_the_test_command_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "python -m pytest -q" in readme
     assert "python -m pytest -q" in ci
+
+
+def test_help_man_page_and_readme_agree_on_exit_codes_and_synopsis(run_cli: RunCli) -> None:
+    from ogverify.errors import EXIT_MEANINGS
+
+    help_text = " ".join(run_cli("--help").stdout.split())
+    page = MAN_PATH.read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for code, (word, why) in EXIT_MEANINGS.items():
+        assert f"{int(code)} {word} ({why})" in help_text
+        assert f"\\fB{int(code)}\\fR\n{word}: {why}".replace("-", "\\-") in page
+        assert f"| {int(code)} | {word}: {why} |" in readme
+    usage = run_cli("--help").stdout.splitlines()[0]
+    assert usage == "Usage: ogverify [OPTIONS] COMMAND [ARGS]..."
+    assert "\\fBogverify\\fR [\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]..." in page
+
+
+def test_man_page_describes_the_policy_file() -> None:
+    page = MAN_PATH.read_text(encoding="utf-8")
+    assert "\\fBogverify.toml\\fR" in page and "\\-\\-policy" in page and "[limits]" in page

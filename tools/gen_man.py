@@ -13,15 +13,11 @@ from typer.testing import CliRunner
 
 from ogverify import __version__
 from ogverify.cli.app import app
+from ogverify.errors import EXIT_MEANINGS
 
 MAN_PATH = Path(__file__).resolve().parents[1] / "man" / "ogverify.1"
 
-EXIT_STATUS = [
-    ("0", "verified: every check held"),
-    ("1", "verification failed: the evidence does not hold (tampering, bad signature, outputs not reproduced)"),
-    ("2", "usage error: bad arguments or input files"),
-    ("3", "could not verify: unreadable bundle, unavailable provider, internal error"),
-]
+EXIT_STATUS = [(str(int(code)), f"{word}: {why}") for code, (word, why) in EXIT_MEANINGS.items()]
 
 
 def command_names() -> list[str]:
@@ -60,7 +56,7 @@ def render() -> str:
         ".SH NAME",
         "ogverify \\- pack and check evidence bundles of ONNX inferences",
         ".SH SYNOPSIS",
-        "\\fBogverify\\fR \\fICOMMAND\\fR [\\fIOPTIONS\\fR] [\\fIARGS\\fR]...",
+        "\\fBogverify\\fR [\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]...",
         ".SH DESCRIPTION",
         *_preformatted(help_text()),
         ".SH COMMANDS",
@@ -79,10 +75,21 @@ def render() -> str:
         "\\fBOGVERIFY_DEBUG\\fR",
         "Print the detail (for internal errors, the traceback) after the one\\-line error.",
         ".SH FILES",
-        "Bundles: \\fINAME.ogb\\fR (a tar file) or a directory holding \\fIogverify\\-bundle.json\\fR,",
+        ".TP",
+        "\\fINAME.ogb\\fR, bundle directories",
+        "A bundle: a tar file, or a directory holding \\fIogverify\\-bundle.json\\fR,",
         "\\fImanifest.json\\fR, \\fIblobs/blake3/\\fR and \\fIsignatures/\\fR.",
+        ".TP",
+        "\\fBogverify.toml\\fR",
+        "The policy \\fBcheck\\fR applies: read from the current directory (or the \\fB[tool.ogverify]\\fR",
+        "table of its \\fIpyproject.toml\\fR) unless \\fB\\-\\-policy\\fR \\fIFILE\\fR names another or",
+        "\\fB\\-\\-no\\-policy\\fR ignores it. Its tables: \\fB[signatures]\\fR (trusted and required keys,",
+        "minimum signers), \\fB[comparison]\\fR (allowed modes), \\fB[environment]\\fR (acceptable",
+        "differences), \\fB[limits]\\fR (sizes, counts, memory, downloads) and \\fB[check]\\fR (timeout,",
+        "rerun, jobs); a mistake in it is a usage error (exit 2). Schema: \\fIschemas/policy\\-v1.json\\fR.",
         ".SH SEE ALSO",
-        "docs/format.md in the ogverify source tree: the bundle format specification.",
+        "docs/format.md in the ogverify source tree: the bundle format specification;",
+        "docs/ci.md: the policy file and the CI gate.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -14,12 +14,12 @@ import typer
 from ogverify import __version__
 from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, log, pack
 from ogverify.cli.common import Terminated
+from ogverify.errors import EXIT_MEANINGS
 
 HELP = """Pack the evidence of an AI inference into a signed, content-addressed bundle, and
 check it by re-executing the model under the recorded configuration.
 
-Exit codes: 0 verified, 1 verification failed (the evidence does not hold),
-2 usage error, 3 could not verify (unreadable bundle, internal error)."""
+Exit codes: """ + ", ".join(f"{int(code)} {word} ({why})" for code, (word, why) in EXIT_MEANINGS.items()) + "."
 
 app = typer.Typer(
     help=HELP,
