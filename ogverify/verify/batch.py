@@ -10,8 +10,9 @@ Three ways to run the same per-bundle check (``check_target``):
 - on a Dask distributed cluster (``dask_scheduler=``), where each Dask worker process keeps its
   own cache. Bundles are then named by paths or URLs that every worker can reach.
 
-Results stream back as they finish (``iter_checks`` yields ``(index, report)``); callers sort
-by index for deterministic output.
+Each check runs the pipeline, then ``BatchStages`` (the policy, the facts a signed verdict
+records) on the bundle the pipeline opened. Results stream back as they finish (``iter_checks``
+yields ``Checked``: index, report, facts); callers sort by index for deterministic output.
 """
 
 from __future__ import annotations
@@ -378,7 +379,7 @@ class PoolStats:
 def run_pool(
     targets: Sequence[str], spec: CheckSpec, jobs: int, stats: PoolStats | None = None
 ) -> Iterator[Checked]:
-    """Check ``targets`` on ``jobs`` fresh worker processes; yield (index, report) as they finish."""
+    """Check ``targets`` on ``jobs`` fresh worker processes; yield each ``Checked`` as it finishes."""
     import multiprocessing
     from multiprocessing.connection import wait
 
