@@ -155,6 +155,23 @@ class EnvironmentDifference:
         return {"field": self.field, "recorded": self.recorded, "current": self.current,
                 "impact": self.impact, "why": self.why}
 
+    def change(self) -> str:
+        """The difference in a line a person reads: for lists (CPU flags), what is missing and what
+        is new rather than both whole lists; the full values stay in ``to_json``."""
+        if not (isinstance(self.recorded, list) and isinstance(self.current, list)):
+            return f"recorded {self.recorded!r}, here {self.current!r}"
+        recorded, current = {str(v) for v in self.recorded}, {str(v) for v in self.current}
+        parts = [f"{len(names)} {what}: {_few(names)}" for names, what in (
+            (sorted(recorded - current), "recorded value(s) missing here"),
+            (sorted(current - recorded), "value(s) here, not recorded")) if names]
+        return "; ".join(parts) or "same values in another order"
+
+
+def _few(names: list[str], shown: int = 4) -> str:
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown - 1]) + f" and {len(names) - shown + 1} more"
+
 
 _IMPACT: list[tuple[str, Impact, str]] = [
     ("runtime.version", "high", "different onnxruntime versions ship different fused kernels"),

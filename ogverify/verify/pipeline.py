@@ -208,7 +208,7 @@ def _explanation(
     high = [d for d in differences if d.impact == "high"]
     if explanation.cause == "unexplained" and high:
         summary += "; the environment differs where it changes numerics: " + ", ".join(
-            f"{d.field} recorded {d.recorded!r}, here {d.current!r}" for d in high[:3]
+            f"{d.field} {d.change()}" for d in high[:3]
         )
     children = []
     localisation = explanation.localisation
@@ -308,7 +308,7 @@ def _environment(
     decisions = {d.field: policy.decide(d) if policy is not None else None for d in differences}
     children = []
     for d in differences:
-        text = f"{d.field}: recorded {d.recorded!r}, here {d.current!r} ({d.impact} impact: {d.why})"
+        text = f"{d.field}: {d.change()} ({d.impact} impact: {d.why})"
         decision = decisions[d.field]
         if decision is None:
             children.append(Finding("environment", d.field, Status.WARN if d.impact == "high" else Status.PASS,
@@ -323,7 +323,7 @@ def _environment(
     if forbidden:
         return Finding("environment", "environment", Status.FAIL,
                        "environment difference forbidden by policy: "
-                       + ", ".join(f"{d.field} (recorded {d.recorded!r}, here {d.current!r})" for d in forbidden),
+                       + ", ".join(f"{d.field} ({d.change()})" for d in forbidden),
                        children=tuple(children))
     high = [d for d in differences if d.impact == "high" and decisions[d.field] is None]
     if high:
