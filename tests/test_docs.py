@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import RunCli
 from tools.gen_man import MAN_PATH, render
 
@@ -47,3 +49,28 @@ def test_help_man_page_and_readme_agree_on_exit_codes_and_synopsis(run_cli: RunC
 def test_man_page_describes_the_policy_file() -> None:
     page = MAN_PATH.read_text(encoding="utf-8")
     assert "\\fBogverify.toml\\fR" in page and "\\-\\-policy" in page and "[limits]" in page
+
+
+def test_readme_python_example_runs_after_the_worked_example(tmp_path: Path, run_cli: RunCli,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python API block, run where the worked example left off (its key and run.ogb exist)."""
+    import shutil
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python API"):]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    shutil.copytree(ROOT / "fixtures" / "models", tmp_path / "fixtures" / "models")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("keygen", "--out", "auditor.key").exit_code == 0
+    (tmp_path / "run.ogb").write_bytes(b"the worked example's bundle")
+    exec(compile(block.group(1), "README.md", "exec"), {"__name__": "readme"})
+    assert (tmp_path / "evidence" / "run-000001.ogb").is_file()
+    assert (tmp_path / "run.ogb").read_bytes() == b"the worked example's bundle"
+
+
+def test_readme_shows_what_keygen_writes() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "--trusted-key producer.pub" not in readme  # keygen writes producer.key.pub
+    assert "wrote auditor.key (private, keep it secret) and auditor.key.pub\nkeyid " in readme
+    assert not re.search(r"sha256:[0-9a-f]{8}\.\.\.", readme), "the CLI prints digests in full"
