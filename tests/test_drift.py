@@ -207,6 +207,25 @@ def test_diff_bundles_names_config_fields(tmp_path: Path, run_cli: RunCli, mlp_f
     assert "two models or two bundles" in mixed.stderr
 
 
+def test_diff_bundles_gives_the_numbers_of_a_differing_output(tmp_path: Path, run_cli: RunCli,
+                                                               mlp_files: dict[str, Path]) -> None:
+    """Not two digests: how many elements differ and by how much (exact data: any CPU gives these)."""
+    x = np.load(mlp_files["x"])
+    claimed = np.zeros((4, 8), np.float32)
+    changed = claimed.copy()
+    changed[0, :3] = 0.5
+    first, second = tmp_path / "a.ogb", tmp_path / "b.ogb"
+    ogverify.pack(mlp_files["model"], first, inputs={"x": x}, claimed_outputs={"y": claimed})
+    ogverify.pack(mlp_files["model"], second, inputs={"x": x}, claimed_outputs={"y": changed})
+    result = run_cli("diff", first, second)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[1:] == [
+        "  tensor output y (float32[4,8]): 3 elements differ, max abs diff 0.5, mean abs diff 0.0469"]
+    report = json.loads(run_cli("diff", first, second, "--format", "json").stdout)
+    assert [(t["name"], t["elements_differing"], t["max_abs_diff"]) for t in report["changed_tensors"]] == [
+        ("output y", 3, 0.5)]
+
+
 @pytest.mark.parametrize("recorded_level", ["ORT_ENABLE_ALL", "ORT_DISABLE_ALL"])
 def test_single_knob_variants_never_repeat_the_recorded_value(recorded_level: str) -> None:
     from ogverify.verify.drift.engine import single_knob_changes

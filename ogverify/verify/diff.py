@@ -9,13 +9,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.evidence.digest import digest_bytes
 from ogverify.model.compare import compare_output
+
+if TYPE_CHECKING:
+    from ogverify.evidence.bundle import Bundle
+    from ogverify.evidence.manifest import TensorEntry
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,11 @@ def _tensor_change(name: str, a: Any, b: Any) -> TensorChange | None:
 
     if digest_bytes(a.SerializeToString()) == digest_bytes(b.SerializeToString()):
         return None
-    array_a, array_b = numpy_helper.to_array(a), numpy_helper.to_array(b)
+    return _array_change(name, numpy_helper.to_array(a), numpy_helper.to_array(b))
+
+
+def _array_change(name: str, array_a: Any, array_b: Any) -> TensorChange | None:
+    """How two arrays differ: types, or elements differing and by how much (None: same values)."""
     if array_a.dtype != array_b.dtype or array_a.shape != array_b.shape:
         return TensorChange(name, _type(array_a), _type(array_b), None, None, None)
     if array_a.tobytes() == array_b.tobytes():
@@ -235,10 +243,37 @@ def _diff_bundles(a: Path, b: Path) -> Difference:
             for key in sorted(set(flat_a) | set(flat_b)):
                 if flat_a.get(key) != flat_b.get(key):
                     fields.append(FieldChange(section, key, flat_a.get(key), flat_b.get(key)))
+        tensors = list(model_difference.changed_tensors)
         for kind in ("inputs", "outputs"):
-            tensors_a = {t.name: t.artifact.blake3 for t in getattr(bundle_a.manifest, kind)}
-            tensors_b = {t.name: t.artifact.blake3 for t in getattr(bundle_b.manifest, kind)}
-            for name in sorted(set(tensors_a) | set(tensors_b)):
-                if tensors_a.get(name) != tensors_b.get(name):
-                    fields.append(FieldChange(kind, name, tensors_a.get(name), tensors_b.get(name)))
-        return dataclasses.replace(model_difference, a=str(a), b=str(b), fields=tuple(fields))
+            entries_a = {t.name: t for t in getattr(bundle_a.manifest, kind)}
+            entries_b = {t.name: t for t in getattr(bundle_b.manifest, kind)}
+            for name in sorted(set(entries_a) | set(entries_b)):
+                one, other = entries_a.get(name), entries_b.get(name)
+                if one is not None and other is not None and one.artifact.blake3 != other.artifact.blake3:
+                    # The numbers, as diff of two models gives them for initializers.
+                    change = _stored_change(f"{kind[:-1]} {name}", bundle_a, one, bundle_b, other)
+                    if change is not None:
+                        tensors.append(change)
+                        continue
+                digest_a = one.artifact.blake3 if one is not None else None
+                digest_b = other.artifact.blake3 if other is not None else None
+                if digest_a != digest_b:
+                    fields.append(FieldChange(kind, name, digest_a, digest_b))
+        return dataclasses.replace(model_difference, a=str(a), b=str(b), changed_tensors=tuple(tensors),
+                                   fields=tuple(fields))
+
+
+def _stored_change(
+    label: str, bundle_a: Bundle, a: TensorEntry, bundle_b: Bundle, b: TensorEntry
+) -> TensorChange | None:
+    """How a tensor stored in two bundles differs; None when either is not an array this can read
+    (then the digests say it)."""
+    from ogverify.errors import BundleError
+    from ogverify.model.tensors import parse_npy
+
+    try:
+        arrays = [parse_npy(bundle.read_blob(entry.artifact, label, bundle.limits.max_tensor_bytes), label)
+                  for bundle, entry in ((bundle_a, a), (bundle_b, b))]
+    except BundleError:
+        return None
+    return _array_change(label, *arrays)
