@@ -25,7 +25,12 @@ Array = npt.NDArray[Any]
 
 
 def reference_run(model: Path, x: Array) -> Array:
-    """The MLP's output under ogverify's default configuration (ORT_ENABLE_ALL, 1 thread)."""
+    """The MLP's output under ogverify's default configuration (ORT_ENABLE_ALL, 1 thread).
+
+    Computed on the machine running the test: a re-execution here under the same configuration
+    gives the same bits (ogverify's premise), while another CPU's kernels may not, so claims made
+    with this are never compared with bits taken elsewhere.
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = 1

@@ -290,6 +290,8 @@ def test_check_ulp_mode_fails_when_the_bound_is_too_small(tmp_path: Path, run_cl
 def test_check_topk_fails_when_the_decision_changes(tmp_path: Path, run_cli: RunCli,
                                                     mlp_files: dict[str, Path]) -> None:
     x = np.load(mlp_files["x"])
+    # Computed here; whatever the bits, swapping the largest and the smallest class of a row
+    # changes its top-1 decision on any CPU.
     session = ort.InferenceSession(str(mlp_files["model"]), providers=["CPUExecutionProvider"])
     (y,) = session.run(None, {"x": x})
     claimed = np.array(y, dtype=np.float32)
@@ -318,7 +320,9 @@ def test_check_outputs_from_another_opt_level(tmp_path: Path, run_cli: RunCli, m
     bundle = tmp_path / "recorded.ogb"
     assert run_cli("pack", mlp_files["model"], "-i", f"x={mlp_files['x']}", "-O",
                    f"y={extracted / 'outputs' / 'y.npy'}", "--opt-level", recorded, "--out", bundle).exit_code == 0
-    result, report = check_json(run_cli, bundle, "--allow-unsigned")
+    result, report = check_json(run_cli, bundle, "--allow-unsigned", "--no-explain")
+    # Whether the two levels give the same bits depends on this CPU's kernels: either verdict is
+    # right, as long as it agrees with the bitwise comparison made here.
     assert result.exit_code in (0, 1), result.output
     assert_valid_report(report)
     (output,) = report["outputs"]

@@ -18,6 +18,7 @@ import ogverify
 from ogverify.packing.pack import runtime_version
 from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.trials import Trial, run_trials
+from tests.bundle_helpers import check_json_and_text
 from tests.conftest import RunCli
 from tests.fixtures import models
 
@@ -28,10 +29,19 @@ def _drifted_bundle(
     tmp_path: Path, model: onnx.ModelProto, inputs: dict[str, np.ndarray], produced: ExecutionConfig,
     name: str = "drift.ogb",
 ) -> Path:
-    """A bundle that records RECORDED but whose claimed outputs were produced under ``produced``."""
+    """A bundle that records RECORDED but whose claimed outputs were produced under ``produced``.
+
+    Whether ``produced`` changes the output bits depends on the kernels onnxruntime picks on this
+    CPU, so both configurations run here first (in one process); where they agree there is no
+    drift to explain on this machine and the test is skipped, saying so.
+    """
     model_path = models.save(model, tmp_path / "model.onnx")
-    result = run_trials(model_path, inputs, [Trial("producer", produced)], tmp_path / "producer")[0]
-    assert result.error is None, result.error
+    result, reference = run_trials(
+        model_path, inputs, [Trial("producer", produced), Trial("recorded", RECORDED)], tmp_path / "producer"
+    )
+    assert result.error is None and reference.error is None, result.error or reference.error
+    if all(result.outputs[name].tobytes() == reference.outputs[name].tobytes() for name in result.outputs):
+        pytest.skip("on this CPU the producing configuration gives the recorded one's output bits: no drift")
     bundle = tmp_path / name
     ogverify.pack(model_path, bundle, inputs=inputs, claimed_outputs=result.outputs, config=RECORDED)
     return bundle
@@ -63,7 +73,9 @@ def test_mlp_produced_without_optimisation_names_the_level_the_transformer_and_t
 ) -> None:
     produced = dataclasses.replace(RECORDED, graph_optimization_level="ORT_DISABLE_ALL")
     bundle = _drifted_bundle(tmp_path, models.big_mlp(), {"x": _x((8, 256))}, produced)
-    report = _check_json(run_cli, bundle)
+    # One check, both reports: the drift search is the expensive part.
+    result, report, text = check_json_and_text(run_cli, tmp_path, bundle, "--allow-unsigned")
+    assert result.exit_code == 1, result.output
     assert report["cause"].startswith(
         "outputs reproduce exactly with graph_optimization_level=ORT_DISABLE_ALL; the bundle records ORT_ENABLE_ALL"
     )
@@ -78,11 +90,10 @@ def test_mlp_produced_without_optimisation_names_the_level_the_transformer_and_t
     assert origin["output"] == "y"
     assert explanation["localisation"]["first_exceeding"]["role"] == "ROOT"
 
-    text = run_cli("check", bundle, "--allow-unsigned")
-    lines = text.stdout.splitlines()
+    lines = text.splitlines()
     assert lines[0].startswith("FAILED: output 'y' [exact]:")
     assert lines[1].startswith("cause: outputs reproduce exactly with graph_optimization_level=ORT_DISABLE_ALL")
-    assert "ROOT: Gemm node 'fc2/MatMulAddFusion'" in text.stdout
+    assert "ROOT: Gemm node 'fc2/MatMulAddFusion'" in text
 
 
 def test_conv_produced_at_extended_names_the_nchwc_transformer(tmp_path: Path, run_cli: RunCli) -> None:
