@@ -29,7 +29,7 @@ from tests.bundle_helpers import (
     single_error_line,
     tensor_entry,
 )
-from tests.conftest import RunCli
+from tests.conftest import CliResult, RunCli, invoke_cli, write_mlp_files
 from tests.fixtures import models
 
 FORMS = ["dir", "b.ogb"]
@@ -40,6 +40,8 @@ def _x() -> np.ndarray[Any, np.dtype[np.float32]]:
 
 
 def _ort_outputs(model: Path, feeds: dict[str, Any]) -> list[Any]:
+    # What pack --run must have recorded, computed on this machine with the configuration it
+    # records (1 thread): the same kernels, so the same bits; on another CPU they could differ.
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
@@ -52,14 +54,28 @@ def _stored_tensor(bundle: Path, section: str, name: str) -> np.ndarray[Any, Any
     return load_npy(blob_content(members, tensor_entry(manifest_of(bundle), section, name)))
 
 
+@pytest.fixture(scope="module")
+def default_packs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, CliResult, dict[str, Path]]]:
+    """``pack MODEL -i x=X --run --out OUT`` with every default, once per form for the module (the
+    tests only read them): form -> (OUT, what pack printed, the model and input files)."""
+    packs = {}
+    for form in FORMS:
+        folder = tmp_path_factory.mktemp("default-pack")
+        files = write_mlp_files(folder / "mlp")
+        out = folder / form
+        result = invoke_cli("pack", files["model"], "-i", f"x={files['x']}", "--run", "--out", out)
+        assert result.exit_code == 0, result.output
+        packs[form] = (out, result, files)
+    return packs
+
+
 # --- forms and input files ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("target", FORMS)
-def test_pack_writes_both_forms(tmp_path: Path, run_cli: RunCli, mlp_files: dict[str, Path], target: str) -> None:
-    out = tmp_path / target
-    result = run_cli("pack", mlp_files["model"], "-i", f"x={mlp_files['x']}", "--run", "--out", out)
-    assert result.exit_code == 0, result.output
+def test_pack_writes_both_forms(default_packs: dict[str, tuple[Path, CliResult, dict[str, Path]]],
+                                target: str) -> None:
+    out, result, _ = default_packs[target]
     assert f"wrote {out}" in result.stderr
     umask = os.umask(0o022)
     os.umask(umask)
@@ -87,13 +103,13 @@ def test_pack_writes_both_forms(tmp_path: Path, run_cli: RunCli, mlp_files: dict
         assert bundle.form == ("file" if target.endswith(".ogb") else "directory")
         for label, artifact in bundle.manifest.artifacts():
             assert bundle.verify_blob(artifact) is None, label
-    assert leftovers(tmp_path) == []
+    assert leftovers(out.parent) == []
 
 
-def test_pack_run_records_what_onnxruntime_computes(tmp_path: Path, run_cli: RunCli,
-                                                    mlp_files: dict[str, Path]) -> None:
-    out = tmp_path / "b.ogb"
-    assert run_cli("pack", mlp_files["model"], "-i", f"x={mlp_files['x']}", "--run", "--out", out).exit_code == 0
+def test_pack_run_records_what_onnxruntime_computes(
+    default_packs: dict[str, tuple[Path, CliResult, dict[str, Path]]],
+) -> None:
+    out, _, mlp_files = default_packs["b.ogb"]
     x = np.load(mlp_files["x"])
     np.testing.assert_array_equal(_stored_tensor(out, "inputs", "x"), x)
     (expected,) = _ort_outputs(mlp_files["model"], {"x": x})
@@ -221,9 +237,8 @@ def test_pack_records_execution_config_comparison_and_annotations(tmp_path: Path
     assert manifest["producer"]["tool"] == "ogverify"
 
 
-def test_pack_defaults_are_recorded(tmp_path: Path, run_cli: RunCli, mlp_files: dict[str, Path]) -> None:
-    out = tmp_path / "b"
-    assert run_cli("pack", mlp_files["model"], "-i", f"x={mlp_files['x']}", "--run", "--out", out).exit_code == 0
+def test_pack_defaults_are_recorded(default_packs: dict[str, tuple[Path, CliResult, dict[str, Path]]]) -> None:
+    out, _, _ = default_packs["dir"]
     manifest = manifest_of(out)
     session = manifest["execution"]["session_options"]
     assert session["graph_optimization_level"] == "ORT_ENABLE_ALL"
@@ -233,11 +248,12 @@ def test_pack_defaults_are_recorded(tmp_path: Path, run_cli: RunCli, mlp_files: 
     assert manifest["annotations"] == {}
 
 
-def test_pack_sha256_adds_digests(tmp_path: Path, run_cli: RunCli, mlp_files: dict[str, Path]) -> None:
-    plain, with_sha = tmp_path / "plain", tmp_path / "sha"
-    for out, extra in ((plain, ()), (with_sha, ("--sha256",))):
-        assert run_cli("pack", mlp_files["model"], "-i", f"x={mlp_files['x']}", "--run", "--out", out,
-                       *extra).exit_code == 0
+def test_pack_sha256_adds_digests(tmp_path: Path, run_cli: RunCli,
+                                  default_packs: dict[str, tuple[Path, CliResult, dict[str, Path]]]) -> None:
+    plain, _, mlp_files = default_packs["dir"]
+    with_sha = tmp_path / "sha"
+    assert run_cli("pack", mlp_files["model"], "-i", f"x={mlp_files['x']}", "--run", "--out", with_sha,
+                   "--sha256").exit_code == 0
     for entry in _artifact_entries(manifest_of(plain)):
         assert set(entry["digest"]) == {"blake3"}
     members = read_members(with_sha)
@@ -254,10 +270,10 @@ def _artifact_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [manifest["model"], *manifest["model_files"], *manifest["inputs"], *manifest["outputs"]]
 
 
-def test_pack_records_the_environment_fingerprint(tmp_path: Path, run_cli: RunCli,
-                                                  mlp_files: dict[str, Path]) -> None:
-    out = tmp_path / "b.ogb"
-    assert run_cli("pack", mlp_files["model"], "-i", f"x={mlp_files['x']}", "--run", "--out", out).exit_code == 0
+def test_pack_records_the_environment_fingerprint(
+    run_cli: RunCli, default_packs: dict[str, tuple[Path, CliResult, dict[str, Path]]],
+) -> None:
+    out, _, _ = default_packs["b.ogb"]
     fingerprint = run_cli("fingerprint", "--format", "json")
     assert fingerprint.exit_code == 0, fingerprint.output
     environment = manifest_of(out)["environment"]
