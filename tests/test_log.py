@@ -267,3 +267,15 @@ def test_the_smallest_sample() -> None:
     assert sampling.failing_upper_bound(1000, n, 0, 0.95) <= 8 < sampling.failing_upper_bound(1000, n - 1, 0, 0.95)
     assert n <= 300
     assert sampling.smallest_sample(10**6, 0.01, 0.95) < 300  # about 3/p, as for sampling with replacement
+
+
+def test_an_audit_on_dask_finds_the_same(run_cli: RunCli, made: dict[str, Path]) -> None:
+    """With --dask-scheduler each worker reads its records from the log itself; same sample, same result."""
+    distributed = pytest.importorskip("distributed")
+    _checkpoint(run_cli, made)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        code, report = _audit(run_cli, made, "--sample", "60", "--seed", "05",
+                              "--dask-scheduler", cluster.scheduler_address)
+    assert code == 0, report
+    assert report["sampled_indices"] == _audit(run_cli, made, "--sample", "60", "--seed", "05")[1]["sampled_indices"]
