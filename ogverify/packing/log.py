@@ -17,6 +17,7 @@ the partial tiles. A log has one writer at a time.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ StrPath = str | PathLike[str]
 # A pack is closed and the next one begun past this many bytes.
 PACK_BYTES = 256 << 20
 WRITE_BYTES = 8 << 20
+# Tensors remembered for deduplication: the most recent this many (a service's memory stays bounded).
+DEDUP_ENTRIES = 1 << 16
 MAX_LEAF_BYTES = layout.MAX_ENTRY
 
 
@@ -112,7 +115,7 @@ class EvidenceLog:
         self._materialized: tempfile.TemporaryDirectory[str] | None = None
         self._writer: TileWriter | None = None
         self._headers = _NpyHeaders()
-        self._stored: dict[str, tuple[int, int]] = {}  # blake3 -> (pack, offset), this session's tensors
+        self._stored: dict[str, tuple[int, int]] = {}  # blake3 -> (pack, offset), recent tensors
         template = dict(descriptor.template)
         try:
             self.config = ExecutionConfig.from_json(template["execution"])
@@ -351,7 +354,15 @@ class EvidenceLog:
             self._stored = {k: v for k, v in self._stored.items() if v[0] < first}
             raise
         tiles.append(leaves)
+        self._forget()
         return range(first, first + count)
+
+    def _forget(self) -> None:
+        """Keep only the most recently stored tensors for deduplication."""
+        excess = len(self._stored) - DEDUP_ENTRIES
+        if excess > 0:
+            for digest in list(itertools.islice(self._stored, excess)):
+                del self._stored[digest]
 
     def append_many(self, records: Any, *, canonical: bool = False) -> range:
         """Append (inputs, claimed outputs or None) pairs in order; returns their indices.
@@ -435,6 +446,7 @@ class EvidenceLog:
             self._stored = {k: v for k, v in self._stored.items() if v[0] < first}
             raise
         tiles.append(leaves)
+        self._forget()
         return range(first, first + len(leaves))
 
     # --- checkpoints and proofs ------------------------------------------------------------
