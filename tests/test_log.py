@@ -274,7 +274,7 @@ def test_an_audit_on_dask_finds_the_same(run_cli: RunCli, made: dict[str, Path])
     distributed = pytest.importorskip("distributed")
     _checkpoint(run_cli, made)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0", scheduler_port=0) as cluster:
         code, report = _audit(run_cli, made, "--sample", "60", "--seed", "05",
                               "--dask-scheduler", cluster.scheduler_address)
     assert code == 0, report
