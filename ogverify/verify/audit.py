@@ -352,16 +352,11 @@ def _dispatch(jobs: list[BatchJob], options: AuditOptions) -> Iterator[RecordOut
 
 
 def _on_dask(jobs: list[BatchJob], scheduler: Any) -> Iterator[RecordOutcome]:
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:
-        raise UsageError("--dask-scheduler needs the 'distributed' package: pip install 'ogverify[dask]'") from exc
-    own = not isinstance(scheduler, Client)
-    try:
-        client = Client(scheduler, timeout="20s") if own else scheduler  # type: ignore[no-untyped-call]
-    except (OSError, TimeoutError) as exc:
-        raise UsageError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
-    try:
+    from ogverify.verify.batch import dask_client
+
+    with dask_client(scheduler) as client:
+        from distributed import as_completed
+
         futures = {client.submit(run_batch, job, pure=False): job for job in jobs}
         for future in as_completed(futures):  # type: ignore[no-untyped-call]
             try:
@@ -369,9 +364,6 @@ def _on_dask(jobs: list[BatchJob], scheduler: Any) -> Iterator[RecordOutcome]:
             except Exception as exc:
                 yield from (RecordOutcome(i, "error", f"record {i}: Dask task failed: {exc}")
                             for i in futures[future].indices)
-    finally:
-        if own:
-            client.close()
 
 
 # --- the auditor's side ----------------------------------------------------------------------

@@ -473,14 +473,16 @@ def _dask_task(target: str, spec: CheckSpec) -> tuple[Report, VerdictFacts | Non
     return _checked_in_worker(target, spec)
 
 
-def run_dask(targets: Sequence[str], spec: CheckSpec, scheduler: Any) -> Iterator[Checked]:
-    """Check ``targets`` on a Dask cluster (scheduler address or a ``distributed.Client``).
+@contextlib.contextmanager
+def dask_client(scheduler: Any) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``scheduler`` (an address; a given Client is used as it is and
+    not closed here).
 
     Raises:
         UsageError: ``distributed`` is not installed, or the scheduler cannot be reached.
     """
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError as exc:
         raise UsageError("--dask-scheduler needs the 'distributed' package: pip install 'ogverify[dask]'") from exc
     own = not isinstance(scheduler, Client)
@@ -489,6 +491,21 @@ def run_dask(targets: Sequence[str], spec: CheckSpec, scheduler: Any) -> Iterato
     except (OSError, TimeoutError) as exc:
         raise UsageError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
     try:
+        yield client
+    finally:
+        if own:
+            client.close()
+
+
+def run_dask(targets: Sequence[str], spec: CheckSpec, scheduler: Any) -> Iterator[Checked]:
+    """Check ``targets`` on a Dask cluster (scheduler address or a ``distributed.Client``).
+
+    Raises:
+        UsageError: ``distributed`` is not installed, or the scheduler cannot be reached.
+    """
+    with dask_client(scheduler) as client:
+        from distributed import as_completed
+
         spec_future = client.scatter(spec, broadcast=True)
         futures = {client.submit(_dask_task, target, spec_future, pure=False): index
                    for index, target in enumerate(targets)}
@@ -500,9 +517,6 @@ def run_dask(targets: Sequence[str], spec: CheckSpec, scheduler: Any) -> Iterato
                 report = error_report(targets[index], f"Dask task failed: {type(exc).__name__}: {exc}", spec.rerun)
                 facts = None
             yield Checked(index, report, facts)
-    finally:
-        if own:
-            client.close()
 
 
 # --- all of it ----------------------------------------------------------------------------
