@@ -14,7 +14,6 @@ verifier that knows a public key matches it to the lines that may be its own and
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -66,7 +65,7 @@ def parse_verifier_key(text: str) -> tuple[str, bytes]:
     name = check_key_name(parts[0])
     try:
         raw = base64.b64decode(parts[2], validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a non-ASCII character
         raise NoteError("verifier key is not valid base64") from exc
     if len(raw) != 33 or raw[0] != ALG_ED25519:
         raise NoteError("verifier key is not an Ed25519 key")
@@ -129,7 +128,7 @@ def parse_note(raw: bytes) -> Note:
         name = check_key_name(fields[0])
         try:
             blob = base64.b64decode(fields[1], validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a non-ASCII character
             raise NoteError(f"signature by {name!r} is not valid base64") from exc
         if len(blob) < 5:
             raise NoteError(f"signature by {name!r} is too short")
@@ -202,7 +201,7 @@ class Checkpoint:
             raise NoteError(f"checkpoint tree size {size[:40]!r} is not a decimal number below 2**63")
         try:
             digest = base64.b64decode(root, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a non-ASCII character
             raise NoteError("checkpoint root hash is not valid base64") from exc
         if len(digest) != 32:
             raise NoteError("checkpoint root hash is not 32 bytes")
