@@ -17,21 +17,16 @@ from ogverify.evidence.log.store import LogStore
 from ogverify.packing.log import EvidenceLog
 from ogverify.verify import sampling
 from tests import rfc9162_reference as rfc
-from tests.conftest import CliResult, RunCli
+from tests.conftest import RunCli, invoke_cli
 from tests.log_helpers import add_one_model, records
 
 
 @pytest.fixture(scope="module")
 def made_once(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A log of 300 records made through the CLI (npz with claims, npz --run, one -i/-O), once per module."""
-    from typer.testing import CliRunner
-
-    from ogverify.cli.app import app
     from ogverify.evidence.signing import generate_key_pair
 
-    def run_cli(*args: str | Path) -> CliResult:
-        result = CliRunner().invoke(app, [str(a) for a in args], prog_name="ogverify")
-        return CliResult(result.exit_code, result.stdout, result.stderr)
+    run_cli = invoke_cli
 
     tmp_path = tmp_path_factory.mktemp("made")
     model = add_one_model(tmp_path / "add.onnx")
