@@ -1,6 +1,6 @@
 """50 clean re-checks of the same bundle must report no drift: ``python benchmarks/clean_rechecks.py [N]``.
 
-Packs one bundle (the 256→512→64 MLP, outputs computed with --run), then runs
+Packs one bundle (the 256→512→64 MLP, outputs computed with --run, with a trace), then runs
 ``ogverify check --format json`` N times (default 50), each a separate process, and counts
 verdicts other than verified and any drift explanation. Prints one line per 10 checks and a
 summary; exits 1 if any check reported drift.
@@ -30,7 +30,7 @@ def main(count: int) -> int:
         np.save(folder / "x.npy", np.random.default_rng(1).standard_normal((8, 256)).astype(np.float32))
         bundle = folder / "clean.ogb"
         subprocess.run(
-            ["ogverify", "pack", str(model), "-i", f"x={folder / 'x.npy'}", "--run", "--out", str(bundle)],
+            ["ogverify", "pack", str(model), "-i", f"x={folder / 'x.npy'}", "--run", "--trace", "--out", str(bundle)],
             check=True, capture_output=True,
         )
         drifted = 0
@@ -41,7 +41,8 @@ def main(count: int) -> int:
                 capture_output=True, text=True, check=False,
             )
             report = json.loads(process.stdout)
-            if process.returncode != 0 or report["explanation"] is not None:
+            if (process.returncode != 0 or report["explanation"] is not None
+                    or report.get("first_divergent_node") is not None):
                 drifted += 1
                 print(f"check {index}: exit {process.returncode}: {report['headline']}")
             if index % 10 == 0:

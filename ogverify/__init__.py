@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ogverify.evidence.cid import FileCids
     from ogverify.evidence.comparison import ComparisonPolicy
     from ogverify.packing.log import EvidenceLog
+    from ogverify.evidence.trace import Profile, Trace
     from ogverify.packing.pack import PackResult
     from ogverify.packing.recorder import Recorder
     from ogverify.report.findings import Report
@@ -63,6 +64,8 @@ def pack(
     overwrite: bool = False,
     model_cid: str | None = None,
     model_signature: StrPath | None = None,
+    trace: bool | Trace = False,
+    profile: bool | Profile = False,
 ) -> PackResult:
     """Pack a model run into an evidence bundle (``.ogb`` → one file, else a directory).
 
@@ -79,6 +82,8 @@ def pack(
         overwrite: replace an existing bundle.
         model_cid: the model's IPFS CID as the producer claims it; ``check`` verifies it.
         model_signature: the publisher's model_signing signature file of the model files, to attach.
+        trace: record a digest and sketch of every node output (True: take it now; see docs/drift.md).
+        profile: record which configuration knobs change the outputs' bits (True: measure it now).
     """
     from pathlib import Path
 
@@ -106,6 +111,8 @@ def pack(
         overwrite=overwrite,
         provenance=Provenance(model_cid=model_cid) if model_cid is not None else None,
         model_signature=Path(model_signature) if model_signature is not None else None,
+        trace=trace,
+        profile=profile,
     )
 
 

@@ -10,7 +10,7 @@ Layout:
 - ``common.py``: ``guarded`` (every error to one line and its exit code), ``emit``, ``echo``.
 - one module per topic: ``keys.py`` (keygen, sign), ``pack.py``, ``check.py``, ``diff.py``,
   ``bundle.py`` (inspect, extract), ``fingerprint.py``, ``interop.py`` (cid, import, export: other
-  systems' formats).
+  systems' formats), ``profile.py`` (the sensitivity profile).
 
 Adding a command: write it in ``ogverify/cli/<topic>.py`` as a function decorated with
 ``@guarded`` (parameters declared with ``typer.Option``/``typer.Argument``, heavy imports inside

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ogverify import __version__
-from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, log, pack
+from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, log, pack, profile
 from ogverify.cli.common import Terminated
 from ogverify.errors import EXIT_MEANINGS
 
@@ -60,6 +60,7 @@ app.add_typer(interop.import_app, name="import")
 app.add_typer(interop.export_app, name="export")
 app.add_typer(log.log_app, name="log")
 app.command()(log.audit)
+app.command()(profile.profile)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -10,6 +10,10 @@ import typer
 from ogverify.cli.common import echo, guarded
 from ogverify.errors import UsageError
 
+# pack records a trace unless told not to: one more run of the model, in the process that
+# records the environment (docs/drift.md, "Default and cost").
+TRACE_BY_DEFAULT = True
+
 
 @guarded
 def pack(
@@ -95,6 +99,13 @@ def pack(
         typer.Option("--model-signature", metavar="SIG",
                      help="The publisher's model_signing signature of the model files, to attach."),
     ] = None,
+    trace: Annotated[
+        bool,
+        typer.Option("--trace/--no-trace", help="Record a digest and sketch of every node output (docs/drift.md)."),
+    ] = TRACE_BY_DEFAULT,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Record which configuration knobs change this model's output bits.")
+    ] = False,
 ) -> None:
     """Pack a model, its inputs and its outputs into an evidence bundle."""
     from ogverify.evidence.bundle import check_writable
@@ -164,6 +175,8 @@ def pack(
         overwrite=force,
         provenance=Provenance(model_cid=model_cid) if model_cid is not None else None,
         model_signature=model_signature,
+        trace=trace,
+        profile=profile,
     )
     signed = f", signed by {', '.join(k[:12] for k in result.signed_by)}" if result.signed_by else ", unsigned"
     echo(f"wrote {result.path} (manifest sha256:{result.manifest_sha256}{signed})")

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ogverify.evidence import canonical_json
 from ogverify.evidence.bundle import open_bundle
 from ogverify.evidence.manifest import Artifact
+from ogverify.evidence.trace import Profile, Trace, knob_phrase
 
 
 def _artifact(artifact: Artifact) -> dict[str, Any]:
@@ -22,6 +24,25 @@ def _signers(envelope: bytes) -> list[str]:
         return [str(s.get("keyid", "")) for s in parsed.get("signatures", []) if isinstance(s, dict)]
     except (ValueError, AttributeError, TypeError):
         return []
+
+
+def _trace(trace: Trace | None) -> dict[str, Any] | None:
+    if trace is None:
+        return None
+    return {"level": trace.level, "outputs": len(trace.outputs), "omitted": trace.omitted,
+            "claim_reproduced": trace.claim_reproduced,
+            "bytes": len(canonical_json.dumps(trace.to_json()))}
+
+
+def _depends_on(profile: Profile | None) -> str | None:
+    """"this model's outputs depend on the intra-op thread count", from the producer's profile."""
+    if profile is None:
+        return None
+    phrases = [knob_phrase(k.knob) for k in profile.knobs if k.changes_bits]
+    if not phrases:
+        return f"no knob of the {len(profile.knobs)} profiled changes this model's output bits on these inputs"
+    joined = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    return f"this model's outputs depend on {joined}"
 
 
 def inspect_bundle(path: Path) -> dict[str, Any]:
@@ -50,6 +71,9 @@ def inspect_bundle(path: Path) -> dict[str, Any]:
             "environment": dict(manifest.environment),
             "annotations": dict(manifest.annotations),
             **({"provenance": manifest.provenance.to_json()} if manifest.provenance is not None else {}),
+            "trace": _trace(manifest.trace),
+            "profile": manifest.profile.to_json() if manifest.profile is not None else None,
+            "depends_on": _depends_on(manifest.profile),
             "signatures": envelopes,
             "totals": {
                 "artifacts": len(unique),

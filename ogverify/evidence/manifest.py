@@ -16,6 +16,7 @@ from ogverify.evidence import canonical_json
 from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.digest import Digest
 from ogverify.evidence.schemas import validate
+from ogverify.evidence.trace import Profile, Trace
 from ogverify.runtime.config import ExecutionConfig
 
 FORMAT_VERSION = 1
@@ -191,6 +192,10 @@ class Manifest:
     initializers: tuple[InitializerDigest, ...] | None = None
     # Optional: absent unless the producer gave outside evidence (a model CID, ...).
     provenance: Provenance | None = None
+    # Optional: the producer's trace of node outputs (``pack --trace``) and sensitivity profile
+    # (``pack --profile``); signed with the rest.
+    trace: Trace | None = None
+    profile: Profile | None = None
 
     def artifacts(self) -> list[tuple[str, Artifact]]:
         """Every artifact with the name a person would use for it, in manifest order."""
@@ -213,7 +218,9 @@ class Manifest:
             "producer": dict(self.producer),
             "annotations": dict(sorted(self.annotations.items())),
         } | ({} if self.initializers is None else {"initializers": [i.to_json() for i in self.initializers]}) | (
-            {} if self.provenance is None else {"provenance": self.provenance.to_json()})
+            {} if self.provenance is None else {"provenance": self.provenance.to_json()}) | (
+            {} if self.trace is None else {"trace": self.trace.to_json()}) | (
+            {} if self.profile is None else {"profile": self.profile.to_json()})
 
     def to_bytes(self) -> bytes:
         """The canonical manifest bytes, as stored in ``manifest.json`` and signed."""
@@ -249,6 +256,8 @@ class Manifest:
                 initializers=None if "initializers" not in raw
                 else tuple(InitializerDigest.from_json(i) for i in raw["initializers"]),
                 provenance=Provenance.from_json(raw["provenance"]) if "provenance" in raw else None,
+                trace=Trace.from_json(raw["trace"]) if "trace" in raw else None,
+                profile=Profile.from_json(raw["profile"]) if "profile" in raw else None,
             )
         except Exception as exc:  # an OgverifyError from a nested value, e.g. an unknown opt level
             message = getattr(exc, "message", str(exc))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,6 +16,7 @@ from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.manifest import Manifest, ModelFile, Provenance, TensorEntry
 from ogverify.evidence.paths import require
 from ogverify.evidence.signing import load_private_key, sign_manifest
+from ogverify.evidence.trace import Profile, Trace
 from ogverify.model.initializers import initializer_digests
 from ogverify.model.signature import ModelSignature, read_signature
 from ogverify.model.tensors import Array, canonicalize, describe, dtype_name, load_tensor_file, to_npy_bytes
@@ -149,14 +152,36 @@ def record_environment(model: Path, inputs: Mapping[str, Array], config: Executi
     Costs a session build in a fresh process; callers that pack many runs of one model under
     one configuration (the Recorder) compute it once and pass it to ``pack(environment=...)``.
     """
+    return _record(model, inputs, config, None, trace=False)[0]
+
+
+def _record(
+    model: Path, inputs: Mapping[str, Array], config: ExecutionConfig, claimed: Mapping[str, Array] | None, *,
+    trace: bool,
+) -> tuple[dict[str, object], Trace | None]:
+    """The environment, and with ``trace`` the trace, taken in one fresh process."""
     import tempfile
+
+    from ogverify.runtime.trace import finish_or_raise, plan_trace
 
     environment = fingerprint.capture()
     with tempfile.TemporaryDirectory(prefix="ogverify-pack-") as work:
-        graph = fingerprint.optimized_graph(model.resolve(), inputs, config, Path(work))
+        plan = plan_trace(model.resolve(), config, Path(work) / "trace", claimed) if trace else None
+        graph, results = fingerprint.optimized_graph_and(model.resolve(), inputs, config, Path(work),
+                                                         plan.trials if plan is not None else ())
+        recorded_trace = finish_or_raise(plan, results) if plan is not None else None
     if graph is not None:
         environment["optimized_graph"] = graph
-    return environment
+    return environment, recorded_trace
+
+
+def _profile(model: Path, inputs: Mapping[str, Array], config: ExecutionConfig) -> Profile:
+    import tempfile
+
+    from ogverify.runtime.sensitivity import profile_model
+
+    with tempfile.TemporaryDirectory(prefix="ogverify-profile-") as work:
+        return profile_model(model.resolve(), inputs, config, Path(work))
 
 
 def pack(
@@ -175,6 +200,8 @@ def pack(
     provenance: Provenance | None = None,
     model_signature: Path | None = None,
     chain_files: Mapping[str, bytes] | None = None,
+    trace: bool | Trace = False,
+    profile: bool | Profile = False,
 ) -> PackResult:
     """Pack a model run into an evidence bundle at ``out`` (``.ogb`` → file, else directory).
 
@@ -196,6 +223,8 @@ def pack(
         provenance: outside evidence to record for ``check`` (the model's claimed IPFS CID, ...).
         model_signature: the publisher's model_signing signature file of the model files, to attach.
         chain_files: the on-chain records (name → bytes) behind ``provenance.chain``, to store with it.
+        trace: record the trace of node outputs (``record_trace``; True: take it now).
+        profile: record the sensitivity profile (``profile_model``; True: measure it now).
 
     Raises:
         UsageError / ModelError: bad inputs, model or arguments. ReplayError: ``--run`` failed.
@@ -219,11 +248,29 @@ def pack(
         signed = check_covers(model_signature.read_bytes(), f"--model-signature {model_signature.name}",
                               {model.name: model, **dict(model_files)}, model.name)
     config = config or ExecutionConfig(runtime_version=runtime_version())
+    computed = claimed_outputs is None
     if claimed_outputs is None:
         names = signature.output_names
         result = replay(model, {n: inputs[n] for n in signature.input_names}, names, config)
         claimed_outputs = {name: canonicalize(result.outputs[name], f"output {name!r}") for name in names}
     _check_claimed(claimed_outputs, signature)
+    # The trace is taken in the process that records the environment. With claimed outputs given
+    # (not computed now), that process also runs the recorded configuration: did it reproduce them?
+    recorded_trace = trace if isinstance(trace, Trace) else None
+    if environment is None:
+        environment, taken = _record(model, inputs, config, None if computed else claimed_outputs,
+                                     trace=trace is True)
+        recorded_trace = taken or recorded_trace
+    elif trace is True:
+        from ogverify.runtime.trace import record_trace
+
+        with tempfile.TemporaryDirectory(prefix="ogverify-trace-") as work:
+            recorded_trace = record_trace(model.resolve(), inputs, config, Path(work),
+                                          claimed=None if computed else claimed_outputs)
+    if trace is True and recorded_trace is not None and computed:
+        recorded_trace = dataclasses.replace(recorded_trace, claim_reproduced=True)
+    recorded_profile = profile if isinstance(profile, Profile) else (
+        _profile(model, inputs, config) if profile is True else None)
     comparison = comparison or ComparisonPolicy()
     for name in comparison.outputs:
         if name not in claimed_outputs:
@@ -254,12 +301,14 @@ def pack(
             inputs=entries(inputs, signature.input_names),
             outputs=entries(claimed_outputs, signature.output_names),
             execution=config,
-            environment=dict(environment) if environment is not None else record_environment(model, inputs, config),
+            environment=dict(environment),
             comparison=comparison,
             producer={"tool": "ogverify", "version": __version__},
             annotations=dict(annotations or {}),
             initializers=initializers,
             provenance=provenance,
+            trace=recorded_trace,
+            profile=recorded_profile,
         )
         try:
             manifest_bytes = manifest.to_bytes()

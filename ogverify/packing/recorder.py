@@ -102,6 +102,11 @@ class Recorder:
         comparison: how ``check`` should compare outputs (mode string or ComparisonPolicy).
         annotations: strings stored in every manifest (the run number is added).
         form: ``"file"`` (``run-000001.ogb``) or ``"directory"`` bundles.
+        trace: record each run's trace of node outputs (``pack --trace``; docs/drift.md). It
+            costs one more run per recorded run, in a fresh process, which also tells whether
+            the recorded configuration reproduces the session's outputs there
+            (``manifest.trace.claim_reproduced``). An evidence log takes the same record:
+            ``ogverify.runtime.trace.record_trace`` returns it, ``Trace.to_json()`` serialises it.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class Recorder:
         comparison: ComparisonPolicy | str | None = None,
         annotations: Mapping[str, str] | None = None,
         form: str = "file",
+        trace: bool = False,
     ) -> None:
         from ogverify.evidence.comparison import ComparisonSpec
         from ogverify.runtime.session import build_session
@@ -149,6 +155,7 @@ class Recorder:
                            else comparison)
         self.annotations = dict(annotations or {})
         self.form = form
+        self.trace = trace
         self.bundles: list[Path] = []
         self.results: list[PackResult] = []
         self._count = 0
@@ -181,7 +188,7 @@ class Recorder:
         result = pack(self.model, out, inputs=inputs, claimed_outputs=claimed, config=self.config,
                       comparison=self.comparison, sign_keys=self.sign_keys,
                       annotations={**self.annotations, "ogverify.recorder.run": str(index)},
-                      environment=environment)
+                      environment=environment, trace=self.trace)
         with self._lock:
             self.bundles.append(result.path)
             self.results.append(result)

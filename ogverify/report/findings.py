@@ -156,4 +156,13 @@ class Report:
             "replay": dict(self.replay) if self.replay is not None else None,
             "cause": self.cause,
             "explanation": dict(self.explanation.evidence) if self.explanation is not None else None,
+            "first_divergent_node": self.first_divergent_node,
         }
+
+    @property
+    def first_divergent_node(self) -> dict[str, Any] | None:
+        """From the producer's recorded trace: the first node whose output here differs from the
+        producer's (``name``, ``op_type``, ``output``, ``role``, ...), when there is one."""
+        explanation = self.explanation
+        node = explanation.evidence.get("first_divergent_node") if explanation is not None else None
+        return dict(node) if isinstance(node, dict) else None

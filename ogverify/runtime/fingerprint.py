@@ -10,7 +10,7 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -102,11 +102,19 @@ def optimized_graph(model: Any, inputs: Any, config: Any, work_dir: Path) -> dic
     differently (the first thing a changed runtime version or CPU feature set changes).
     Returns None when the graph cannot be produced here.
     """
+    return optimized_graph_and(model, inputs, config, work_dir)[0]
+
+
+def optimized_graph_and(model: Any, inputs: Any, config: Any, work_dir: Path, extra: Sequence[Any] = ()
+                        ) -> tuple[dict[str, Any] | None, list[Any]]:
+    """``optimized_graph`` and the results of ``extra`` trials run in the same process (the
+    trace pack records: one process start instead of two)."""
     from ogverify.runtime.trials import Trial, run_trials
 
     trial = Trial("optimised graph", config, save_optimized=True, run=False)
-    graph = graph_fingerprint(run_trials(model, inputs, [trial], work_dir)[0])
-    return {**graph, "level": config.graph_optimization_level} if graph is not None else None
+    results = run_trials(model, inputs, [trial, *extra], work_dir)
+    graph = graph_fingerprint(results[0])
+    return ({**graph, "level": config.graph_optimization_level} if graph is not None else None), results[1:]
 
 
 def graph_fingerprint(run: TrialResult | None) -> dict[str, Any] | None:
@@ -216,8 +224,10 @@ def diff_environments(recorded: Mapping[str, Any], current: Mapping[str, Any]) -
         recorded = {key: value for key, value in recorded.items() if key != "optimized_graph"}
     before, after = _flatten(recorded), _flatten(current)
     differences = []
-    for field in sorted(set(before) | set(after)):
-        if before.get(field) != after.get(field):
-            impact, why = _impact_of(field)
-            differences.append(EnvironmentDifference(field, before.get(field), after.get(field), impact, why))
+    changed = sorted(field for field in set(before) | set(after) if before.get(field) != after.get(field))
+    for field in changed:
+        impact, why = _impact_of(field)
+        if field == "cpu.model" and "cpu.numeric_flags" in changed:
+            why = "another CPU model, with other numeric features (see cpu.numeric_flags)"
+        differences.append(EnvironmentDifference(field, before.get(field), after.get(field), impact, why))
     return sorted(differences, key=lambda d: (_RANK[d.impact], d.field))

@@ -56,6 +56,12 @@ def run_trial(np: Any, trial: dict[str, Any], feeds: dict[str, Any], out_dir: Pa
     names = trial["outputs"] or [o.name for o in session.get_outputs()]
     values = session.run(names, {k: v for k, v in feeds.items() if k in {i.name for i in session.get_inputs()}},
                          run_options(config))
+    if trial.get("summarise"):
+        from ogverify.model.sketch import summarise
+
+        summaries = {name: summarise(canonicalize(value, f"output {name!r}")).to_json()
+                     for name, value in zip(names, values, strict=True) if isinstance(value, np.ndarray)}
+        return {"outputs": {}, "summaries": summaries, "applied_transformers": applied, "optimized_model": optimized}
     files = {}
     for index, (name, value) in enumerate(zip(names, values, strict=True)):
         if not isinstance(value, np.ndarray):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ogverify.evidence.trace import TensorSummary
 from ogverify.model.tensors import Array, parse_npy
 from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.session import is_process_sticky
@@ -37,6 +38,8 @@ class Trial:
         outputs: output names to fetch; empty: every graph output.
         fresh_process: run alone in a new process even if it could share one.
         run: run the model; False only builds the session (for its optimised graph or log).
+        summarise: return each output's digest and sketch (``TrialResult.summaries``) instead of
+            its values, which then never leave the trial process (the recorded trace).
     """
 
     label: str
@@ -48,6 +51,7 @@ class Trial:
     outputs: tuple[str, ...] = ()
     fresh_process: bool = False
     run: bool = True
+    summarise: bool = False
 
     @property
     def process_sticky(self) -> bool:
@@ -63,12 +67,16 @@ class TrialResult:
     error: str | None = None
     applied_transformers: tuple[str, ...] = ()
     optimized_model: Path | None = None
+    summaries: dict[str, TensorSummary] = field(default_factory=dict)
 
 
-def _groups(trials: Sequence[Trial]) -> list[list[int]]:
+def _groups(trials: Sequence[Trial], parallel: int = 1) -> list[list[int]]:
     shared = [i for i, t in enumerate(trials) if not t.process_sticky]
     alone = [[i] for i, t in enumerate(trials) if t.process_sticky]
-    return ([shared] if shared else []) + alone
+    # Up to ``parallel`` processes share the trials that may share one, round robin.
+    chunks = max(1, min(parallel - len(alone), len(shared)))
+    split = [shared[k::chunks] for k in range(chunks)] if shared else []
+    return split + alone
 
 
 def run_trials(
@@ -78,10 +86,12 @@ def run_trials(
     work_dir: Path,
     *,
     timeout: float = 600.0,
+    parallel: int = 1,
 ) -> list[TrialResult]:
     """Run every trial and return their results in the same order.
 
-    ``work_dir`` must outlive the results: optimised graphs are left there.
+    ``work_dir`` must outlive the results: optimised graphs are left there. ``parallel``: the
+    most trial processes to run at once (1: one after the other).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     input_files = {}
@@ -92,7 +102,8 @@ def run_trials(
         input_files[name] = str(path)
     results: list[TrialResult | None] = [None] * len(trials)
     offset = len(list(work_dir.glob("trial_*")))
-    for group_index, group in enumerate(_groups(trials)):
+    jobs: list[tuple[list[int], Path]] = []
+    for group_index, group in enumerate(_groups(trials, parallel)):
         job_trials = []
         for i in group:
             trial = trials[i]
@@ -106,11 +117,20 @@ def run_trials(
                 "capture_transformers": trial.capture_transformers,
                 "outputs": list(trial.outputs),
                 "run": trial.run,
+                "summarise": trial.summarise,
                 "out_dir": str(out_dir),
             })
         job_path = work_dir / f"probe_{offset}_{group_index}.json"
         job_path.write_text(json.dumps({"inputs": input_files, "trials": job_trials}), encoding="utf-8")
-        raw = _run_probe(job_path, timeout, len(group))
+        jobs.append((group, job_path))
+    if parallel > 1 and len(jobs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(parallel, len(jobs))) as pool:
+            raws = list(pool.map(lambda job: _run_probe(job[1], timeout, len(job[0])), jobs))
+    else:
+        raws = [_run_probe(job_path, timeout, len(group)) for group, job_path in jobs]
+    for (group, _), raw in zip(jobs, raws, strict=True):
         for i, result in zip(group, raw, strict=True):
             results[i] = _result(trials[i], result)
     return [r for r in results if r is not None]
@@ -142,7 +162,8 @@ def _result(trial: Trial, raw: Mapping[str, Any]) -> TrialResult:
         for name, path in raw["outputs"].items()
     }
     optimized = raw.get("optimized_model")
+    summaries = {name: TensorSummary.from_json(s) for name, s in raw.get("summaries", {}).items()}
     return TrialResult(
         trial, outputs, None, tuple(raw.get("applied_transformers", [])),
-        Path(optimized) if optimized and Path(optimized).is_file() else None,
+        Path(optimized) if optimized and Path(optimized).is_file() else None, summaries,
     )

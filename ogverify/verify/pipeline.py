@@ -197,43 +197,18 @@ def _explanation(
                 budget=options.explain_budget, timeout=options.timeout, tolerance=failing.spec,
                 candidate_model=options.candidate_model,
                 available_providers=onnxruntime.get_available_providers(),
+                trace=manifest.trace, profile=manifest.profile,
             )
     except (OgverifyError, OSError) as exc:
         message = exc.message if isinstance(exc, OgverifyError) else str(exc)
         return Finding("drift", "explanation", Status.WARN, f"no explanation: {message}")
-    summary = explanation.summary
+    from ogverify.verify.drift.finding import explanation_finding
+
+    policy = options.environment_policy
+    numeric = [d for d in differences if d.impact == "high"
+               and (policy is None or (policy.decide(d) or ("", ""))[0] != "allow")]
     graph_note = _graph_drift(manifest.environment.get("optimized_graph"), explanation.recorded_graph)
-    if graph_note and explanation.cause == "unexplained":
-        summary += "; " + graph_note
-    high = [d for d in differences if d.impact == "high"]
-    if explanation.cause == "unexplained" and high:
-        summary += "; the environment differs where it changes numerics: " + ", ".join(
-            f"{d.field} {d.change()}" for d in high[:3]
-        )
-    children = []
-    localisation = explanation.localisation
-    if localisation is not None:
-        for node in (localisation.origin, localisation.first_exceeding):
-            if node is not None:
-                label = "originates the error" if node is localisation.origin else "first exceeds the tolerance"
-                children.append(Finding(
-                    "drift", node.node, Status.WARN,
-                    f"{node.role}: {node.describe()} {label} ({node.elements_differing} elements differ, "
-                    f"max abs diff {node.max_abs_diff:.3g})" if node.max_abs_diff is not None else
-                    f"{node.role}: {node.describe()} {label} ({node.elements_differing} elements differ)",
-                    node.to_json(),
-                ))
-        children += [Finding("drift", "localisation", Status.WARN, note) for note in localisation.notes]
-    if explanation.op_histogram_diff:
-        ops = ", ".join(f"{op} {a}->{b}" for op, (a, b) in explanation.op_histogram_diff.items())
-        children.append(Finding("drift", "optimised graph", Status.WARN,
-                                f"op histogram, recorded -> reproducing configuration: {ops}"))
-    if graph_note:
-        children.append(Finding("drift", "optimised graph", Status.WARN, graph_note))
-    children += [Finding("drift", "note", Status.WARN, note) for note in explanation.notes]
-    children.append(Finding("drift", "search", Status.PASS,
-                            f"{explanation.runs} trial runs; variants tried: {len(explanation.attempts)}"))
-    return Finding("drift", "explanation", Status.WARN, summary, explanation.to_json(), tuple(children))
+    return explanation_finding(explanation, failing.spec, numeric, graph_note)
 
 
 def _integrity(bundle: Bundle, workspace: _Workspace | None = None) -> Finding:

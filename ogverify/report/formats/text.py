@@ -57,13 +57,19 @@ def _number(value: float | None) -> str:
 
 def comparison_table(comparisons: Sequence[OutputComparison]) -> Table:
     """Per-output numbers: equality, differing elements, diffs, ULPs, NaN/inf, argmax flips."""
-    table = Table(title="outputs", title_justify="left", show_edge=False, pad_edge=False)
+    table = Table(title="outputs", title_justify="left", show_edge=False, pad_edge=False,
+                  caption="bitwise: every bit equal; differing: elements whose bits differ; NaN/inf: elements "
+                          "where only one side is NaN / where an infinity differs",
+                  caption_justify="left")
+    mode_width = max([len("mode"), *(len(str(c.spec)) for c in comparisons)])
     for column in ("output", "mode", "result", "bitwise", "differing", "max abs", "max rel", "max ULP",
                    "NaN/inf", "argmax flips"):
-        # Names and modes (allclose:0.0001,1e-05) may be long: they fold; numbers never shrink to "…".
-        wraps = column in ("output", "mode")
+        # Names may be long: they fold; a mode (allclose:0.0001,1e-05) is one token and never
+        # breaks; numbers never shrink to "…".
+        wraps = column == "output"
+        width = mode_width if column == "mode" else len(column)
         table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
-                         min_width=None if wraps else len(column))
+                         min_width=None if wraps else width)
     for c in comparisons:
         table.add_row(
             c.name, str(c.spec), "pass" if c.passed else "FAIL", "yes" if c.bitwise_equal else "no",
@@ -156,6 +162,12 @@ def render_inspection(summary: dict[str, Any], *, color: bool = False) -> str:
         ("size", f"{summary['totals']['size']} bytes in {summary['totals']['artifacts']} blobs, "
                  f"{summary['totals']['stored_size']} stored"),
     ]
+    trace = summary.get("trace")
+    if trace is not None:
+        rows.append(("trace", f"{trace['outputs']} node outputs at {trace['level']} ({trace['bytes']} bytes"
+                              + (f", {trace['omitted']} left out" if trace["omitted"] else "") + ")"))
+    if summary.get("depends_on"):
+        rows.append(("sensitivity", summary["depends_on"]))
     rows += [(f"annotation {k}", v) for k, v in summary["annotations"].items()]
     tensors = Table(show_edge=False, pad_edge=False)
     for column in ("kind", "name", "type", "bytes", "stored as"):

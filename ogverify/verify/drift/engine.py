@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.model.compare import compare_output
@@ -31,6 +31,10 @@ from ogverify.runtime.config import OPT_LEVELS, ExecutionConfig, ProviderSpec
 from ogverify.runtime.fingerprint import graph_fingerprint
 from ogverify.runtime.trials import Trial, TrialResult, run_trials
 from ogverify.verify.drift.localise import Localisation, localise
+from ogverify.verify.drift.trace import TraceComparison, compare_trace
+
+if TYPE_CHECKING:
+    from ogverify.evidence.trace import Profile, Trace
 
 DEFAULT_BUDGET = 32
 # Session config entries known to change output bits, with the value onnxruntime defaults to.
@@ -93,6 +97,17 @@ class Explanation:
     notes: tuple[str, ...] = ()
     also_reproducing: tuple[str, ...] = ()
     recorded_graph: Mapping[str, Any] | None = None
+    # The producer's recorded trace against this machine's (None: the bundle has no trace).
+    trace: TraceComparison | None = None
+    # One-knob variants the budget left untried, and whether pairs of knobs were cut short.
+    untried: tuple[str, ...] = ()
+    pairs_cut: bool = False
+    budget: int = DEFAULT_BUDGET
+
+    @property
+    def budget_exhausted(self) -> bool:
+        """The budget stopped the search before every one-knob variant was tried."""
+        return bool(self.untried)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +124,13 @@ class Explanation:
             "notes": list(self.notes),
             "also_reproducing": list(self.also_reproducing),
             "recorded_graph": dict(self.recorded_graph) if self.recorded_graph is not None else None,
+            "trace": self.trace.to_json() if self.trace is not None else None,
+            "first_divergent_node": (self.trace.first.to_json()
+                                     if self.trace is not None and self.trace.first is not None else None),
+            "untried": list(self.untried),
+            "pairs_cut": self.pairs_cut,
+            "budget": self.budget,
+            "budget_exhausted": self.budget_exhausted,
         }
 
 
@@ -149,8 +171,19 @@ def _with(config: ExecutionConfig, change: KnobChange) -> ExecutionConfig:
     return dataclasses.replace(config, config_entries=entries)
 
 
-def single_knob_changes(config: ExecutionConfig, available_providers: Sequence[str]) -> list[KnobChange]:
-    """Every one-knob variant of ``config`` worth trying, most likely culprits first."""
+def single_knob_changes(
+    config: ExecutionConfig, available_providers: Sequence[str], profile: Profile | None = None
+) -> list[KnobChange]:
+    """Every one-knob variant of ``config`` worth trying, most likely culprits first; knobs that
+    the producer's sensitivity profile found not to change bits come last."""
+    changes = _single_knob_changes(config, available_providers)
+    if profile is None:
+        return changes
+    irrelevant = {k.knob for k in profile.knobs if not k.changes_bits}
+    return sorted(changes, key=lambda change: change.knob in irrelevant)
+
+
+def _single_knob_changes(config: ExecutionConfig, available_providers: Sequence[str]) -> list[KnobChange]:
     levels = list(OPT_LEVELS.values())
     recorded_index = levels.index(config.graph_optimization_level)
     # Nearest levels first: the closest reproducing level names the fewest rewrites.
@@ -227,6 +260,8 @@ def explain(
     tolerance: ComparisonSpec | None = None,
     candidate_model: Path | None = None,
     available_providers: Sequence[str] = (),
+    trace: Trace | None = None,
+    profile: Profile | None = None,
 ) -> Explanation:
     """Find the cause of a failed reproduction (see the module docstring for the steps).
 
@@ -242,17 +277,26 @@ def explain(
         tolerance: the comparison that decides "exceeds the tolerance" in localisation.
         candidate_model: a model that may have produced the claim instead.
         available_providers: execution providers present here.
+        trace: the producer's recorded trace; compared with this machine's first, at the
+            reference level, to name the first node whose bits differ.
+        profile: the producer's sensitivity profile; knobs it found irrelevant are tried last.
     """
     context = _Context(model, inputs, claimed, recorded, work_dir, timeout, _Budget(budget),
                        tolerance or ComparisonSpec())
     noise, recorded_run = _noise_floor(context, first_reproduction)
     graph = graph_fingerprint(recorded_run)
     if noise is not None:
-        return dataclasses.replace(noise, recorded_graph=graph)
-    attempts = _counterfactuals(context, available_providers, reserve=1 if candidate_model is not None else 0)
+        return dataclasses.replace(noise, recorded_graph=graph, budget=budget)
+    traced = None
+    if trace is not None and context.budget.take(1) == 1:
+        traced = compare_trace(trace, model, inputs, recorded, work_dir / "trace-here", timeout=timeout)
+    search = _counterfactuals(context, available_providers, profile,
+                              reserve=1 if candidate_model is not None else 0)
+    attempts = search.attempts
     matching = [a for a in attempts if a.reproduced]
     if not matching:
-        return dataclasses.replace(_unexplained(context, attempts, candidate_model), recorded_graph=graph)
+        return dataclasses.replace(_unexplained(context, attempts, candidate_model, search), recorded_graph=graph,
+                                   trace=traced, untried=search.untried, pairs_cut=search.pairs_cut, budget=budget)
     best = matching[0]
     knobs = ", ".join(f"{c.knob}={c.value}" for c in best.changes)
     records = (best.changes[0].recorded if len(best.changes) == 1
@@ -272,8 +316,10 @@ def explain(
         if any(c.knob == "graph_optimization_level" for c in best.changes):
             applied = [t for t in recorded_run.applied_transformers if t not in reproducing.applied_transformers]
             transformers, bisect_note = _bisect_transformers(context, applied)
-            if transformers:
-                summary += f" (graph transformer {', '.join(transformers)})"
+            if len(transformers) == 1:
+                summary += f" (graph transformer {transformers[0]})"
+            elif transformers:
+                summary += f" (graph transformers {', '.join(transformers)}, disabled together)"
             if bisect_note:
                 notes.append(bisect_note)
     localisation = None
@@ -284,7 +330,8 @@ def explain(
         )
     return Explanation(
         "knob", summary, best.changes, transformers, histogram, localisation, tuple(attempts),
-        context.budget.used, tuple(notes), tuple(a.label for a in matching[1:]), graph,
+        context.budget.used, tuple(notes), tuple(a.label for a in matching[1:]), graph, traced,
+        search.untried, search.pairs_cut, budget,
     )
 
 
@@ -326,13 +373,23 @@ def _attempt(context: _Context, changes: tuple[KnobChange, ...], result: TrialRe
                    differing_elements(context.claimed, result.outputs))
 
 
-def _counterfactuals(context: _Context, available_providers: Sequence[str], reserve: int) -> list[Attempt]:
-    singles = single_knob_changes(context.recorded, available_providers)
-    singles = singles[: context.budget.take(len(singles))]
-    results = context.run([Trial(str(c), context.config_for([c])) for c in singles])
+@dataclass(frozen=True)
+class _Search:
+    attempts: list[Attempt]
+    untried: tuple[str, ...] = ()
+    pairs_cut: bool = False
+
+
+def _counterfactuals(
+    context: _Context, available_providers: Sequence[str], profile: Profile | None, reserve: int
+) -> _Search:
+    every = single_knob_changes(context.recorded, available_providers, profile)
+    singles = every[: context.budget.take(len(every))]
+    untried = tuple(str(c) for c in every[len(singles):])
+    results = context.run([Trial(str(c), context.config_for([c])) for c in singles]) if singles else []
     attempts = [_attempt(context, (change,), result) for change, result in zip(singles, results, strict=True)]
     if any(a.reproduced for a in attempts):
-        return attempts
+        return _Search(attempts, untried)
     # Greedy pairs: combine the knobs that came closest, within what is left of the budget.
     ranked = sorted(
         (a for a in attempts if a.error is None and a.elements_differing is not None),
@@ -343,11 +400,12 @@ def _counterfactuals(context: _Context, available_providers: Sequence[str], rese
         for second in ranked[i + 1:]:
             if first.changes[0].knob != second.changes[0].knob:
                 pairs.append((first.changes[0], second.changes[0]))
+    wanted = len(pairs)
     pairs = pairs[: context.budget.take(min(len(pairs), context.budget.left - reserve))]
     if pairs:
         results = context.run([Trial(", ".join(map(str, p)), context.config_for(p)) for p in pairs])
         attempts += [_attempt(context, pair, result) for pair, result in zip(pairs, results, strict=True)]
-    return attempts
+    return _Search(attempts, untried, len(pairs) < wanted)
 
 
 def _bisect_transformers(context: _Context, candidates: list[str]) -> tuple[tuple[str, ...], str]:
@@ -391,9 +449,20 @@ def _histogram_diff(recorded: Path | None, reference: Path | None) -> dict[str, 
     return {op: (before[op], after[op]) for op in sorted(set(before) | set(after)) if before[op] != after[op]}
 
 
-def _unexplained(context: _Context, attempts: list[Attempt], candidate_model: Path | None) -> Explanation:
+def _unexplained(
+    context: _Context, attempts: list[Attempt], candidate_model: Path | None, search: _Search
+) -> Explanation:
     tried = len(attempts)
-    summary = f"outputs are not explained by any configuration knob ({tried} variants tried)"
+    pairs = sum(len(a.changes) == 2 for a in attempts)
+    if search.untried:
+        left = (f"{len(search.untried)} one-knob variant(s) untried: {', '.join(search.untried[:4])}"
+                + (", ..." if len(search.untried) > 4 else ""))
+        summary = (f"no configuration tried reproduces the outputs, but the search stopped at its budget "
+                   f"of {context.budget.used + context.budget.left} trial runs ({tried} configuration(s) tried; "
+                   f"{left}): raise --explain-budget")
+    else:
+        summary = (f"outputs are not explained by any configuration knob (every one-knob variant and {pairs} "
+                   f"pair(s) of knobs tried{', not every pair' if search.pairs_cut else ''})")
     notes: list[str] = []
     if candidate_model is not None and context.budget.take(1):
         result = run_trials(candidate_model, context.inputs, [Trial("candidate", context.recorded)],

@@ -29,6 +29,7 @@ from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.model.compare import compare_output
 from ogverify.model.tensors import Array
 from ogverify.runtime.config import ExecutionConfig
+from ogverify.runtime.trace import expose_node_outputs
 from ogverify.runtime.trials import Trial, run_trials
 
 MAX_SINGLE_NODE_TRIALS = 256
@@ -73,24 +74,6 @@ class Localisation:
             "notes": list(self.notes),
             "unaligned_suspects": list(self.unaligned_suspects),
         }
-
-
-def _traced_copy(source: Path, target: Path) -> Any:
-    import onnx
-    from onnx import helper
-
-    # Weights stay where onnxruntime saved them (external data beside the graph), so the traced
-    # copy is written next to its source and refers to them by the same relative location.
-    model = onnx.load(str(source), load_external_data=False)
-    graph = model.graph
-    present = {o.name for o in graph.output}
-    for node in graph.node:
-        for name in node.output:
-            if name and name not in present:
-                graph.output.append(helper.make_empty_tensor_value_info(name))
-                present.add(name)
-    onnx.save(model, str(target))
-    return model
 
 
 def _differs(name: str, reference: Array, value: Array, tolerance: ComparisonSpec) -> bool:
@@ -168,8 +151,8 @@ def localise(
     )
     recorded_traced = recorded_graph.with_name("traced.onnx")
     reference_traced = reference_graph.with_name("traced.onnx")
-    recorded_model = _traced_copy(recorded_graph, recorded_traced)
-    reference_model = _traced_copy(reference_graph, reference_traced)
+    recorded_model = expose_node_outputs(recorded_graph, recorded_traced)
+    reference_model = expose_node_outputs(reference_graph, reference_traced)
     traces = run_trials(
         recorded_traced, inputs,
         [Trial("trace recorded", trace_config),
