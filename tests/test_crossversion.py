@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,18 +48,13 @@ print(ort.__version__, np.__version__)
 """
 
 
-def _node_outputs_here(model: Path, x: np.ndarray) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    proto = onnx.load(str(model))
-    names = [o for n in proto.graph.node for o in n.output if o]
-    present = {o.name for o in proto.graph.output}
-    proto.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in present)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return [np.asarray(v) for v in session.run(names, {"x": x})]
+def _node_outputs(python: str | Path, model: Path, x: Path, out: Path) -> tuple[list[np.ndarray], str, str]:
+    """Every node output under ``python``'s onnxruntime, with its onnxruntime and numpy versions."""
+    dumped = subprocess.run([python, "-c", DUMP, model, x, out], capture_output=True, text=True, check=False)
+    assert dumped.returncode == 0, dumped.stderr
+    runtime, numpy_version = dumped.stdout.split()
+    values = np.load(out)
+    return [values[f"t{i}"] for i in range(len(values.files))], runtime, numpy_version
 
 
 def test_packed_under_the_oldest_runtime_checks_here_and_the_trace_names_the_first_divergent_node(
@@ -73,20 +69,16 @@ def test_packed_under_the_oldest_runtime_checks_here_and_the_trace_names_the_fir
     packed = subprocess.run([old_ogverify, "pack", model, "-i", f"x={tmp_path / 'x.npy'}", "--run", "--trace",
                              "--out", bundle], capture_output=True, text=True, check=False)
     assert packed.returncode == 0, packed.stderr
-    dumped = subprocess.run([old_python, "-c", DUMP, model, tmp_path / "x.npy", tmp_path / "old.npz"],
-                            capture_output=True, text=True, check=False)
-    assert dumped.returncode == 0, dumped.stderr
-    old_runtime, old_numpy = dumped.stdout.split()
+    old_values, old_runtime, old_numpy = _node_outputs(old_python, model, tmp_path / "x.npy", tmp_path / "old.npz")
     assert (old_runtime, old_numpy) == ("1.20.1", "1.26.4")
+    here_values, _, _ = _node_outputs(sys.executable, model, tmp_path / "x.npy", tmp_path / "here.npz")
 
     import onnxruntime
 
     result = run_cli("check", bundle, "--allow-unsigned", "--format", "json", "--explain-budget", "3")
     report = json.loads(result.stdout)
-    old_values = np.load(tmp_path / "old.npz")
-    here_values = _node_outputs_here(model, x)
     nodes = [(n.name, n.op_type) for n in onnx.load(str(model)).graph.node]
-    differing = [i for i, v in enumerate(here_values) if v.tobytes() != old_values[f"t{i}"].tobytes()]
+    differing = [i for i, (a, b) in enumerate(zip(here_values, old_values, strict=True)) if a.tobytes() != b.tobytes()]
     if result.exit_code == 0:
         # Both runtimes compute these outputs bit for bit on this CPU (the final output included).
         assert report["first_divergent_node"] is None

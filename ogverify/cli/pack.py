@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from ogverify.cli.common import echo, guarded
 from ogverify.errors import UsageError
 
-# pack records a trace unless told not to: one more run of the model, in the process that
-# records the environment (docs/drift.md, "Default and cost").
-TRACE_BY_DEFAULT = True
+# pack records a trace unless told not to, when the model runs here: one more run of the model,
+# in the process that records the environment (docs/drift.md, "Default and cost").
+TRACE_BY_DEFAULT: Literal["auto"] = "auto"
 
 
 @guarded
@@ -100,9 +100,10 @@ def pack(
                      help="The publisher's model_signing signature of the model files, to attach."),
     ] = None,
     trace: Annotated[
-        bool,
-        typer.Option("--trace/--no-trace", help="Record a digest and sketch of every node output (docs/drift.md)."),
-    ] = TRACE_BY_DEFAULT,
+        bool | None,
+        typer.Option("--trace/--no-trace", help="Record a digest and sketch of every node output (docs/drift.md); "
+                     "default: when the model runs here."),
+    ] = None,
     profile: Annotated[
         bool, typer.Option("--profile", help="Record which configuration knobs change this model's output bits.")
     ] = False,
@@ -175,8 +176,10 @@ def pack(
         overwrite=force,
         provenance=Provenance(model_cid=model_cid) if model_cid is not None else None,
         model_signature=model_signature,
-        trace=trace,
+        trace=TRACE_BY_DEFAULT if trace is None else trace,
         profile=profile,
     )
+    if result.trace_skipped:
+        echo(f"no trace recorded (the model does not run here): {result.trace_skipped}")
     signed = f", signed by {', '.join(k[:12] for k in result.signed_by)}" if result.signed_by else ", unsigned"
     echo(f"wrote {result.path} (manifest sha256:{result.manifest_sha256}{signed})")

@@ -8,9 +8,10 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from ogverify import __version__
-from ogverify.errors import ModelError, UsageError
+from ogverify.errors import ModelError, ReplayError, UsageError
 from ogverify.evidence.bundle import BundleWriter, check_writable
 from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.manifest import Manifest, ModelFile, Provenance, TensorEntry
@@ -36,6 +37,8 @@ class PackResult:
     manifest: Manifest
     manifest_sha256: str
     signed_by: tuple[str, ...] = field(default_factory=tuple)
+    # Why a trace asked for "if possible" (``trace="auto"``) was not recorded.
+    trace_skipped: str | None = None
 
 
 def runtime_version() -> str:
@@ -200,7 +203,7 @@ def pack(
     provenance: Provenance | None = None,
     model_signature: Path | None = None,
     chain_files: Mapping[str, bytes] | None = None,
-    trace: bool | Trace = False,
+    trace: bool | Trace | Literal["auto"] = False,
     profile: bool | Profile = False,
 ) -> PackResult:
     """Pack a model run into an evidence bundle at ``out`` (``.ogb`` → file, else directory).
@@ -223,7 +226,8 @@ def pack(
         provenance: outside evidence to record for ``check`` (the model's claimed IPFS CID, ...).
         model_signature: the publisher's model_signing signature file of the model files, to attach.
         chain_files: the on-chain records (name → bytes) behind ``provenance.chain``, to store with it.
-        trace: record the trace of node outputs (``record_trace``; True: take it now).
+        trace: record the trace of node outputs (``record_trace``; True: take it now; "auto":
+            take it if the model runs here, else pack without it and say why in ``trace_skipped``).
         profile: record the sensitivity profile (``profile_model``; True: measure it now).
 
     Raises:
@@ -257,17 +261,25 @@ def pack(
     # The trace is taken in the process that records the environment. With claimed outputs given
     # (not computed now), that process also runs the recorded configuration: did it reproduce them?
     recorded_trace = trace if isinstance(trace, Trace) else None
-    if environment is None:
-        environment, taken = _record(model, inputs, config, None if computed else claimed_outputs,
-                                     trace=trace is True)
-        recorded_trace = taken or recorded_trace
-    elif trace is True:
-        from ogverify.runtime.trace import record_trace
+    take = trace is True or trace == "auto"
+    skipped = None
+    try:
+        if environment is None:
+            environment, taken = _record(model, inputs, config, None if computed else claimed_outputs, trace=take)
+            recorded_trace = taken or recorded_trace
+        elif take:
+            from ogverify.runtime.trace import record_trace
 
-        with tempfile.TemporaryDirectory(prefix="ogverify-trace-") as work:
-            recorded_trace = record_trace(model.resolve(), inputs, config, Path(work),
-                                          claimed=None if computed else claimed_outputs)
-    if trace is True and recorded_trace is not None and computed:
+            with tempfile.TemporaryDirectory(prefix="ogverify-trace-") as work:
+                recorded_trace = record_trace(model.resolve(), inputs, config, Path(work),
+                                              claimed=None if computed else claimed_outputs)
+    except ReplayError as exc:
+        if trace != "auto":
+            raise
+        skipped = exc.message
+        if environment is None:
+            environment, _ = _record(model, inputs, config, None, trace=False)
+    if take and recorded_trace is not None and computed:
         recorded_trace = dataclasses.replace(recorded_trace, claim_reproduced=True)
     recorded_profile = profile if isinstance(profile, Profile) else (
         _profile(model, inputs, config) if profile is True else None)
@@ -318,4 +330,5 @@ def pack(
         path = writer.publish(manifest, signatures)
     from ogverify.evidence.digest import digest_bytes
 
-    return PackResult(path, manifest, digest_bytes(manifest_bytes, "sha256").hex, tuple(sorted(signatures)))
+    return PackResult(path, manifest, digest_bytes(manifest_bytes, "sha256").hex, tuple(sorted(signatures)),
+                      skipped)

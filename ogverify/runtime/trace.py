@@ -75,8 +75,10 @@ def traced_model(model: Path, folder: Path) -> tuple[Path, list[GraphNode]]:
         if not source.is_file() or link.exists():
             continue
         link.parent.mkdir(parents=True, exist_ok=True)
+        # A hard link (onnxruntime refuses a symbolic link that leads out of the model's folder);
+        # a copy where the two folders are on different file systems.
         try:
-            os.symlink(source.resolve(), link)
+            os.link(source, link)
         except OSError:
             shutil.copyfile(source, link)
     nodes = [
