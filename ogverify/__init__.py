@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from ogverify.evidence.bundle import Bundle
     from ogverify.evidence.cid import FileCids
     from ogverify.evidence.comparison import ComparisonPolicy
-    from ogverify.packing.log import EvidenceLog
     from ogverify.evidence.trace import Profile, Trace
+    from ogverify.packing.log import EvidenceLog
     from ogverify.packing.pack import PackResult
     from ogverify.packing.recorder import Recorder
     from ogverify.report.findings import Report
