@@ -72,7 +72,8 @@ def _baseline_value(config: ExecutionConfig, knob: str) -> str:
 
 def _difference(baseline: Mapping[str, Array], outputs: Mapping[str, Array]) -> tuple[bool, float | None]:
     """(bits differ, max abs difference over the outputs)."""
-    from ogverify.model.compare import ComparisonSpec, compare_output
+    from ogverify.evidence.comparison import ComparisonSpec
+    from ogverify.model.compare import compare_output
 
     changed, largest = False, 0.0
     for name, value in baseline.items():
