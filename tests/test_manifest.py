@@ -81,8 +81,8 @@ def test_round_trip_keeps_every_part(packed: PackResult) -> None:
     assert manifest.model.name == "mlp.onnx"
     assert manifest.model.media_type == "application/x-onnx"
     assert [f.name for f in manifest.model_files] == ["mlp.data"]
-    assert [(t.name, t.dtype, t.shape) for t in manifest.inputs] == [("x", "float32", (4, 16))]
-    assert [(t.name, t.dtype, t.shape) for t in manifest.outputs] == [("y", "float32", (4, 8))]
+    assert [(t.name, t.describe()) for t in manifest.inputs] == [("x", "float32[4,16]")]
+    assert [(t.name, t.describe()) for t in manifest.outputs] == [("y", "float32[4,8]")]
     assert all(a.sha256 is not None and len(a.sha256) == 64 for _, a in manifest.artifacts())
     assert manifest.execution.graph_optimization_level == "ORT_ENABLE_BASIC"
     assert manifest.execution.intra_op_num_threads == 2

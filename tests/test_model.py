@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ogverify.errors import ModelError
 from ogverify.model import onnx_proto
-from ogverify.model.signature import ModelSignature, TensorSpec, _all_tensors, _safe_location, read_signature
+from ogverify.model.signature import ModelSignature, TensorSpec, ValueType, _all_tensors, _safe_location, read_signature
 from ogverify.model.tensors import dtype_name
 from tests.fixtures import models
 
@@ -26,15 +26,30 @@ def reference_signature(path: Path, name: str) -> ModelSignature:
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{name} is not a readable ONNX model ({exc})") from exc
 
-    def spec(value_info: Any) -> TensorSpec:
-        if value_info.type.WhichOneof("value") != "tensor_type":
-            return TensorSpec(value_info.name, None, None)
-        tensor_type = value_info.type.tensor_type
+    def elem(elem_type: int) -> str | None:
         try:
-            dtype: str | None = dtype_name(np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)))
+            dtype: str | None = dtype_name(np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)))
         except (KeyError, TypeError, ValueError):
             dtype = None
-        dtype = "string" if dtype == "object" else dtype
+        return "string" if dtype == "object" else dtype
+
+    def value_type(type_proto: Any) -> ValueType | None:
+        kind = type_proto.WhichOneof("value")
+        if kind == "tensor_type":
+            return ValueType("tensor", elem(type_proto.tensor_type.elem_type))
+        if kind in ("sequence_type", "optional_type"):
+            inner = value_type(getattr(type_proto, kind).elem_type)
+            return inner and ValueType("sequence" if kind == "sequence_type" else "optional", None, inner)
+        if kind == "map_type":
+            key, inner = elem(type_proto.map_type.key_type), value_type(type_proto.map_type.value_type)
+            return ValueType("map", key, inner) if key in ("int64", "string") and inner else None
+        return None
+
+    def spec(value_info: Any) -> TensorSpec:
+        if value_info.type.WhichOneof("value") != "tensor_type":
+            return TensorSpec(value_info.name, None, None, value_type(value_info.type))
+        tensor_type = value_info.type.tensor_type
+        dtype = elem(tensor_type.elem_type)
         if not tensor_type.HasField("shape"):
             return TensorSpec(value_info.name, dtype, None)
         dims = tuple(d.dim_value if d.WhichOneof("value") == "dim_value" else
@@ -89,6 +104,11 @@ def everything_model() -> onnx.ModelProto:
         helper.make_tensor_value_info("unknown_dims", TensorProto.BFLOAT16, None),
         helper.make_tensor_sequence_value_info("seq", TensorProto.FLOAT, [2]),
         helper.make_tensor_value_info("text", TensorProto.STRING, [None, 3]),
+        helper.make_value_info("probabilities", helper.make_sequence_type_proto(helper.make_map_type_proto(
+            TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, None)))),
+        helper.make_value_info("maybe", helper.make_optional_type_proto(helper.make_tensor_type_proto(
+            TensorProto.DOUBLE, [2]))),
+        helper.make_value_info("sparse", helper.make_sparse_tensor_type_proto(TensorProto.FLOAT, [2])),
     ]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4]),
                helper.make_tensor_value_info("z", TensorProto.FLOAT, [4]),
@@ -127,7 +147,8 @@ def test_signature_matches_onnx_on_real_models(tmp_path: Path) -> None:
     signature = read_signature(tmp_path / "6.onnx")
     assert signature.external_data == ("branch.bin", "function.bin", "sparse_values.bin", "weights/w.bin")
     assert [spec.describe() for spec in signature.inputs] == [
-        "float32[batch,4]", "bool[]", "bfloat16[?]", "non-tensor[?]", "string[?,3]"]
+        "float32[batch,4]", "bool[]", "bfloat16[?]", "seq(tensor(float))", "string[?,3]",
+        "seq(map(int64,tensor(float)))", "optional(tensor(double))", "non-tensor[?]"]
     assert signature.opsets == {"ai.onnx": 17, "custom": 1}
 
 
@@ -165,7 +186,8 @@ def test_external_data_outside_the_model_directory_is_refused(tmp_path: Path) ->
 
 def test_subset_schema_has_onnx_field_numbers_and_types() -> None:
     ours = onnx_proto.model_class().DESCRIPTOR
-    renamed = {"TensorType": "Tensor", "Dimension": "Dimension"}
+    renamed = {"TensorType": "Tensor", "Dimension": "Dimension", "SequenceType": "Sequence", "MapType": "Map",
+               "OptionalType": "Optional"}
 
     def compare(mine: Any, theirs: Any, seen: set[str]) -> None:
         if mine.full_name in seen:

@@ -128,8 +128,8 @@ def append(
                                           None if claimed_npz is None else _npz(claimed_npz, "--claimed-npz"))
         else:
             signature = opened.signature()
-            inputs = assign_tensors(input_args or [], signature.input_names, "--input")
-            claimed = None if run else assign_tensors(output_args or [], signature.output_names, "--claimed-output")
+            inputs = assign_tensors(input_args or [], signature.inputs, "--input")
+            claimed = None if run else assign_tensors(output_args or [], signature.outputs, "--claimed-output")
             indices = range(opened.append(inputs, claimed), opened.size)
     typer.echo("\n".join(str(i) for i in indices))
     typer.echo(f"appended {len(indices)} record(s) to {log}", err=True)

@@ -148,9 +148,9 @@ def pack(
     claimed: dict[str, Any] | None = None
     if test_data is not None:
         inputs, claimed = load_test_data(test_data, signature)
-    inputs.update(assign_tensors(input_args or [], signature.input_names, "--input"))
+    inputs.update(assign_tensors(input_args or [], signature.inputs, "--input"))
     if output_args:
-        claimed = {**(claimed or {}), **assign_tensors(output_args, signature.output_names, "--claimed-output")}
+        claimed = {**(claimed or {}), **assign_tensors(output_args, signature.outputs, "--claimed-output")}
     if run:
         claimed = None
     elif claimed is None:

@@ -37,7 +37,7 @@ def profile(
     import tempfile
 
     from ogverify.model.signature import read_signature
-    from ogverify.packing.pack import assign_tensors, runtime_version
+    from ogverify.packing.pack import assign_tensors, require_tensors, runtime_version
     from ogverify.runtime.config import ExecutionConfig, parse_opt_level
     from ogverify.runtime.sensitivity import describe, profile_model
 
@@ -47,12 +47,12 @@ def profile(
     if jobs is not None and jobs < 1:
         raise UsageError("--jobs must be 1 or more")
     signature = read_signature(model)
-    inputs = assign_tensors(input_args or [], signature.input_names, "--input")
+    inputs = assign_tensors(input_args or [], signature.inputs, "--input")
     signature.check_inputs(inputs)
     config = ExecutionConfig(runtime_version=runtime_version(), graph_optimization_level=parse_opt_level(opt_level),
                              intra_op_num_threads=threads)
     with tempfile.TemporaryDirectory(prefix="ogverify-profile-") as work:
-        result = profile_model(model.resolve(), inputs, config, Path(work), parallel=jobs)
+        result = profile_model(model.resolve(), require_tensors(inputs, "profile"), config, Path(work), parallel=jobs)
     if output_format == "json":
         emit(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
         return

@@ -4,8 +4,8 @@ Layout written under the target directory::
 
     manifest.json
     model/<model name>            (+ its external-data files, by their relative names)
-    inputs/<tensor>.npy
-    outputs/<tensor>.npy          the claimed outputs
+    inputs/<tensor>.npy           (a sequence, map or optional: <name>.value, its canonical encoding,
+    outputs/<tensor>.npy           which ``pack`` reads back; the claimed outputs under outputs/)
     signatures/<keyid>.dsse.json
     tensors.json                  tensor name → file, since tensor names need not be file names
 
@@ -22,14 +22,14 @@ from pathlib import Path
 
 from ogverify.errors import BundleError, EvidenceMismatchError, TargetExistsError, UsageError
 from ogverify.evidence.bundle import MANIFEST, finished_staging, new_staging, open_bundle, publish_mode
-from ogverify.evidence.manifest import TensorEntry
+from ogverify.evidence.manifest import Entry, ValueEntry
 from ogverify.evidence.materialise import materialise_model
 from ogverify.evidence.paths import problem
 
 UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def _file_names(entries: tuple[TensorEntry, ...]) -> dict[str, str]:
+def _file_names(entries: tuple[Entry, ...]) -> dict[str, str]:
     names: dict[str, str] = {}
     used: set[str] = set()
     for entry in entries:
@@ -39,7 +39,7 @@ def _file_names(entries: tuple[TensorEntry, ...]) -> dict[str, str]:
             counter += 1
             candidate = f"{stem}_{counter}"
         used.add(candidate.lower())
-        names[entry.name] = f"{candidate}.npy"
+        names[entry.name] = f"{candidate}{'.value' if isinstance(entry, ValueEntry) else '.npy'}"
     return names
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ogverify.evidence import canonical_json
 from ogverify.evidence.bundle import open_bundle
-from ogverify.evidence.manifest import Artifact
+from ogverify.evidence.manifest import Artifact, Entry, ValueEntry
 from ogverify.evidence.trace import Profile, Trace, knob_phrase
 
 
@@ -62,10 +62,8 @@ def inspect_bundle(path: Path) -> dict[str, Any]:
             "producer": dict(manifest.producer),
             "model": {"name": manifest.model.name, **_artifact(manifest.model.artifact)},
             "model_files": [{"name": f.name, **_artifact(f.artifact)} for f in manifest.model_files],
-            "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), **_artifact(t.artifact)}
-                       for t in manifest.inputs],
-            "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), **_artifact(t.artifact)}
-                        for t in manifest.outputs],
+            "inputs": [_entry(t) for t in manifest.inputs],
+            "outputs": [_entry(t) for t in manifest.outputs],
             "execution": manifest.execution.to_json(),
             "comparison": manifest.comparison.to_json(),
             "environment": dict(manifest.environment),
@@ -83,3 +81,8 @@ def inspect_bundle(path: Path) -> dict[str, Any]:
         }
 
 
+def _entry(entry: Entry) -> dict[str, Any]:
+    """An input or output: a tensor's dtype and shape, or a non-tensor value's type."""
+    if isinstance(entry, ValueEntry):
+        return {"name": entry.name, "type": entry.type, **_artifact(entry.artifact)}
+    return {"name": entry.name, "dtype": entry.dtype, "shape": list(entry.shape), **_artifact(entry.artifact)}

@@ -90,6 +90,49 @@ class TensorEntry:
     def from_json(cls, raw: Mapping[str, Any]) -> TensorEntry:
         return cls(raw["name"], raw["dtype"], tuple(raw["shape"]), Artifact.from_json(raw))
 
+    def describe(self) -> str:
+        """``float32[1,4]``, as messages name a tensor."""
+        return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+    @property
+    def declared(self) -> tuple[str, tuple[int, ...]]:
+        """What the blob must hold: this dtype and shape."""
+        return self.dtype, self.shape
+
+
+@dataclass(frozen=True)
+class ValueEntry:
+    """A named sequence, map or optional: its type as onnxruntime writes it
+    (``seq(map(int64,tensor(float)))``), stored in ogverify's canonical value encoding
+    (``ogverify.model.values``; docs/format.md)."""
+
+    name: str
+    type: str
+    artifact: Artifact
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, **self.artifact.to_json()}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ValueEntry:
+        return cls(raw["name"], raw["type"], Artifact.from_json(raw))
+
+    def describe(self) -> str:
+        return self.type
+
+    @property
+    def declared(self) -> str:
+        """What the blob must hold: a value of this type."""
+        return self.type
+
+
+Entry = TensorEntry | ValueEntry
+"""A model input or claimed output: a tensor or a non-tensor value."""
+
+
+def entry_from_json(raw: Mapping[str, Any]) -> Entry:
+    return ValueEntry.from_json(raw) if "type" in raw else TensorEntry.from_json(raw)
+
 
 @dataclass(frozen=True)
 class InitializerDigest:
@@ -180,8 +223,8 @@ class Manifest:
 
     model: ModelFile
     model_files: tuple[ModelFile, ...]
-    inputs: tuple[TensorEntry, ...]
-    outputs: tuple[TensorEntry, ...]
+    inputs: tuple[Entry, ...]
+    outputs: tuple[Entry, ...]
     execution: ExecutionConfig
     environment: Mapping[str, Any]
     comparison: ComparisonPolicy
@@ -245,8 +288,8 @@ class Manifest:
             return cls(
                 model=ModelFile.from_json(raw["model"]),
                 model_files=tuple(ModelFile.from_json(f) for f in raw["model_files"]),
-                inputs=tuple(TensorEntry.from_json(t) for t in raw["inputs"]),
-                outputs=tuple(TensorEntry.from_json(t) for t in raw["outputs"]),
+                inputs=tuple(entry_from_json(t) for t in raw["inputs"]),
+                outputs=tuple(entry_from_json(t) for t in raw["outputs"]),
                 execution=ExecutionConfig.from_json(raw["execution"]),
                 environment=raw["environment"],
                 comparison=ComparisonPolicy.from_json(raw["comparison"]),

@@ -84,7 +84,7 @@ class SubsetValidator:
             elif key in ("allOf", "oneOf", "anyOf"):
                 for sub in value:
                     self._check_supported(sub)
-            elif key in ("items", "additionalProperties"):
+            elif key in ("items", "additionalProperties", "if", "then", "else"):
                 self._check_supported(value)
             elif key == "$ref":
                 self._resolve(value)
@@ -142,6 +142,13 @@ class SubsetValidator:
     def _one_of(self, value: Any, subs: list[Any], schema: Any) -> bool:
         return sum(1 for sub in subs if self._valid(value, sub)) == 1
 
+    def _if(self, value: Any, condition: Any, schema: Any) -> bool:
+        branch = schema.get("then", True) if self._valid(value, condition) else schema.get("else", True)
+        return self._valid(value, branch)
+
+    def _branch(self, value: Any, sub: Any, schema: Any) -> bool:
+        return True  # ``then`` and ``else`` are applied by ``if``
+
     def _properties(self, value: Any, properties: dict[str, Any], schema: Any) -> bool:
         return not isinstance(value, dict) or all(
             self._valid(value[name], sub) for name, sub in properties.items() if name in value
@@ -195,6 +202,9 @@ _KEYWORDS: dict[str, Callable[[SubsetValidator, Any, Any, Any], bool]] = {
     "allOf": SubsetValidator._all_of,
     "anyOf": SubsetValidator._any_of,
     "oneOf": SubsetValidator._one_of,
+    "if": SubsetValidator._if,
+    "then": SubsetValidator._branch,
+    "else": SubsetValidator._branch,
     "properties": SubsetValidator._properties,
     "required": SubsetValidator._required,
     "additionalProperties": SubsetValidator._additional,

@@ -23,7 +23,7 @@ from typing import Any
 from ogverify import __version__
 from ogverify.errors import BundleError, UsageError
 from ogverify.evidence.bundle import BlobError, Bundle, open_bundle
-from ogverify.evidence.manifest import Artifact, Manifest, TensorEntry
+from ogverify.evidence.manifest import Artifact, Entry, Manifest, ValueEntry
 
 SPEC_VERSION = "1.6"
 _PREFIX = "ogverify:"
@@ -99,22 +99,31 @@ def _read_model(bundle: Bundle) -> tuple[str, dict[str, str]]:
     return sha256.hexdigest(), {"ipfs:cidv0": cids.v0, "ipfs:cidv1": cids.v1}
 
 
-def _tensor_format(entry: TensorEntry) -> str:
+def _tensor_format(entry: Entry) -> str:
+    if isinstance(entry, ValueEntry):
+        return f"{entry.name}: {entry.type}"
     return f"{entry.name}: {entry.dtype}[{', '.join(str(d) for d in entry.shape)}]"
 
 
-def _data(entry: TensorEntry, role: str) -> dict[str, Any]:
+def _data(entry: Entry, role: str) -> dict[str, Any]:
+    if isinstance(entry, ValueEntry):  # a sequence, map or optional (docs/format.md, "Non-tensor values")
+        stored = "stored in ogverify's canonical value encoding"
+        contents = [_property("type", entry.type)]
+    else:
+        stored = "stored as canonical .npy"
+        contents = [_property("dtype", entry.dtype), _property("shape", list(entry.shape))]
     return {
         "type": "data",
         "bom-ref": f"{role}:{entry.name}",
         "name": entry.name,
-        "description": f"{role} tensor {_tensor_format(entry)}, stored as canonical .npy",
+        "description": f"{role} {'value' if isinstance(entry, ValueEntry) else 'tensor'} {_tensor_format(entry)}, "
+                       f"{stored}",
         "hashes": _hashes(entry.artifact),
         "data": [{
             "type": "dataset",
             "name": entry.name,
             "classification": role,
-            "contents": {"properties": [_property("dtype", entry.dtype), _property("shape", list(entry.shape))]},
+            "contents": {"properties": contents},
         }],
         "properties": [_property("role", role)],
     }

@@ -18,6 +18,7 @@ from ogverify.errors import EvidenceMismatchError, OgverifyError
 
 if TYPE_CHECKING:
     from ogverify.model.tensors import Array
+    from ogverify.model.values import Value
 
 
 def check_tensor(array: Array, dtype: str, shape: Sequence[int], what: str) -> None:
@@ -29,11 +30,34 @@ def check_tensor(array: Array, dtype: str, shape: Sequence[int], what: str) -> N
         raise EvidenceMismatchError(f"{what} holds {describe(array)}, manifest says {declared}")
 
 
+def load_packed(raw: bytes, declared: tuple[str, Sequence[int]] | str, what: str) -> Value:
+    """A packed input or claimed output, parsed from its blob and checked against the manifest's
+    declaration: a tensor's dtype name and shape, or a sequence's, map's or optional's type.
+
+    Raises:
+        EvidenceMismatchError: the blob holds something else than the manifest declares.
+        BundleError: the blob is not a canonical tensor or value.
+    """
+    if isinstance(declared, str):
+        from ogverify.model.values import decode
+
+        stored_type, value = decode(raw, what)
+        if str(stored_type) != declared:
+            raise EvidenceMismatchError(f"{what} holds a {stored_type}, manifest says {declared}")
+        return value
+    from ogverify.model.tensors import parse_npy
+
+    array = parse_npy(raw, what)
+    check_tensor(array, declared[0], declared[1], what)
+    return array
+
+
 def check_model(
-    model: Path, model_name: str, packed_files: Collection[str], inputs: Mapping[str, tuple[str, Sequence[int]]]
+    model: Path, model_name: str, packed_files: Collection[str],
+    inputs: Mapping[str, tuple[str, Sequence[int]] | str],
 ) -> None:
     """Raise EvidenceMismatchError unless the model's external data is packed and it accepts ``inputs``
-    (name -> dtype name and shape, as the manifest declares them).
+    (name -> dtype name and shape, or a non-tensor's type, as the manifest declares them).
 
     Raises:
         ModelError: the model cannot be parsed (that is an error, not a mismatch).

@@ -14,17 +14,23 @@ Pass rules (``claimed`` is c, ``reproduced`` is r, element-wise):
   One D applies to every element; a list gives one per element in C order.
 
 For integer, boolean and string outputs every mode compares values exactly.
+
+Sequences, maps and optionals (``compare_value``) must have the same structure (lengths, map
+keys as sets, presence); then each tensor inside is compared under the output's mode.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from ogverify.evidence.comparison import ComparisonSpec, ErrorStatistics, OutputComparison
-from ogverify.model.tensors import Array, describe
+from ogverify.model.signature import ValueType
+from ogverify.model.tensors import Array, describe, dtype_name
+from ogverify.model.values import MapValue, OptionalValue, SequenceValue, Value, describe_value, is_tensor
 
 F64 = npt.NDArray[np.float64]
 
@@ -272,3 +278,168 @@ def _compare_floats(
         argmax_flips=argmax_flips, topk_changes=topk_changes,
         statistics=error_statistics(claimed, reproduced),
     )
+
+
+# --- non-tensor values (ogverify.model.values) -------------------------------------------------
+
+
+def compare_value(name: str, claimed: Value, reproduced: Value, spec: ComparisonSpec,
+                  value_type: ValueType) -> OutputComparison:
+    """Compare one output of any type: a tensor as ``compare_output``; a sequence, map or optional
+    by its structure (lengths, map keys as sets, presence), then each tensor in it under ``spec``
+    (a map's values as one vector, so ``topk`` asks whether each map's top classes hold).
+
+    A failure names the first element, key or index that fails the mode and the values there.
+    """
+    if is_tensor(claimed) and is_tensor(reproduced):
+        return compare_output(name, claimed, reproduced, spec)
+    claimed_type, reproduced_type = describe_value(claimed, value_type), describe_value(reproduced, value_type)
+    elements = sum(int(leaf.size) for leaf in _compared_leaves(claimed))
+    pairs: list[_Pair] = []
+    problem = _pair(claimed, reproduced, (), pairs)
+    if problem is not None:
+        return OutputComparison(name, spec, False, problem, claimed_type, reproduced_type, False, elements, elements)
+    results = [compare_output(f"{name} {pair.where}", pair.claimed, pair.reproduced, spec) for pair in pairs]
+    if not results:
+        return OutputComparison(name, spec, True, "values equal (no tensors inside)", claimed_type, reproduced_type,
+                                True, 0, 0)
+
+    def most(values: list[Any]) -> Any:
+        present = [v for v in values if v is not None]
+        return max(present) if present else None
+
+    def total(values: list[int | None]) -> int | None:
+        present = [v for v in values if v is not None]
+        return sum(present) if present else None
+
+    failing = [(pair, result) for pair, result in zip(pairs, results, strict=True) if not result.passed]
+    if failing:
+        pair, result = failing[0]
+        index = _first_failing(pair.claimed, pair.reproduced, spec)
+        where = pair.locate(index)
+        reason = (f"{where}: claimed {_scalar(pair.claimed, index)}, reproduced {_scalar(pair.reproduced, index)}"
+                  f" ({result.reason})")
+        if len(failing) > 1:
+            reason += f"; {len(failing)} of {len(pairs)} {pair.unit} fail"
+    else:
+        reason = max(results, key=lambda r: (r.max_abs_diff or 0.0, r.max_ulp or 0)).reason
+    floats = [(p.claimed, p.reproduced) for p in pairs if p.claimed.dtype.kind == "f"]
+    statistics = None
+    if floats and len({c.dtype for c, _ in floats}) == 1:
+        joined_c = np.concatenate([c.ravel() for c, _ in floats])
+        joined_r = np.concatenate([r.ravel() for _, r in floats])
+        statistics = IDENTICAL if bitwise_equal(joined_c, joined_r) else error_statistics(joined_c, joined_r)
+    return OutputComparison(
+        name, spec, not failing, reason, claimed_type, reproduced_type, all(r.bitwise_equal for r in results),
+        sum(r.elements for r in results), sum(r.elements_differing for r in results),
+        max_abs_diff=most([r.max_abs_diff for r in results]), max_rel_diff=most([r.max_rel_diff for r in results]),
+        max_ulp=most([r.max_ulp for r in results]),
+        nan_mismatches=sum(r.nan_mismatches for r in results), inf_mismatches=sum(r.inf_mismatches for r in results),
+        argmax_flips=total([r.argmax_flips for r in results]), topk_changes=total([r.topk_changes for r in results]),
+        statistics=statistics,
+    )
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """Two tensors at one place inside two values of one structure."""
+
+    path: tuple[str, ...]
+    claimed: Array
+    reproduced: Array
+    keys: Array | None = None  # a map's keys, when these are its values
+
+    @property
+    def where(self) -> str:
+        return ", ".join(self.path) or "the value"
+
+    @property
+    def unit(self) -> str:
+        return "maps" if self.keys is not None else "tensors"
+
+    def locate(self, index: int) -> str:
+        """Where element ``index`` (flat) of these tensors is: ``element 1, key 2`` or ``element 0, index [0, 3]``."""
+        if self.keys is not None:
+            return ", ".join((*self.path, f"key {self.keys[index].item()!r}"))
+        if self.claimed.size <= 1:
+            return self.where
+        position = np.unravel_index(index, self.claimed.shape)
+        return ", ".join((*self.path, f"index [{', '.join(str(int(p)) for p in position)}]"))
+
+
+def _compared_leaves(value: Value) -> list[Array]:
+    """The tensors a comparison measures (a map's values; its keys are compared as a set)."""
+    if is_tensor(value):
+        return [value]
+    if isinstance(value, SequenceValue):
+        return [leaf for item in value.items for leaf in _compared_leaves(item)]
+    if isinstance(value, MapValue):
+        return [value.values]
+    assert isinstance(value, OptionalValue)
+    return [] if value.value is None else _compared_leaves(value.value)
+
+
+def _pair(claimed: Value, reproduced: Value, path: tuple[str, ...], pairs: list[_Pair]) -> str | None:
+    """Pair the tensors of two values; the first structural difference, or None."""
+    where = ", ".join(path) or "the value"
+    if is_tensor(claimed) and is_tensor(reproduced):
+        if claimed.dtype != reproduced.dtype or claimed.shape != reproduced.shape:
+            return f"{where}: type differs: claimed {describe(claimed)}, reproduced {describe(reproduced)}"
+        pairs.append(_Pair(path, claimed, reproduced))
+        return None
+    if isinstance(claimed, SequenceValue) and isinstance(reproduced, SequenceValue):
+        if len(claimed.items) != len(reproduced.items):
+            return f"{where}: claimed {len(claimed.items)} elements, reproduced {len(reproduced.items)}"
+        for index, (one, other) in enumerate(zip(claimed.items, reproduced.items, strict=True)):
+            problem = _pair(one, other, (*path, f"element {index}"), pairs)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(claimed, MapValue) and isinstance(reproduced, MapValue):
+        if claimed.keys.dtype.kind != reproduced.keys.dtype.kind or not np.array_equal(claimed.keys, reproduced.keys):
+            mine, theirs = set(claimed.keys.tolist()), set(reproduced.keys.tolist())
+            missing, extra = sorted(mine - theirs, key=repr), sorted(theirs - mine, key=repr)
+            parts = ([f"key(s) {', '.join(map(repr, missing[:5]))} only in the claim"] if missing else []) + (
+                [f"key(s) {', '.join(map(repr, extra[:5]))} only in the reproduction"] if extra else [])
+            return f"{where}: keys differ: {'; '.join(parts) or 'of other types'}"
+        if claimed.values.dtype != reproduced.values.dtype:
+            return (f"{where}: value type differs: claimed {dtype_name(claimed.values.dtype)}, "
+                    f"reproduced {dtype_name(reproduced.values.dtype)}")
+        pairs.append(_Pair(path, claimed.values, reproduced.values, claimed.keys))
+        return None
+    if isinstance(claimed, OptionalValue) and isinstance(reproduced, OptionalValue):
+        if (claimed.value is None) != (reproduced.value is None):
+            return (f"{where}: claimed {'none' if claimed.value is None else 'a value'}, "
+                    f"reproduced {'none' if reproduced.value is None else 'a value'}")
+        if claimed.value is None or reproduced.value is None:
+            return None
+        return _pair(claimed.value, reproduced.value, path, pairs)
+    return f"{where}: claimed a {type(claimed).__name__}, reproduced a {type(reproduced).__name__}"
+
+
+def _first_failing(claimed: Array, reproduced: Array, spec: ComparisonSpec) -> int:
+    """The flat index of the first element that fails ``spec`` (``topk``: the largest difference)."""
+    c, r = claimed.ravel(), reproduced.ravel()
+    if claimed.dtype.kind != "f":
+        failing = c != r
+    else:
+        c64, r64 = c.astype(np.float64), r.astype(np.float64)
+        same_nan = np.isnan(c64) & np.isnan(r64)
+        if spec.mode == "ulp":
+            failing = (ulp_distance(c, r) > spec.ulp) & ~same_nan
+        elif spec.mode == "allclose":
+            with np.errstate(over="ignore", invalid="ignore"):
+                failing = ~(np.abs(c64 - r64) <= spec.atol + spec.rtol * np.abs(c64)) & ~same_nan & (c64 != r64)
+        else:
+            failing = c.view(_ORDERED_INT.get(c.dtype.itemsize, np.uint8)) != r.view(
+                _ORDERED_INT.get(r.dtype.itemsize, np.uint8))
+        if spec.mode == "topk":
+            with np.errstate(invalid="ignore"):
+                return int(np.nanargmax(np.where(failing, np.abs(c64 - r64), -1.0))) if failing.any() else 0
+    hits = np.flatnonzero(failing)
+    return int(hits[0]) if hits.size else 0
+
+
+def _scalar(array: Array, index: int) -> str:
+    item = array.ravel()[index]
+    return repr(str(item)) if array.dtype.kind == "U" else str(item)

@@ -39,10 +39,14 @@ _MESSAGES: dict[str, list[tuple[str, int, str, str]]] = {
     "StringStringEntryProto": [("key", 1, _OPTIONAL, "string"), ("value", 2, _OPTIONAL, "string")],
     "ValueInfoProto": [("name", 1, _OPTIONAL, "string"), ("type", 2, _OPTIONAL, "TypeProto")],
     # Every member of TypeProto's oneof is declared: which one a model sets decides tensor or not.
-    "TypeProto": [("tensor_type", 1, _OPTIONAL, "TensorType"), ("sequence_type", 4, _OPTIONAL, "Opaque"),
-                  ("map_type", 5, _OPTIONAL, "Opaque"), ("optional_type", 9, _OPTIONAL, "Opaque"),
+    "TypeProto": [("tensor_type", 1, _OPTIONAL, "TensorType"), ("sequence_type", 4, _OPTIONAL, "SequenceType"),
+                  ("map_type", 5, _OPTIONAL, "MapType"), ("optional_type", 9, _OPTIONAL, "OptionalType"),
                   ("sparse_tensor_type", 8, _OPTIONAL, "Opaque"), ("opaque_type", 7, _OPTIONAL, "Opaque")],
     "TensorType": [("elem_type", 1, _OPTIONAL, "int32"), ("shape", 2, _OPTIONAL, "TensorShapeProto")],
+    # The non-tensor types (sequence, map, optional) ogverify stores and compares (ogverify.model.values).
+    "SequenceType": [("elem_type", 1, _OPTIONAL, "TypeProto")],
+    "MapType": [("key_type", 1, _OPTIONAL, "int32"), ("value_type", 2, _OPTIONAL, "TypeProto")],
+    "OptionalType": [("elem_type", 1, _OPTIONAL, "TypeProto")],
     "TensorShapeProto": [("dim", 1, _REPEATED, "Dimension")],
     "Dimension": [("dim_value", 1, _OPTIONAL, "int64"), ("dim_param", 2, _OPTIONAL, "string")],
     "Opaque": [],

@@ -86,15 +86,29 @@ def parse_npy(raw: bytes, what: str, *, allow_fortran: bool = False, allow_big_e
     Raises:
         BundleError: bad magic, bad header, object dtype, or data size not matching the header.
     """
-    if not raw.startswith(NPY_MAGIC) or len(raw) < 10:
+    return parse_npy_at(raw, 0, what, whole=True, allow_fortran=allow_fortran, allow_big_endian=allow_big_endian)[0]
+
+
+def parse_npy_at(
+    raw: bytes, position: int, what: str, *, whole: bool = False, allow_fortran: bool = False,
+    allow_big_endian: bool = False,
+) -> tuple[Array, int]:
+    """Parse the .npy that starts at ``position`` of ``raw``: the array (a view) and where it ends.
+
+    ``whole``: the data must end exactly where ``raw`` ends (``parse_npy``).
+
+    Raises:
+        BundleError: as ``parse_npy``; data that runs past the end of ``raw``.
+    """
+    if raw[position:position + 6] != NPY_MAGIC or len(raw) < position + 10:
         raise BundleError(f"{what} is not a .npy tensor")
-    major = raw[6]
+    major = raw[position + 6]
     if major == 1:
-        header_len = int.from_bytes(raw[8:10], "little")
-        start = 10
+        header_len = int.from_bytes(raw[position + 8:position + 10], "little")
+        start = position + 10
     elif major in (2, 3):
-        header_len = int.from_bytes(raw[8:12], "little")
-        start = 12
+        header_len = int.from_bytes(raw[position + 8:position + 12], "little")
+        start = position + 12
     else:
         raise BundleError(f"{what}: unsupported .npy format version {major}")
     if header_len > MAX_NPY_HEADER or start + header_len > len(raw):
@@ -117,12 +131,15 @@ def parse_npy(raw: bytes, what: str, *, allow_fortran: bool = False, allow_big_e
     for dim in shape:
         count *= dim
     offset = start + header_len
-    if count * dtype.itemsize != len(raw) - offset:
+    if whole and count * dtype.itemsize != len(raw) - offset:
         raise BundleError(
             f"{what}: .npy header declares {count * dtype.itemsize} data bytes, found {len(raw) - offset}"
         )
+    if count * dtype.itemsize > len(raw) - offset:
+        raise BundleError(f"{what}: .npy data is truncated")
     # A view into ``raw`` (no copy of the data); numpy accepts a count of 0 only with an explicit count.
-    return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape, order="F" if fortran else "C")
+    array = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape, order="F" if fortran else "C")
+    return array, offset + count * dtype.itemsize
 
 
 def load_npy_file(path: Path, what: str) -> Array:

@@ -14,13 +14,23 @@ from ogverify import __version__
 from ogverify.errors import ModelError, ReplayError, UsageError
 from ogverify.evidence.bundle import BundleWriter, check_writable
 from ogverify.evidence.comparison import ComparisonPolicy
-from ogverify.evidence.manifest import Manifest, ModelFile, Provenance, TensorEntry
+from ogverify.evidence.manifest import Entry, Manifest, ModelFile, Provenance, TensorEntry, ValueEntry
 from ogverify.evidence.paths import require
 from ogverify.evidence.signing import load_private_key, sign_manifest
 from ogverify.evidence.trace import Profile, Trace
 from ogverify.model.initializers import initializer_digests
-from ogverify.model.signature import ModelSignature, read_signature
+from ogverify.model.signature import ModelSignature, TensorSpec, read_signature
 from ogverify.model.tensors import Array, canonicalize, describe, dtype_name, load_tensor_file, to_npy_bytes
+from ogverify.model.values import (
+    Value,
+    canonical,
+    describe_value,
+    encode,
+    is_tensor,
+    load_value_file,
+    read_proto_name,
+    type_of,
+)
 from ogverify.runtime import fingerprint
 from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.runner import replay
@@ -48,17 +58,20 @@ def runtime_version() -> str:
     return str(onnxruntime.__version__)
 
 
-def assign_tensors(args: Sequence[str], declared: Sequence[str], what: str) -> dict[str, Array]:
-    """Resolve ``-i``/``-O`` arguments (``NAME=PATH`` or ``PATH``) to named arrays.
+def assign_tensors(args: Sequence[str], declared: Sequence[TensorSpec], what: str) -> dict[str, Value]:
+    """Resolve ``-i``/``-O`` arguments (``NAME=PATH`` or ``PATH``) to named values.
 
-    A .npz holds named arrays; a .pb carries its tensor's name; an unnamed .npy goes to the
-    one declared name not yet given, when there is exactly one.
+    A .npz holds named arrays; a .pb carries its tensor's name; an unnamed .npy or .json goes to
+    the one declared name not yet given, when there is exactly one. A sequence, map or optional
+    is read as its declared type from .json or, given as ``NAME=PATH``, from its ONNX .pb
+    (``ogverify.model.values``).
 
     Raises:
         UsageError: unreadable files, repeated or ambiguous names.
     """
-    named: dict[str, Array] = {}
-    unnamed: list[tuple[str, Array]] = []
+    specs = {spec.name: spec for spec in declared}
+    named: dict[str, Value] = {}
+    unnamed: list[tuple[Path, Array | None]] = []  # an unnamed file: its array, or None to read once named
     for arg in args:
         name, sep, path_text = arg.partition("=")
         if not sep or (not Path(path_text).exists() and Path(arg).exists()):
@@ -66,40 +79,58 @@ def assign_tensors(args: Sequence[str], declared: Sequence[str], what: str) -> d
         if sep and not name.strip() and path_text:
             raise UsageError(f"{what} {arg!r}: empty tensor name before '='")
         path = Path(path_text)
+        spec = specs.get(name)
+        if path.suffix.lower() == ".json" or (spec is not None and spec.value_type is not None):
+            if name:
+                _put(named, name, _load_value(path, name, specs, what), what)
+            else:
+                unnamed.append((path, None))
+            continue
         arrays = load_tensor_file(path, f"{what} {path_text}")
         if name:
             if name in arrays:
-                array = arrays[name]
+                chosen = arrays[name]
             elif len(arrays) == 1:
-                array = next(iter(arrays.values()))
+                chosen = next(iter(arrays.values()))
             else:
                 raise UsageError(f"{what} {path}: holds {', '.join(arrays)}; none is named {name!r}")
-            _put(named, name, array, what)
+            _put(named, name, chosen, what)
             continue
         for key, array in arrays.items():
-            if key and key in declared:
+            if key and key in specs:
                 _put(named, key, array, what)
             else:
-                unnamed.append((str(path), array))
-    for path_text, array in unnamed:
-        remaining = [n for n in declared if n not in named]
+                unnamed.append((path, array))
+    for path, loaded in unnamed:
+        remaining = [n for n in specs if n not in named]
         if len(remaining) != 1:
-            raise UsageError(f"{what} {path_text}: cannot tell which tensor it is; write NAME={path_text}")
-        _put(named, remaining[0], array, what)
-    return {name: canonicalize(array, f"{what} {name!r}") for name, array in named.items()}
+            raise UsageError(f"{what} {path}: cannot tell which value it is; write NAME={path}")
+        _put(named, remaining[0], loaded if loaded is not None else _load_value(path, remaining[0], specs, what), what)
+    return {name: _canonical(value, f"{what} {name!r}") for name, value in named.items()}
 
 
-def _put(named: dict[str, Array], name: str, array: Array, what: str) -> None:
+def _load_value(path: Path, name: str, specs: Mapping[str, TensorSpec], what: str) -> Value:
+    if name not in specs:
+        raise UsageError(f"{what} {name!r}: the model has no such value (declared: {', '.join(specs) or 'none'})")
+    return load_value_file(path, specs[name].type, f"{what} {name!r} ({path})")
+
+
+def _canonical(value: Value, what: str) -> Value:
+    return canonicalize(value, what) if is_tensor(value) else canonical(value)
+
+
+def _put(named: dict[str, Value], name: str, value: Value, what: str) -> None:
     if name in named:
         raise UsageError(f"{what} {name!r} is given twice")
-    named[name] = array
+    named[name] = value
 
 
-def load_test_data(folder: Path, signature: ModelSignature) -> tuple[dict[str, Array], dict[str, Array]]:
+def load_test_data(folder: Path, signature: ModelSignature) -> tuple[dict[str, Value], dict[str, Value]]:
     """Inputs and expected outputs of an ONNX ``test_data_set_N`` folder.
 
     Files ``input_N.pb``/``output_N.pb`` map to the model's N-th input/output, unless the
-    TensorProto names a declared tensor.
+    proto names a declared value. A sequence, map or optional is read as its declared type from
+    a ``SequenceProto``/``MapProto``/``OptionalProto``.
     """
     if not folder.is_dir():
         raise UsageError(f"--test-data {folder} is not a directory")
@@ -112,19 +143,26 @@ def load_test_data(folder: Path, signature: ModelSignature) -> tuple[dict[str, A
         raise UsageError(f"--test-data {folder} needs input_N.pb and output_N.pb files")
     from ogverify.model.tensors import load_tensor_proto_file
 
-    def resolve(kind: str, declared: list[str]) -> dict[str, Array]:
-        arrays: dict[str, Array] = {}
+    def resolve(kind: str, declared: tuple[TensorSpec, ...]) -> dict[str, Value]:
+        values: dict[str, Value] = {}
         for index in sorted(found[kind]):
             path = found[kind][index]
-            name, array = load_tensor_proto_file(path, f"--test-data {path.name}")
-            if name not in declared:
-                if index >= len(declared):
-                    raise UsageError(f"--test-data {path.name}: the model has only {len(declared)} {kind}s")
-                name = declared[index]
-            _put(arrays, name, array, f"--test-data {kind}")
-        return {n: canonicalize(a, f"--test-data {kind} {n!r}") for n, a in arrays.items()}
+            what = f"--test-data {path.name}"
+            by_position = declared[index] if index < len(declared) else None
+            if by_position is not None and by_position.value_type is not None:
+                name = read_proto_name(path, by_position.value_type, what)
+                spec = next((s for s in declared if s.name == name), by_position)
+                _put(values, spec.name, load_value_file(path, spec.type, what), f"--test-data {kind}")
+                continue
+            name, array = load_tensor_proto_file(path, what)
+            if name not in [s.name for s in declared]:
+                if by_position is None:
+                    raise UsageError(f"{what}: the model has only {len(declared)} {kind}s")
+                name = by_position.name
+            _put(values, name, array, f"--test-data {kind}")
+        return {n: _canonical(v, f"--test-data {kind} {n!r}") for n, v in values.items()}
 
-    return resolve("input", signature.input_names), resolve("output", signature.output_names)
+    return resolve("input", signature.inputs), resolve("output", signature.outputs)
 
 
 def _model_files(model: Path, signature: ModelSignature) -> list[tuple[str, Path]]:
@@ -137,19 +175,28 @@ def _model_files(model: Path, signature: ModelSignature) -> list[tuple[str, Path
     return files
 
 
-def _check_claimed(outputs: Mapping[str, Array], signature: ModelSignature) -> None:
+def _check_claimed(outputs: Mapping[str, Value], signature: ModelSignature) -> None:
+    from ogverify.model.signature import fits
+
     declared = {spec.name: spec for spec in signature.outputs}
-    for name, array in outputs.items():
+    for name, value in outputs.items():
         if name not in declared:
             raise ModelError(f"the model has no output {name!r} (outputs: {', '.join(declared)})")
         spec = declared[name]
-        if spec.dtype is not None and spec.dtype != dtype_name(array.dtype):
-            raise ModelError(f"claimed output {name!r}: the model produces {spec.describe()}, got {describe(array)}")
+        if is_tensor(value):
+            if spec.value_type is None and (spec.dtype is None or spec.dtype == dtype_name(value.dtype)):
+                continue
+            got = describe(value)
+        elif spec.value_type is not None and fits(str(type_of(value)), spec.value_type):
+            continue
+        else:
+            got = describe_value(value, type_of(value))
+        raise ModelError(f"claimed output {name!r}: the model produces {spec.describe()}, got {got}")
     if not outputs:
         raise UsageError("no claimed outputs: give -O NAME=PATH, --test-data DIR, or --run")
 
 
-def record_environment(model: Path, inputs: Mapping[str, Array], config: ExecutionConfig) -> dict[str, object]:
+def record_environment(model: Path, inputs: Mapping[str, Value], config: ExecutionConfig) -> dict[str, object]:
     """The fingerprint of this machine plus the graph onnxruntime makes of ``model`` here.
 
     Costs a session build in a fresh process; callers that pack many runs of one model under
@@ -158,8 +205,21 @@ def record_environment(model: Path, inputs: Mapping[str, Array], config: Executi
     return _record(model, inputs, config, None, trace=False)[0]
 
 
+def require_tensors(values: Mapping[str, Value], what: str) -> dict[str, Array]:
+    """``values`` when every one is a tensor (a trace and a profile follow tensors only).
+
+    Raises:
+        UsageError: a sequence, map or optional among them.
+    """
+    arrays = {name: value for name, value in values.items() if is_tensor(value)}
+    for name in values:
+        if name not in arrays:
+            raise UsageError(f"{what} follows tensors only, and {name!r} is a {type_of(values[name])}")
+    return arrays
+
+
 def _record(
-    model: Path, inputs: Mapping[str, Array], config: ExecutionConfig, claimed: Mapping[str, Array] | None, *,
+    model: Path, inputs: Mapping[str, Value], config: ExecutionConfig, claimed: Mapping[str, Value] | None, *,
     trace: bool,
 ) -> tuple[dict[str, object], Trace | None]:
     """The environment, and with ``trace`` the trace, taken in one fresh process."""
@@ -169,7 +229,8 @@ def _record(
 
     environment = fingerprint.capture()
     with tempfile.TemporaryDirectory(prefix="ogverify-pack-") as work:
-        plan = plan_trace(model.resolve(), config, Path(work) / "trace", claimed) if trace else None
+        plan = (plan_trace(model.resolve(), config, Path(work) / "trace",
+                           None if claimed is None else require_tensors(claimed, "--trace")) if trace else None)
         graph, results = fingerprint.optimized_graph_and(model.resolve(), inputs, config, Path(work),
                                                          plan.trials if plan is not None else ())
         recorded_trace = finish_or_raise(plan, results) if plan is not None else None
@@ -178,21 +239,21 @@ def _record(
     return environment, recorded_trace
 
 
-def _profile(model: Path, inputs: Mapping[str, Array], config: ExecutionConfig) -> Profile:
+def _profile(model: Path, inputs: Mapping[str, Value], config: ExecutionConfig) -> Profile:
     import tempfile
 
     from ogverify.runtime.sensitivity import profile_model
 
     with tempfile.TemporaryDirectory(prefix="ogverify-profile-") as work:
-        return profile_model(model.resolve(), inputs, config, Path(work))
+        return profile_model(model.resolve(), require_tensors(inputs, "--profile"), config, Path(work))
 
 
 def pack(
     model: Path,
     out: Path,
     *,
-    inputs: Mapping[str, Array],
-    claimed_outputs: Mapping[str, Array] | None = None,
+    inputs: Mapping[str, Value],
+    claimed_outputs: Mapping[str, Value] | None = None,
     config: ExecutionConfig | None = None,
     comparison: ComparisonPolicy | None = None,
     sign_keys: Sequence[Path] = (),
@@ -211,8 +272,9 @@ def pack(
     Args:
         model: the ONNX model file; external-data files next to it are packed too.
         out: the bundle's path.
-        inputs: input name → array, validated against the model's declared inputs.
-        claimed_outputs: output name → array as the producer claims them; ``None`` runs the
+        inputs: input name → value (an array, or a sequence, map or optional of
+            ``ogverify.model.values``), validated against the model's declared inputs.
+        claimed_outputs: output name → value as the producer claims them; ``None`` runs the
             model now (in a fresh process, under ``config``) and records what it produced.
         config: the execution configuration; defaults to the installed runtime, CPU, ORT_ENABLE_ALL,
             one thread each.
@@ -256,12 +318,13 @@ def pack(
     if claimed_outputs is None:
         names = signature.output_names
         result = replay(model, {n: inputs[n] for n in signature.input_names}, names, config)
-        claimed_outputs = {name: canonicalize(result.outputs[name], f"output {name!r}") for name in names}
+        claimed_outputs = {name: _canonical(result.outputs[name], f"output {name!r}") for name in names}
     _check_claimed(claimed_outputs, signature)
     # The trace is taken in the process that records the environment. With claimed outputs given
     # (not computed now), that process also runs the recorded configuration: did it reproduce them?
     recorded_trace = trace if isinstance(trace, Trace) else None
-    take = trace is True or trace == "auto"
+    tensors_only = all(is_tensor(v) for v in (*inputs.values(), *claimed_outputs.values()))
+    take = trace is True or (trace == "auto" and tensors_only)  # "auto" skips what a trace cannot follow
     skipped = None
     try:
         if environment is None:
@@ -271,8 +334,8 @@ def pack(
             from ogverify.runtime.trace import record_trace
 
             with tempfile.TemporaryDirectory(prefix="ogverify-trace-") as work:
-                recorded_trace = record_trace(model.resolve(), inputs, config, Path(work),
-                                              claimed=None if computed else claimed_outputs)
+                recorded_trace = record_trace(model.resolve(), require_tensors(inputs, "--trace"), config, Path(work),
+                                              claimed=None if computed else require_tensors(claimed_outputs, "--trace"))
     except ReplayError as exc:
         if trace != "auto":
             raise
@@ -299,19 +362,22 @@ def pack(
                             for name, data in chain_files.items())
             provenance = replace(provenance, chain=replace(provenance.chain, files=records))
 
-        def entries(arrays: Mapping[str, Array], order: Sequence[str]) -> tuple[TensorEntry, ...]:
-            ordered = [n for n in order if n in arrays]
-            return tuple(
-                TensorEntry(n, dtype_name(arrays[n].dtype), tuple(arrays[n].shape),
-                            writer.add_bytes(to_npy_bytes(arrays[n])))
-                for n in ordered
-            )
+        def entry(name: str, value: Value, spec: TensorSpec) -> Entry:
+            if is_tensor(value):
+                blob = writer.add_bytes(to_npy_bytes(value))
+                return TensorEntry(name, dtype_name(value.dtype), tuple(value.shape), blob)
+            # The declared type where the value cannot show it (an empty sequence's element type).
+            value_type = spec.value_type or type_of(value)
+            return ValueEntry(name, str(value_type), writer.add_bytes(encode(value, value_type)))
+
+        def entries(values: Mapping[str, Value], specs: Sequence[TensorSpec]) -> tuple[Entry, ...]:
+            return tuple(entry(spec.name, values[spec.name], spec) for spec in specs if spec.name in values)
 
         manifest = Manifest(
             model=model_entry,
             model_files=file_entries,
-            inputs=entries(inputs, signature.input_names),
-            outputs=entries(claimed_outputs, signature.output_names),
+            inputs=entries(inputs, signature.inputs),
+            outputs=entries(claimed_outputs, signature.outputs),
             execution=config,
             environment=dict(environment),
             comparison=comparison,

@@ -20,10 +20,11 @@ Job file (``job.json``)::
      "execution": EXECUTION, "memory_limit": INT | null, "out_dir": PATH}
     {"schema": "ogverify.run-job/1", "model": PATH, "inputs": [TENSOR...], "outputs": [NAME...],
      "execution": EXECUTION, "memory_limit": INT | null, "out_dir": PATH}
-    TENSOR = {"name": STR, "path": PATH, "dtype": STR | null, "shape": [INT...] | null}
+    TENSOR = {"name": STR, "path": PATH, "dtype": STR | null, "shape": [INT...] | null, "type": STR | null}
 
-``dtype``/``shape`` are what the manifest declares (null: not checked, for inputs ogverify wrote
-itself); EXECUTION is the manifest's ``execution`` object.
+``dtype``/``shape`` are what the manifest declares for a tensor, ``type`` for a sequence, map or
+optional (``seq(map(int64,tensor(float)))``; ``ogverify.model.values``); all null: not checked,
+for inputs ogverify wrote itself. EXECUTION is the manifest's ``execution`` object.
 
 Result file (``result.json``)::
 
@@ -44,7 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ogverify.evidence.comparison import ComparisonSpec, OutputComparison
 from ogverify.runtime.config import ExecutionConfig
@@ -54,9 +55,9 @@ RUN_JOB = "ogverify.run-job/1"
 CHECK_RESULT = "ogverify.check-result/1"
 RUN_RESULT = "ogverify.run-result/1"
 
-# An input or output value. A numpy array today; the non-tensor values of ONNX (sequences, maps,
-# optionals) arrive through the same seam: ``write_value``/``read_value`` and ``model.compare``.
-Value = Any
+if TYPE_CHECKING:
+    # An input or output value: a numpy array, or an ONNX sequence, map or optional.
+    from ogverify.model.values import Value
 
 
 class FailureKind(Enum):
@@ -104,22 +105,32 @@ class Failure:
 
 @dataclass(frozen=True)
 class TensorFile:
-    """A tensor in a file (``.npy``), with the type the manifest declares for it (None: unchecked)."""
+    """A value in a file (a tensor as ``.npy``, a sequence, map or optional in its canonical
+    encoding), with the type the manifest declares for it: a tensor's ``dtype`` and ``shape``, a
+    non-tensor's ``type`` (all None: unchecked)."""
 
     name: str
     path: str
     dtype: str | None = None
     shape: tuple[int, ...] | None = None
+    type: str | None = None
+
+    @property
+    def declared(self) -> tuple[str, tuple[int, ...]] | str | None:
+        """What the file must hold (``model.agreement.load_packed``), or None when unchecked."""
+        if self.type is not None:
+            return self.type
+        return None if self.dtype is None or self.shape is None else (self.dtype, self.shape)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "dtype": self.dtype,
-                "shape": None if self.shape is None else list(self.shape)}
+                "shape": None if self.shape is None else list(self.shape), "type": self.type}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> TensorFile:
         shape = raw.get("shape")
         return cls(str(raw["name"]), str(raw["path"]), raw.get("dtype"),
-                   None if shape is None else tuple(int(n) for n in shape))
+                   None if shape is None else tuple(int(n) for n in shape), raw.get("type"))
 
 
 @dataclass(frozen=True)
@@ -280,18 +291,28 @@ def _failure(raw: Mapping[str, Any]) -> Failure | None:
 
 
 def write_value(value: Value, path: Path, what: str) -> None:
-    """Write an output value to ``path`` in its canonical form (``.npy`` for a tensor)."""
-    import numpy as np
+    """Write a value to ``path`` in its canonical form: ``.npy`` for a tensor, the canonical value
+    encoding for a sequence, map or optional (``ogverify.model.values``)."""
+    from ogverify.model.tensors import canonicalize, to_npy_bytes
+    from ogverify.model.values import encode, is_tensor, type_of
 
-    from ogverify.model.tensors import canonicalize
+    path.write_bytes(to_npy_bytes(canonicalize(value, what)) if is_tensor(value) else encode(value, type_of(value)))
 
-    np.save(path, canonicalize(value, what), allow_pickle=False)
+
+def value_suffix(value: Value) -> str:
+    """The file suffix ``write_value`` writes ``value`` under: ``.npy`` or ``.value``."""
+    from ogverify.model.values import VALUE_SUFFIX, is_tensor
+
+    return ".npy" if is_tensor(value) else VALUE_SUFFIX
 
 
 def read_value(data: bytes, what: str) -> Value:
-    """An output value from the bytes ``write_value`` wrote (an owned copy)."""
+    """A value from the bytes ``write_value`` wrote (an owned copy; checked as a bundle's blob is)."""
     from ogverify.model.tensors import parse_npy
+    from ogverify.model.values import MAGIC, decode
 
+    if data.startswith(MAGIC):
+        return decode(data, what)[1]
     return parse_npy(data, what).copy()
 
 

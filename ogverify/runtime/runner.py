@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ogverify.errors import ReplayError, UsageError
 from ogverify.runtime.config import ExecutionConfig
-from ogverify.runtime.jobs import CheckJob, CheckResult, FailureKind, RunJob, RunResult, TensorFile, Value
+from ogverify.runtime.jobs import CheckJob, CheckResult, FailureKind, RunJob, RunResult, TensorFile
 
 if TYPE_CHECKING:
+    from ogverify.model.values import Value
     from ogverify.runtime.jobs import ValueLoader
 
 T = TypeVar("T")
@@ -63,13 +64,13 @@ def replay(
         ReplayError: the runtime failed to load or run the model, the process died, timed out or
             exceeded ``memory_limit``.
     """
-    from ogverify.runtime.jobs import write_value
+    from ogverify.runtime.jobs import value_suffix, write_value
 
     with tempfile.TemporaryDirectory(prefix="ogverify-replay-") as work:
         work_dir = Path(work)
         files = []
         for index, (name, value) in enumerate(inputs.items()):
-            path = work_dir / f"input_{index}.npy"
+            path = work_dir / f"input_{index}{value_suffix(value)}"
             write_value(value, path, f"input {name!r}")
             files.append(TensorFile(name, str(path)))
         # The model by absolute path: the process runs in its own cwd.
@@ -222,6 +223,7 @@ class SessionCache:
             ReplayError: the run failed, timed out, or gave an output over ``max_output_bytes``.
         """
         from ogverify.model.tensors import canonicalize
+        from ogverify.model.values import is_tensor, leaves
         from ogverify.runtime.session import is_process_sticky
         from ogverify.runtime.worker import run_inputs
 
@@ -240,12 +242,12 @@ class SessionCache:
         if result.failure is not None:
             self.poisoned = self.poisoned or result.failure.kind in (FailureKind.MEMORY, FailureKind.LIMIT)
             raise ReplayError(result.failure.headline, result.failure.detail)
-        outputs = {}
+        outputs: dict[str, Value] = {}
         for name, value in result.outputs.items():
-            if max_output_bytes is not None and value.nbytes > max_output_bytes:
+            if max_output_bytes is not None and sum(leaf.nbytes for leaf in leaves(value)) > max_output_bytes:
                 raise ReplayError(f"reproduced output {name!r} is larger than the max_tensor_bytes limit "
                                   f"({max_output_bytes})")
-            outputs[name] = canonicalize(value, f"output {name!r}").copy()
+            outputs[name] = canonicalize(value, f"output {name!r}").copy() if is_tensor(value) else value
         assert result.run is not None
         return RunResult(replace(result.run, process="worker"), outputs)
 

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ogverify.model.values import Value
     from ogverify.runtime.config import ExecutionConfig
-    from ogverify.runtime.jobs import CheckJob, CheckResult, Failure, RunFacts, RunJob, RunResult, TensorFile, Value
+    from ogverify.runtime.jobs import CheckJob, CheckResult, Failure, RunFacts, RunJob, RunResult, TensorFile
 
 # (model path, execution configuration, model key) -> an InferenceSession for them.
 SessionProvider = Callable[[str, "ExecutionConfig", str], Any]
@@ -55,8 +56,10 @@ def run_check_job(job: CheckJob, sessions: SessionProvider = fresh_session) -> C
 
 def _check(job: CheckJob, sessions: SessionProvider) -> CheckResult:
     from ogverify.errors import EvidenceMismatchError, OgverifyError
-    from ogverify.model.compare import compare_output
+    from ogverify.model.compare import compare_value
+    from ogverify.model.signature import ValueType
     from ogverify.model.tensors import canonicalize
+    from ogverify.model.values import is_tensor
     from ogverify.runtime.jobs import CheckResult, Failure, FailureKind
 
     try:
@@ -70,9 +73,12 @@ def _check(job: CheckJob, sessions: SessionProvider) -> CheckResult:
     if not isinstance(ran, tuple):
         return CheckResult(failure=ran)
     facts, values = ran
-    reproduced = {name: canonicalize(value, f"output {name!r}") for name, value in values.items()}
+    reproduced = {name: canonicalize(value, f"output {name!r}") if is_tensor(value) else value
+                  for name, value in values.items()}
+    types = {f.name: ValueType.parse(f.type) if f.type is not None else ValueType("tensor", f.dtype)
+             for f in job.claimed}
     comparisons = tuple(
-        compare_output(name, claimed[name], reproduced[name], job.comparisons[name]) for name in claimed
+        compare_value(name, claimed[name], reproduced[name], job.comparisons[name], types[name]) for name in claimed
     )
     # The reproduced values are wanted only to explain a failure.
     return CheckResult(facts, comparisons, reproduced if any(not c.passed for c in comparisons) else {})
@@ -104,22 +110,22 @@ def run_inputs(
 
 
 def load_tensors(files: Sequence[TensorFile], kind: str) -> dict[str, Value]:
-    """Each file's tensor, checked against the type the manifest declares for it.
+    """Each file's value (a tensor, or a sequence, map or optional), checked against the type the
+    manifest declares for it.
 
     Raises:
-        EvidenceMismatchError: a tensor is not what the manifest says. BundleError: not a tensor file.
+        EvidenceMismatchError: a value is not what the manifest says. BundleError: not a value file.
     """
-    from ogverify.model.agreement import check_tensor
-    from ogverify.model.tensors import parse_npy
+    from ogverify.model.agreement import load_packed
+    from ogverify.runtime.jobs import read_value
 
-    tensors = {}
+    values = {}
     for entry in files:
         what = f"{kind} '{entry.name}'"
-        array = parse_npy(Path(entry.path).read_bytes(), what)
-        if entry.dtype is not None and entry.shape is not None:
-            check_tensor(array, entry.dtype, entry.shape, what)
-        tensors[entry.name] = array
-    return tensors
+        data = Path(entry.path).read_bytes()
+        declared = entry.declared
+        values[entry.name] = read_value(data, what) if declared is None else load_packed(data, declared, what)
+    return values
 
 
 def _run(
@@ -131,10 +137,10 @@ def _run(
     Raises:
         Exception: what onnxruntime raises loading or running the model (see ``describe_failure``).
     """
-    import numpy as np
     import onnxruntime as ort
 
-    from ogverify.model.tensors import for_runtime
+    from ogverify.errors import OgverifyError
+    from ogverify.model.values import from_runtime_outputs, to_runtime
     from ogverify.runtime.jobs import Failure, FailureKind, RunFacts
     from ogverify.runtime.session import RuntimeUnavailableError, run_options
 
@@ -144,12 +150,12 @@ def _run(
     except RuntimeUnavailableError as exc:
         return Failure(FailureKind.ENVIRONMENT, exc.message)
     loaded = time.perf_counter()
-    values = session.run(names, {name: for_runtime(value) for name, value in inputs.items()}, run_options(config))
+    values = session.run(names, {name: to_runtime(value) for name, value in inputs.items()}, run_options(config))
     finished = time.perf_counter()
-    for name, value in zip(names, values, strict=True):
-        if not isinstance(value, np.ndarray):
-            return Failure(FailureKind.MODEL, f"output {name!r} is a {type(value).__name__}, not a tensor; "
-                                              "only tensor outputs can be compared")
+    try:  # sequences, maps and optionals read as the session declares them
+        values = from_runtime_outputs(session, names, values)
+    except OgverifyError as exc:
+        return Failure(FailureKind.MODEL, exc.message)
     facts = RunFacts(tuple(session.get_providers()), str(ort.__version__),
                      {"load": loaded - started, "run": finished - loaded})
     return facts, dict(zip(names, values, strict=True))
@@ -211,11 +217,11 @@ def limit_memory(limit: int | None) -> int | None:
 
 def write_values(values: Mapping[str, Value], out_dir: Path) -> dict[str, str]:
     """Write each value into ``out_dir`` (``output_<index>``); name -> path."""
-    from ogverify.runtime.jobs import write_value
+    from ogverify.runtime.jobs import value_suffix, write_value
 
     files = {}
     for index, (name, value) in enumerate(values.items()):
-        path = out_dir / f"output_{index}.npy"
+        path = out_dir / f"output_{index}{value_suffix(value)}"
         write_value(value, path, f"output {name!r}")
         files[name] = str(path)
     return files

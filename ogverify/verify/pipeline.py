@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from ogverify.errors import EvidenceMismatchError, OgverifyError
 from ogverify.evidence.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
 from ogverify.evidence.comparison import OutputComparison
-from ogverify.evidence.manifest import Artifact
+from ogverify.evidence.manifest import Artifact, ValueEntry
 from ogverify.evidence.materialise import model_targets
 from ogverify.evidence.signing import TrustedKey, verify_envelope
 from ogverify.model.agreement import check_model
@@ -183,17 +183,25 @@ def _explanation(
     comparison findings already carry the failure). It works on the re-execution's files."""
     import onnxruntime
 
+    from ogverify.model.values import is_tensor
     from ogverify.runtime.worker import load_tensors
     from ogverify.verify.drift.engine import explain
 
     manifest = bundle.manifest
     failing = next(c for c in comparisons if not c.passed)
+    values = [e for e in (*manifest.inputs, *manifest.outputs) if isinstance(e, ValueEntry)]
+    if values:
+        return Finding("drift", "explanation", Status.WARN,
+                       f"no explanation: the drift search explains tensors only, and {values[0].name!r} is a "
+                       f"{values[0].type}; the comparison above names where the outputs differ")
     try:
         with tempfile.TemporaryDirectory(prefix="ogverify-explain-") as work:
-            inputs = load_tensors(workspace.inputs, "input")
-            claimed = load_tensors(workspace.claimed, "claimed output")
+            # Tensors only (checked above), as the drift search takes them.
+            inputs = {n: v for n, v in load_tensors(workspace.inputs, "input").items() if is_tensor(v)}
+            claimed = {n: v for n, v in load_tensors(workspace.claimed, "claimed output").items() if is_tensor(v)}
+            reproduced = {n: v for n, v in result.reproduced.items() if is_tensor(v)}
             explanation = explain(
-                workspace.model, inputs, claimed, manifest.execution, result.reproduced, Path(work) / "trials",
+                workspace.model, inputs, claimed, manifest.execution, reproduced, Path(work) / "trials",
                 budget=options.explain_budget, timeout=options.timeout, tolerance=failing.spec,
                 candidate_model=options.candidate_model,
                 available_providers=onnxruntime.get_available_providers(),
@@ -367,9 +375,13 @@ def _tensor_targets(
             if entry.artifact.size > bundle.limits.max_tensor_bytes:
                 raise _BundleLimitError(f"{what} is {entry.artifact.size} bytes, over the "
                                         f"{bundle.limits.max_tensor_bytes}-byte limit")
-            path = folder / f"{index}_{position}.npy"
+            if isinstance(entry, ValueEntry):  # a sequence, map or optional in its canonical encoding
+                path = folder / f"{index}_{position}.value"
+                files[index].append(TensorFile(entry.name, str(path), type=entry.type))
+            else:
+                path = folder / f"{index}_{position}.npy"
+                files[index].append(TensorFile(entry.name, str(path), entry.dtype, tuple(entry.shape)))
             targets.append((what, entry.artifact, path))
-            files[index].append(TensorFile(entry.name, str(path), entry.dtype, tuple(entry.shape)))
     return targets, tuple(files[0]), tuple(files[1])
 
 
@@ -445,7 +457,7 @@ def _check_model(bundle: Bundle, model: Path) -> None:
     """
     manifest = bundle.manifest
     check_model(model, manifest.model.name, {f.name for f in manifest.model_files},
-                {t.name: (t.dtype, tuple(t.shape)) for t in manifest.inputs})
+                {t.name: t.declared for t in manifest.inputs})
 
 
 def _reexecute(bundle: Bundle, options: CheckOptions, child: ReplayChild | None, workspace: _Workspace) -> _Outcome:

@@ -174,9 +174,9 @@ def render_inspection(summary: dict[str, Any], *, color: bool = False) -> str:
         tensors.add_column(column, no_wrap=True)
     for kind in ("inputs", "outputs"):
         for t in summary[kind]:
-            shape = ",".join(str(d) for d in t["shape"])
+            described = t["type"] if "type" in t else f"{t['dtype']}[{','.join(str(d) for d in t['shape'])}]"
             tensors.add_row("input" if kind == "inputs" else "claimed output", t["name"],
-                            f"{t['dtype']}[{shape}]", str(t["size"]), t["encoding"])
+                            described, str(t["size"]), t["encoding"])
     return render_to_text(Group(_kv_table(rows), Text(""), tensors), color=color)
 
 
