@@ -30,7 +30,7 @@ def pack(
             "--input",
             "-i",
             metavar="NAME=PATH",
-            help="A model input: .npy, .npz (all arrays) or ONNX TensorProto .pb. Repeatable.",
+            help="A model input: .npy, .npz (all arrays), ONNX .pb, or .json (sequences, maps). Repeatable.",
         ),
     ] = None,
     output_args: Annotated[

@@ -144,9 +144,13 @@ def from_python(obj: Any, value_type: ValueType, what: str, *, text_keys: bool =
 def _tensor(obj: Any, dtype: str | None, what: str) -> Array:
     if not isinstance(obj, np.ndarray):
         _check_scalars(obj, dtype, what)
+        target = None if dtype is None else np.dtype(np.str_ if dtype == "string" else dtype)
         try:
-            obj = np.array(obj, dtype=np.str_ if dtype == "string" else None)
-        except (ValueError, OverflowError) as exc:  # ragged nesting, an int beyond int64
+            with np.errstate(over="ignore"):  # a float beyond float32's range is read as inf, as onnx reads it
+                obj = np.array(obj, dtype=target if target is not None and target.kind in "biufU" else None)
+        except OverflowError as exc:
+            raise UsageError(f"{what}: a value is out of the range of {dtype}") from exc
+        except ValueError as exc:  # ragged nesting
             raise UsageError(f"{what}: not a tensor ({exc})") from exc
     array = canonicalize(obj, what)
     if dtype is not None and dtype_name(array.dtype) != dtype:
@@ -170,7 +174,7 @@ def _check_scalars(obj: Any, dtype: str | None, what: str, depth: int = 0) -> No
             "i": isinstance(obj, int) and not isinstance(obj, bool),
             "u": isinstance(obj, int) and not isinstance(obj, bool)}.get(kind, True)
     if not fits:
-        raise UsageError(f"{what}: {obj!r} is not a {dtype} value")
+        raise UsageError(f"{what}: {obj!r} is not a value of type {dtype}")
 
 
 def _cast(array: Array, dtype: str, what: str) -> Array:
@@ -204,7 +208,7 @@ def _map(obj: Any, value_type: ValueType, what: str, text_keys: bool) -> MapValu
         elif integer and value_type.dtype == "int64":
             keys.append(int(key))
         else:
-            raise UsageError(f"{what}: key {key!r} is not a {value_type.dtype} key")
+            raise UsageError(f"{what}: key {key!r} is not of the key type {value_type.dtype}")
     if len(set(keys)) != len(keys):
         raise UsageError(f"{what}: a key appears twice")
     order = sorted(range(len(keys)), key=lambda i: keys[i])
@@ -517,8 +521,9 @@ def _typed_proto(value: Value, value_type: ValueType, name: str) -> Any:
     assert value_type.element is not None
     optional_elem = {"tensor": OptionalProto.TENSOR, "sequence": OptionalProto.SEQUENCE, "map": OptionalProto.MAP,
                      "optional": OptionalProto.OPTIONAL}[value_type.element.kind]
-    inner = None if value.value is None else _typed_proto(value.value, value_type.element, "")
-    return helper.make_optional(name, optional_elem, inner)
+    if value.value is None:  # ONNX writes an empty optional with an undefined element type
+        return helper.make_optional(name, OptionalProto.UNDEFINED, None)
+    return helper.make_optional(name, optional_elem, _typed_proto(value.value, value_type.element, ""))
 
 
 def to_proto_bytes(value: Value, value_type: ValueType, name: str) -> bytes:
@@ -537,13 +542,15 @@ def from_runtime_outputs(session: Any, names: list[str], outputs: list[Any]) -> 
     declared = {arg.name: arg.type for arg in session.get_outputs()}
     converted: list[Any] = []
     for name, output in zip(names, outputs, strict=True):
-        if isinstance(output, np.ndarray):
-            converted.append(output)
-            continue
         try:
-            value_type = ValueType.parse(declared[name])
-        except (KeyError, ValueError) as exc:
+            value_type: ValueType | None = ValueType.parse(declared[name])
+        except (KeyError, ValueError):
+            value_type = None
+        if (value_type is not None and value_type.is_tensor) or (value_type is None and isinstance(output, np.ndarray)):
+            converted.append(output)  # a present optional comes back as an array too: its type decides
+        elif value_type is None:
             raise UsageError(f"output {name!r} is a {type(output).__name__} of type {declared.get(name)!r}, "
-                             "which ogverify cannot store") from exc
-        converted.append(from_python(output, value_type, f"output {name!r}"))
+                             "which ogverify cannot store")
+        else:
+            converted.append(from_python(output, value_type, f"output {name!r}"))
     return converted

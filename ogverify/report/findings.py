@@ -155,7 +155,9 @@ class Report:
             "environment_differences": [d.to_json() for d in self.environment_differences],
             "replay": dict(self.replay) if self.replay is not None else None,
             "cause": self.cause,
-            "explanation": dict(self.explanation.evidence) if self.explanation is not None else None,
+            # None when no search ran ("no explanation: ..."): the schema's explanation is the search's evidence.
+            "explanation": dict(self.explanation.evidence) if self.explanation is not None and self.explanation.evidence
+            else None,
             "first_divergent_node": self.first_divergent_node,
         }
 

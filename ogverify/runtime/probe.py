@@ -79,9 +79,9 @@ def main(argv: list[str]) -> int:
         job = json.loads(job_path.read_text(encoding="utf-8"))
         import numpy as np
 
-        from ogverify.model.tensors import for_runtime
+        from ogverify.model.values import read_file, to_runtime
 
-        feeds = {name: for_runtime(np.load(path, allow_pickle=False)) for name, path in job["inputs"].items()}
+        feeds = {name: to_runtime(read_file(Path(path), f"input {name!r}")) for name, path in job["inputs"].items()}
         for trial in job["trials"]:
             out_dir = Path(trial["out_dir"])
             try:

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ogverify.evidence.trace import TensorSummary
 from ogverify.model.tensors import Array, parse_npy
+from ogverify.model.values import Value
 from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.session import is_process_sticky
 
@@ -81,7 +80,7 @@ def _groups(trials: Sequence[Trial], parallel: int = 1) -> list[list[int]]:
 
 def run_trials(
     model: Path,
-    inputs: Mapping[str, Array],
+    inputs: Mapping[str, Value],
     trials: Sequence[Trial],
     work_dir: Path,
     *,
@@ -94,12 +93,13 @@ def run_trials(
     most trial processes to run at once (1: one after the other).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
+    from ogverify.model.values import write_file
+
     input_files = {}
-    for index, (name, array) in enumerate(inputs.items()):
-        path = work_dir / f"input_{index}.npy"
-        if not path.exists():
-            np.save(path, array, allow_pickle=False)
-        input_files[name] = str(path)
+    for index, (name, value) in enumerate(inputs.items()):
+        stem = work_dir / f"input_{index}"
+        written = [p for p in (stem.with_suffix(".npy"), stem.with_suffix(".value")) if p.exists()]
+        input_files[name] = str(written[0] if written else write_file(value, stem))
     results: list[TrialResult | None] = [None] * len(trials)
     offset = len(list(work_dir.glob("trial_*")))
     jobs: list[tuple[list[int], Path]] = []
