@@ -335,3 +335,35 @@ def test_claims_that_do_not_fit_the_model_are_usage_errors(tmp_path: Path, run_c
     result = run_cli("pack", model, "-i", f"scores={tmp_path / 'scores.npy'}", "-O",
                      f"probabilities={tmp_path / 'p.json'}", "--out", tmp_path / "b.ogb")
     assert result.exit_code == 2 and "expected a list for seq(map(int64,tensor(float)))" in result.stderr
+
+
+def test_the_recorder_records_sequence_inputs_and_map_outputs(tmp_path: Path) -> None:
+    import ogverify
+
+    recorder = ogverify.Recorder(models.save(models.zipper(), tmp_path / "zip.onnx"), tmp_path / "evidence")
+    returned = recorder.run(None, {"scores": np.array([[0.5, 0.25, 0.25]], np.float32)})
+    assert returned == [[{0: 0.5, 1: 0.25, 2: 0.25}]]  # what onnxruntime returned, untouched
+    concatenator = ogverify.Recorder(models.save(models.concatenator(), tmp_path / "cat.onnx"), tmp_path / "ev2")
+    concatenator.run(None, {"parts": [np.array([1, 2], np.float32), np.array([4], np.float32)]})
+    for bundle in (recorder.bundles[-1], concatenator.bundles[-1]):
+        assert ogverify.check(bundle, allow_unsigned=True).exit_code == 0
+    with open_bundle(concatenator.bundles[-1]) as opened:
+        assert opened.manifest.inputs[0].describe() == "seq(tensor(float))"
+
+
+def test_a_manifest_type_that_the_blob_does_not_hold_fails_the_check(tmp_path: Path, run_cli: RunCli) -> None:
+    from ogverify.evidence import canonical_json
+
+    model = models.save(models.zipper(), tmp_path / "zip.onnx")
+    np.save(tmp_path / "scores.npy", np.array([[0.5, 0.25, 0.25]], np.float32))
+    (tmp_path / "p.json").write_text('[{"0": 0.5, "1": 0.25, "2": 0.25}]', encoding="utf-8")
+    packed = run_cli("pack", model, "-i", f"scores={tmp_path / 'scores.npy'}",
+                     "-O", f"probabilities={tmp_path / 'p.json'}", "--out", tmp_path / "b")
+    assert packed.exit_code == 0
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_bytes())
+    manifest["outputs"][0]["type"] = "seq(map(string,tensor(float)))"
+    (tmp_path / "b" / "manifest.json").write_bytes(canonical_json.dumps(manifest))
+    result = run_cli("check", tmp_path / "b", "--allow-unsigned")
+    assert result.exit_code == 1
+    assert ("claimed output 'probabilities' holds a seq(map(int64,tensor(float))), "
+            "manifest says seq(map(string,tensor(float)))") in result.stdout

@@ -29,7 +29,9 @@ import numpy as np
 from ogverify.errors import UsageError
 from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.paths import require
+from ogverify.model.signature import ValueType
 from ogverify.model.tensors import canonicalize
+from ogverify.model.values import Value, from_python, from_runtime_outputs, is_tensor
 from ogverify.packing.pack import PackResult, pack, record_environment, runtime_version
 from ogverify.runtime.config import ExecutionConfig, ProviderSpec
 
@@ -170,12 +172,17 @@ class Recorder:
         """
         values = self.session.run(output_names, dict(input_feed), run_options)
         names = list(output_names) if output_names else [o.name for o in self.session.get_outputs()]
-        claimed = {}
-        for name, value in zip(names, values, strict=True):
-            if not isinstance(value, np.ndarray):
-                raise UsageError(f"output {name!r} is a {type(value).__name__}; only tensor outputs can be recorded")
-            claimed[name] = canonicalize(value, f"output {name!r}")
-        inputs = {name: canonicalize(np.asarray(value), f"input {name!r}") for name, value in input_feed.items()}
+        # Sequences, maps and optionals are read as the session declares them (ogverify.model.values).
+        outputs = from_runtime_outputs(self.session, names, list(values))
+        claimed = {name: canonicalize(value, f"output {name!r}") if is_tensor(value) else value
+                   for name, value in zip(names, outputs, strict=True)}
+        declared = {arg.name: arg.type for arg in self.session.get_inputs()}
+        inputs: dict[str, Value] = {}
+        for name, value in input_feed.items():
+            what = f"input {name!r}"
+            value_type = _declared_type(declared.get(name))
+            inputs[name] = (canonicalize(np.asarray(value), what) if value_type is None or value_type.is_tensor
+                            else from_python(value, value_type, what))
         with self._lock:
             self._count += 1
             index = self._count
@@ -202,4 +209,11 @@ class Recorder:
         return self
 
     def __exit__(self, *_: object) -> None:
+        return None
+
+
+def _declared_type(text: str | None) -> ValueType | None:
+    try:
+        return None if text is None else ValueType.parse(text)
+    except ValueError:
         return None
