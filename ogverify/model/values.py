@@ -56,11 +56,6 @@ class MapValue:
     keys: Array
     values: Array
 
-    def key_text(self, index: int) -> str:
-        """How messages name the ``index``-th key: ``key 2`` or ``key 'cat'``."""
-        key = self.keys[index].item()
-        return f"key {key!r}"
-
 
 @dataclass(frozen=True, eq=False)
 class OptionalValue:
@@ -84,8 +79,7 @@ def type_of(value: Value) -> ValueType:
     if isinstance(value, SequenceValue):
         return ValueType("sequence", None, type_of(value.items[0]) if value.items else ValueType("tensor"))
     if isinstance(value, MapValue):
-        return ValueType("map", dtype_name(value.keys.dtype).replace("string", "string"),
-                         ValueType("tensor", dtype_name(value.values.dtype)))
+        return ValueType("map", dtype_name(value.keys.dtype), ValueType("tensor", dtype_name(value.values.dtype)))
     return ValueType("optional", None, type_of(value.value) if value.value is not None else ValueType("tensor"))
 
 
@@ -219,8 +213,7 @@ def _map(obj: Any, value_type: ValueType, what: str, text_keys: bool) -> MapValu
         item = items[i]
         if isinstance(item, np.ndarray):
             if item.size != 1:
-                raise UsageError(f"{what} {MapValue(key_array, key_array).key_text(order.index(i))}: "
-                                 f"holds {describe(item)}, not one value")
+                raise UsageError(f"{what} key {keys[i]!r}: holds {describe(item)}, not one value")
             item = item.reshape(-1)[0]
         values.append(item.item() if isinstance(item, np.generic) else item)
     value_array = _tensor(values, element.dtype, f"{what} values")
@@ -495,41 +488,6 @@ def _proto_to_python(proto: Any, numpy_helper: Any) -> Any:
     if field is None:
         raise ValueError(f"sequence element type {proto.elem_type} is not supported")
     return [_proto_to_python(item, numpy_helper) for item in getattr(proto, field)]
-
-
-def _typed_proto(value: Value, value_type: ValueType, name: str) -> Any:
-    """The ONNX proto of a value (tests and ``extract`` write the test-data format with it)."""
-    from onnx import MapProto, OptionalProto, SequenceProto, helper, numpy_helper
-
-    if isinstance(value, np.ndarray):
-        return numpy_helper.from_array(value.astype(object) if value.dtype.kind == "U" else value, name)
-    if isinstance(value, SequenceValue):
-        assert value_type.element is not None
-        items = [_typed_proto(item, value_type.element, "") for item in value.items]
-        elem = {"tensor": SequenceProto.TENSOR, "sequence": SequenceProto.SEQUENCE, "map": SequenceProto.MAP,
-                "optional": SequenceProto.OPTIONAL}[value_type.element.kind]
-        return helper.make_sequence(name, elem, items)
-    if isinstance(value, MapValue):
-        assert value_type.element is not None
-        scalars = [numpy_helper.from_array(np.asarray(v)) for v in value.values]
-        values = helper.make_sequence("", SequenceProto.TENSOR, scalars)
-        key_dtype = np.dtype(object) if value.keys.dtype.kind == "U" else value.keys.dtype
-        key_type = helper.np_dtype_to_tensor_dtype(key_dtype)
-        proto: Any = helper.make_map(name, key_type, value.keys.tolist(), values)
-        assert isinstance(proto, MapProto)
-        return proto
-    assert value_type.element is not None
-    optional_elem = {"tensor": OptionalProto.TENSOR, "sequence": OptionalProto.SEQUENCE, "map": OptionalProto.MAP,
-                     "optional": OptionalProto.OPTIONAL}[value_type.element.kind]
-    if value.value is None:  # ONNX writes an empty optional with an undefined element type
-        return helper.make_optional(name, OptionalProto.UNDEFINED, None)
-    return helper.make_optional(name, optional_elem, _typed_proto(value.value, value_type.element, ""))
-
-
-def to_proto_bytes(value: Value, value_type: ValueType, name: str) -> bytes:
-    """The ONNX test-data form (.pb) of a value."""
-    data: bytes = _typed_proto(value, value_type, name).SerializeToString()
-    return data
 
 
 def from_runtime_outputs(session: Any, names: list[str], outputs: list[Any]) -> list[Any]:
