@@ -67,8 +67,8 @@ def main(repeats: int) -> int:
                 _seconds(["ogverify", "profile", str(model), "-i", f"{name}={data}"]) for _ in range(repeats))
             print(f"profile {label}: {profile:.2f} s; one inference in a fresh process {inference:.2f} s "
                   f"({profile / inference:.1f}x)")
+        from ogverify.evidence.execution import ExecutionConfig
         from ogverify.packing.pack import pack, runtime_version
-        from ogverify.runtime.config import ExecutionConfig
         from ogverify.runtime.trials import Trial, run_trials
 
         recorded = ExecutionConfig(runtime_version=runtime_version())

@@ -35,12 +35,12 @@ if TYPE_CHECKING:
     from ogverify.evidence.bundle import Bundle
     from ogverify.evidence.cid import FileCids
     from ogverify.evidence.comparison import ComparisonPolicy
+    from ogverify.evidence.execution import ExecutionConfig
     from ogverify.evidence.trace import Profile, Trace
     from ogverify.packing.log import EvidenceLog
     from ogverify.packing.pack import PackResult
     from ogverify.packing.recorder import Recorder
     from ogverify.report.findings import Report
-    from ogverify.runtime.config import ExecutionConfig
     from ogverify.verify.batch import CheckSpec
     from ogverify.verify.policy import Policy
 

@@ -23,11 +23,12 @@ import pytest
 
 import ogverify
 from ogverify.evidence.bundle import open_bundle
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.trace import KnobSensitivity, Profile, Trace
 from ogverify.model.sketch import movement, sketch, summarise
 from ogverify.packing.pack import runtime_version
-from ogverify.runtime.config import ExecutionConfig
-from ogverify.runtime.fingerprint import EnvironmentDifference, capture, diff_environments
+from ogverify.report.findings import EnvironmentDifference
+from ogverify.runtime.fingerprint import capture, diff_environments
 from ogverify.runtime.sensitivity import profile_model
 from ogverify.runtime.trace import record_trace
 from ogverify.verify.drift.engine import single_knob_changes

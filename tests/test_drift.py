@@ -15,8 +15,8 @@ import onnx
 import pytest
 
 import ogverify
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.packing.pack import runtime_version
-from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.trials import Trial, run_trials
 from tests.bundle_helpers import check_json_and_text
 from tests.conftest import RunCli

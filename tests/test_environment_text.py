@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ogverify.packing.pack import pack
-from ogverify.runtime.fingerprint import EnvironmentDifference, capture
+from ogverify.report.findings import EnvironmentDifference
+from ogverify.runtime.fingerprint import capture
 from tests.conftest import RunCli
 from tests.fixtures import models
 

@@ -9,8 +9,7 @@ import jsonschema
 import pytest
 
 from ogverify.errors import ExitCode, UsageError
-from ogverify.evidence.schemas import load_schema
-from ogverify.runtime.config import (
+from ogverify.evidence.execution import (
     DEFAULT_PROVIDER,
     EXECUTION_MODES,
     OPT_LEVELS,
@@ -20,6 +19,7 @@ from ogverify.runtime.config import (
     parse_key_values,
     parse_opt_level,
 )
+from ogverify.evidence.schemas import load_schema
 
 # --- parse_opt_level / parse_execution_mode ------------------------------------------------------------
 

@@ -14,10 +14,10 @@ import pytest
 import ogverify
 from ogverify.errors import ReplayError, UsageError
 from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.signing import generate_key_pair, load_trusted_keys
 from ogverify.packing.pack import runtime_version
 from ogverify.report.findings import Report
-from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.jobs import CheckJob, TensorFile
 from ogverify.runtime.runner import SessionCache
 from ogverify.verify.batch import Checked, CheckSpec, PoolStats, check_all, collect_targets

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.evidence.execution import ExecutionConfig, ProviderSpec
 from ogverify.packing.pack import runtime_version
-from ogverify.runtime.config import ExecutionConfig, ProviderSpec
 from ogverify.runtime.jobs import (
     CheckJob,
     CheckResult,

@@ -15,11 +15,11 @@ import pytest
 from ogverify.errors import BundleError, ExitCode
 from ogverify.evidence import canonical_json
 from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
+from ogverify.evidence.execution import ExecutionConfig, ProviderSpec
 from ogverify.evidence.manifest import FORMAT_VERSION, Manifest
 from ogverify.evidence.schemas import load_schema, schema_dir
 from ogverify.model.tensors import Array
 from ogverify.packing.pack import PackResult, pack, runtime_version
-from ogverify.runtime.config import ExecutionConfig, ProviderSpec
 from tests.fixtures import models
 
 Edit = Callable[[dict[str, Any]], None]

@@ -15,7 +15,7 @@ from ogverify.errors import UsageError
 from ogverify.evidence.bundle import Limits
 from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
 from ogverify.evidence.schemas import load_schema
-from ogverify.runtime.fingerprint import EnvironmentDifference
+from ogverify.report.findings import EnvironmentDifference
 from ogverify.verify.policy import (
     EnvironmentPolicy,
     EnvironmentRule,

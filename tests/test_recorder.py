@@ -10,9 +10,9 @@ import pytest
 
 import ogverify
 from ogverify.errors import UsageError
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.packing.pack import runtime_version
 from ogverify.packing.recorder import config_of_session
-from ogverify.runtime.config import ExecutionConfig
 from tests.bundle_helpers import manifest_of
 from tests.fixtures import models
 

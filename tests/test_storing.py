@@ -21,10 +21,10 @@ from ogverify.errors import ModelError, UsageError
 from ogverify.evidence import digest, storing
 from ogverify.evidence.bundle import BundleWriter, open_bundle
 from ogverify.evidence.comparison import ComparisonPolicy
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.manifest import Manifest, ModelFile
 from ogverify.model.initializers import initializer_digests
 from ogverify.packing.pack import pack
-from ogverify.runtime.config import ExecutionConfig
 from tests.fixtures import models
 
 MiB = 1 << 20

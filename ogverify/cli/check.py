@@ -114,10 +114,10 @@ def check(
 ) -> None:
     """Verify bundles: integrity, signatures, re-execution and comparison of outputs."""
     from ogverify.cli.progress import StderrProgress
+    from ogverify.evidence.execution import parse_key_values
     from ogverify.evidence.paths import require
     from ogverify.evidence.signing import load_trusted_keys
     from ogverify.report.formats import get_formatter
-    from ogverify.runtime.config import parse_key_values
     from ogverify.runtime.runner import checked_timeout
     from ogverify.verify.gate import PolicySetting, apply_policy, resolve_policy, run_gate
     from ogverify.verify.pipeline import CheckOptions

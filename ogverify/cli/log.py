@@ -54,15 +54,15 @@ def init(
 ) -> None:
     """Create an evidence log for MODEL under pack's execution options."""
     from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
-    from ogverify.packing.log import EvidenceLog
-    from ogverify.packing.pack import runtime_version
-    from ogverify.runtime.config import (
+    from ogverify.evidence.execution import (
         ExecutionConfig,
         ProviderSpec,
         parse_execution_mode,
         parse_key_values,
         parse_opt_level,
     )
+    from ogverify.packing.log import EvidenceLog
+    from ogverify.packing.pack import runtime_version
 
     config = ExecutionConfig(
         runtime_version=runtime_version(),

@@ -111,17 +111,17 @@ def pack(
     """Pack a model, its inputs and its outputs into an evidence bundle."""
     from ogverify.evidence.bundle import check_writable
     from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
-    from ogverify.evidence.manifest import Provenance
-    from ogverify.evidence.paths import require
-    from ogverify.model.signature import read_signature
-    from ogverify.packing.pack import assign_tensors, load_test_data, pack, runtime_version
-    from ogverify.runtime.config import (
+    from ogverify.evidence.execution import (
         ExecutionConfig,
         ProviderSpec,
         parse_execution_mode,
         parse_key_values,
         parse_opt_level,
     )
+    from ogverify.evidence.manifest import Provenance
+    from ogverify.evidence.paths import require
+    from ogverify.model.signature import read_signature
+    from ogverify.packing.pack import assign_tensors, load_test_data, pack, runtime_version
 
     if run and output_args:
         raise UsageError("--run computes the outputs; do not also give --claimed-output")

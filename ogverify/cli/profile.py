@@ -36,9 +36,9 @@ def profile(
     import json
     import tempfile
 
+    from ogverify.evidence.execution import ExecutionConfig, parse_opt_level
     from ogverify.model.signature import read_signature
     from ogverify.packing.pack import assign_tensors, require_tensors, runtime_version
-    from ogverify.runtime.config import ExecutionConfig, parse_opt_level
     from ogverify.runtime.sensitivity import describe, profile_model
 
     require_format(output_format, "text", "json")

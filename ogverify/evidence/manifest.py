@@ -15,9 +15,9 @@ from ogverify.errors import BundleError
 from ogverify.evidence import canonical_json
 from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.digest import Digest
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.schemas import validate
 from ogverify.evidence.trace import Profile, Trace
-from ogverify.runtime.config import ExecutionConfig
 
 FORMAT_VERSION = 1
 Encoding = Literal["zstd", "identity"]

@@ -29,12 +29,12 @@ from ogverify import __version__
 from ogverify.errors import ModelError, UsageError
 from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.digest import digest_file
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.log import layout, merkle, note
 from ogverify.evidence.log.attached import LogProof
 from ogverify.evidence.log.layout import Descriptor, LogReader, RecordEntry, TensorRef, TileWriter
 from ogverify.evidence.log.store import LogStore, open_store
 from ogverify.evidence.manifest import Artifact, Manifest, ModelFile
-from ogverify.runtime.config import ExecutionConfig
 
 if TYPE_CHECKING:
     from ogverify.model.signature import ModelSignature

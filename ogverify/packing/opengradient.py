@@ -16,12 +16,12 @@ from pathlib import Path
 
 from ogverify.errors import UsageError
 from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.manifest import ChainRecord, Provenance
 from ogverify.interop.opengradient import InferenceRecord, NumberTensor, StringTensor, assert_model, from_fixed_point
 from ogverify.model.signature import ModelSignature, TensorSpec, read_signature
 from ogverify.model.tensors import Array
 from ogverify.packing.pack import PackResult, pack
-from ogverify.runtime.config import ExecutionConfig
 
 
 def _numbers(tensor: NumberTensor, spec: TensorSpec, what: str) -> Array:

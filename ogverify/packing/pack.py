@@ -14,6 +14,7 @@ from ogverify import __version__
 from ogverify.errors import ModelError, ReplayError, UsageError
 from ogverify.evidence.bundle import BundleWriter, check_writable
 from ogverify.evidence.comparison import ComparisonPolicy
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.manifest import Entry, Manifest, ModelFile, Provenance, TensorEntry, ValueEntry
 from ogverify.evidence.paths import require
 from ogverify.evidence.signing import load_private_key, sign_manifest
@@ -32,7 +33,6 @@ from ogverify.model.values import (
     type_of,
 )
 from ogverify.runtime import fingerprint
-from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.runner import replay
 
 ONNX_MEDIA_TYPE = "application/x-onnx"

@@ -28,12 +28,12 @@ import numpy as np
 
 from ogverify.errors import UsageError
 from ogverify.evidence.comparison import ComparisonPolicy
+from ogverify.evidence.execution import ExecutionConfig, ProviderSpec
 from ogverify.evidence.paths import require
 from ogverify.model.signature import ValueType
 from ogverify.model.tensors import canonicalize
 from ogverify.model.values import Value, from_python, from_runtime_outputs, is_tensor
 from ogverify.packing.pack import PackResult, pack, record_environment, runtime_version
-from ogverify.runtime.config import ExecutionConfig, ProviderSpec
 
 StrPath = str | PathLike[str]
 

@@ -5,13 +5,47 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from ogverify.errors import ExitCode
 from ogverify.evidence.comparison import OutputComparison
-from ogverify.runtime.fingerprint import EnvironmentDifference
 
 REPORT_VERSION = 1
+
+Impact = Literal["high", "medium", "low"]
+
+
+@dataclass(frozen=True)
+class EnvironmentDifference:
+    """One field that differs between the recorded and the current environment."""
+
+    field: str
+    recorded: Any
+    current: Any
+    impact: Impact
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "recorded": self.recorded, "current": self.current,
+                "impact": self.impact, "why": self.why}
+
+    def change(self) -> str:
+        """The difference in a line a person reads: for lists (CPU flags), what is missing and what
+        is new rather than both whole lists; the full values stay in ``to_json``."""
+        if not (isinstance(self.recorded, list) and isinstance(self.current, list)):
+            return f"recorded {self.recorded!r}, here {self.current!r}"
+        recorded, current = {str(v) for v in self.recorded}, {str(v) for v in self.current}
+        parts = [f"{len(names)} {what}: {_few(names)}" for names, what in (
+            (sorted(recorded - current), "recorded value(s) missing here"),
+            (sorted(current - recorded), "value(s) here, not recorded")) if names]
+        return "; ".join(parts) or "same values in another order"
+
+
+def _few(names: list[str], shown: int = 4) -> str:
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown - 1]) + f" and {len(names) - shown + 1} more"
+
 
 
 class Status(StrEnum):

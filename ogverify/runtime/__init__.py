@@ -1,7 +1,8 @@
 """Runtime: running onnxruntime.
 
-Owns the execution configuration, the one session builder, the re-execution worker process and
-its typed jobs, trial runs, and this machine's environment fingerprint.
-May import: ``ogverify.model``, ``ogverify.evidence``, ``ogverify.errors``. Kept empty: the console
-entry point imports ``ogverify.runtime.child`` before anything else.
+Applies the recorded execution configuration through the one session builder (``session.py``);
+owns the re-execution worker process and its typed jobs, trial runs, the sensitivity profile, the
+recorded trace, and this machine's environment fingerprint.
+May import: model, evidence, report (value types), errors. Kept empty: the console entry point
+imports ``ogverify.runtime.child`` before anything else.
 """

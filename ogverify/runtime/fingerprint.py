@@ -11,9 +11,10 @@ import platform
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from ogverify.report.findings import EnvironmentDifference, Impact
 
 if TYPE_CHECKING:
     from ogverify.runtime.trials import TrialResult
@@ -25,7 +26,6 @@ NUMERIC_CPU_FLAGS = re.compile(
     r"neon|asimd\w*|sve\w*|sme\w*|fphp|bf16|i8mm|dotprod)$"
 )
 
-Impact = Literal["high", "medium", "low"]
 
 
 def _cpu() -> dict[str, Any]:
@@ -147,38 +147,6 @@ def capture() -> dict[str, Any]:
         "thread_env": {k: v for k, v in sorted(os.environ.items()) if THREAD_ENV.match(k)},
         "byteorder": sys.byteorder,
     }
-
-
-@dataclass(frozen=True)
-class EnvironmentDifference:
-    """One field that differs between the recorded and the current environment."""
-
-    field: str
-    recorded: Any
-    current: Any
-    impact: Impact
-    why: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "recorded": self.recorded, "current": self.current,
-                "impact": self.impact, "why": self.why}
-
-    def change(self) -> str:
-        """The difference in a line a person reads: for lists (CPU flags), what is missing and what
-        is new rather than both whole lists; the full values stay in ``to_json``."""
-        if not (isinstance(self.recorded, list) and isinstance(self.current, list)):
-            return f"recorded {self.recorded!r}, here {self.current!r}"
-        recorded, current = {str(v) for v in self.recorded}, {str(v) for v in self.current}
-        parts = [f"{len(names)} {what}: {_few(names)}" for names, what in (
-            (sorted(recorded - current), "recorded value(s) missing here"),
-            (sorted(current - recorded), "value(s) here, not recorded")) if names]
-        return "; ".join(parts) or "same values in another order"
-
-
-def _few(names: list[str], shown: int = 4) -> str:
-    if len(names) <= shown:
-        return ", ".join(names)
-    return ", ".join(names[:shown - 1]) + f" and {len(names) - shown + 1} more"
 
 
 _IMPACT: list[tuple[str, Impact, str]] = [

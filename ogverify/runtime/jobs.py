@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ogverify.evidence.comparison import ComparisonSpec, OutputComparison
-from ogverify.runtime.config import ExecutionConfig
+from ogverify.evidence.execution import ExecutionConfig
 
 CHECK_JOB = "ogverify.check-job/1"
 RUN_JOB = "ogverify.run-job/1"

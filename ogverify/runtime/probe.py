@@ -44,8 +44,8 @@ def _create_session(model: str, config: Any, trial: dict[str, Any], out_dir: Pat
 
 
 def run_trial(np: Any, trial: dict[str, Any], feeds: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    from ogverify.evidence.execution import ExecutionConfig
     from ogverify.model.tensors import canonicalize
-    from ogverify.runtime.config import ExecutionConfig
     from ogverify.runtime.session import run_options
 
     config = ExecutionConfig.from_json(trial["execution"])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ogverify.errors import ReplayError, UsageError
-from ogverify.runtime.config import ExecutionConfig
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.runtime.jobs import CheckJob, CheckResult, FailureKind, RunJob, RunResult, TensorFile
 
 if TYPE_CHECKING:

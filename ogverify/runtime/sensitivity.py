@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ogverify.errors import ReplayError
+from ogverify.evidence.execution import OPT_LEVELS, ExecutionConfig
 from ogverify.evidence.trace import KnobSensitivity, Profile
 from ogverify.model.tensors import Array
-from ogverify.runtime.config import OPT_LEVELS, ExecutionConfig
 from ogverify.runtime.trials import Trial, TrialResult, run_trials
 
 ENTRY_KNOBS = ("session.disable_prepacking", "optimization.enable_gelu_approximation",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ogverify.errors import ReplayError
 
 if TYPE_CHECKING:
-    from ogverify.runtime.config import ExecutionConfig
+    from ogverify.evidence.execution import ExecutionConfig
 
 # Session config entries whose effect outlives the session that set them. onnxruntime applies
 # ``session.set_denormal_as_zero`` to the calling thread once per process, for the first session

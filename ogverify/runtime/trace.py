@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ogverify.evidence import canonical_json
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.trace import MAX_TRACE_BYTES, TRACE_LEVEL, Trace, TracedOutput
 from ogverify.model.tensors import Array
-from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.trials import Trial, run_trials
 
 

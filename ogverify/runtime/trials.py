@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.trace import TensorSummary
 from ogverify.model.tensors import Array, parse_npy
 from ogverify.model.values import Value
-from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.session import is_process_sticky
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ogverify.evidence.execution import ExecutionConfig
     from ogverify.model.values import Value
-    from ogverify.runtime.config import ExecutionConfig
     from ogverify.runtime.jobs import CheckJob, CheckResult, Failure, RunFacts, RunJob, RunResult, TensorFile
 
 # (model path, execution configuration, model key) -> an InferenceSession for them.

@@ -212,8 +212,8 @@ def _tensor(reader: LogReader, ref: layout.TensorRef, what: str) -> Any:
 def run_batch(job: BatchJob) -> list[RecordOutcome]:
     """Read, verify and re-execute ``job``'s records (in any process: a pool or Dask worker, or here)."""
     from ogverify.evidence.comparison import ComparisonPolicy, OutputComparison
+    from ogverify.evidence.execution import ExecutionConfig
     from ogverify.model.compare import compare_output
-    from ogverify.runtime.config import ExecutionConfig
 
     reader = LogReader(open_store(job.location))
     try:

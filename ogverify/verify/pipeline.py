@@ -20,9 +20,9 @@ from ogverify.evidence.manifest import Artifact, ValueEntry
 from ogverify.evidence.materialise import model_targets
 from ogverify.evidence.signing import TrustedKey, verify_envelope
 from ogverify.model.agreement import check_model
-from ogverify.report.findings import Finding, Report, Status
+from ogverify.report.findings import EnvironmentDifference, Finding, Report, Status
 from ogverify.runtime.child import ReplayChild, take_prestarted
-from ogverify.runtime.fingerprint import EnvironmentDifference, capture, diff_environments
+from ogverify.runtime.fingerprint import capture, diff_environments
 from ogverify.runtime.jobs import CheckJob, CheckResult, FailureKind, RunFacts, TensorFile
 from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, checked_timeout
 from ogverify.verify.log_signature import log_signature_finding

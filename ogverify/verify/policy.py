@@ -28,8 +28,7 @@ from ogverify.errors import BundleError, OgverifyError, UsageError
 from ogverify.evidence.bundle import DEFAULT_LIMITS, Limits
 from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.evidence.paths import require
-from ogverify.report.findings import Finding, Report, Status
-from ogverify.runtime.fingerprint import EnvironmentDifference
+from ogverify.report.findings import EnvironmentDifference, Finding, Report, Status
 
 POLICY_FILE = "ogverify.toml"
 PYPROJECT = "pyproject.toml"

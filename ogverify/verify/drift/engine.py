@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.evidence.execution import OPT_LEVELS, ExecutionConfig, ProviderSpec
 from ogverify.model.compare import compare_output
 from ogverify.model.graph import op_histogram
 from ogverify.model.tensors import Array
-from ogverify.runtime.config import OPT_LEVELS, ExecutionConfig, ProviderSpec
 from ogverify.runtime.fingerprint import graph_fingerprint
 from ogverify.runtime.trials import Trial, TrialResult, run_trials
 from ogverify.verify.drift.localise import Localisation, localise

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ogverify.evidence.comparison import ComparisonSpec
-from ogverify.report.findings import Finding, Status
-from ogverify.runtime.fingerprint import EnvironmentDifference
+from ogverify.report.findings import EnvironmentDifference, Finding, Status
 from ogverify.verify.drift.engine import Explanation
 
 MAX_NAMED = 4

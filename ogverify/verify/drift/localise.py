@@ -26,9 +26,9 @@ from typing import Any, Literal
 import numpy as np
 
 from ogverify.evidence.comparison import ComparisonSpec
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.model.compare import compare_output
 from ogverify.model.tensors import Array
-from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.trace import expose_node_outputs
 from ogverify.runtime.trials import Trial, run_trials
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.trace import Trace, TracedOutput
 from ogverify.model.sketch import movement
 from ogverify.model.tensors import Array
-from ogverify.runtime.config import ExecutionConfig
 from ogverify.runtime.trace import run_trace
 
 InputStatus = Literal["bundle input", "weight", "matched", "not recorded"]
