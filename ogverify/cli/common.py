@@ -7,11 +7,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 
 from ogverify.errors import ExitCode, OgverifyError, TargetExistsError, UsageError
+
+if TYPE_CHECKING:
+    from ogverify.evidence.comparison import ComparisonPolicy
+    from ogverify.evidence.execution import ExecutionConfig
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -99,3 +103,46 @@ def require_format(output_format: str, *names: str) -> None:
     """Refuse a ``--format`` this command does not write."""
     if output_format not in names:
         raise UsageError(f"unknown format {output_format!r}; use {', '.join(names[:-1])} or {names[-1]}")
+
+
+def execution_options(
+    *,
+    opt_level: str,
+    threads: int,
+    inter_threads: int,
+    execution_mode: str,
+    providers: list[str] | None,
+    session_config: list[str] | None,
+    run_config: list[str] | None,
+    compare: str,
+    compare_output: list[str] | None,
+) -> tuple[ExecutionConfig, ComparisonPolicy]:
+    """The ExecutionConfig and ComparisonPolicy that ``pack`` and ``log init`` read from the same options."""
+    from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
+    from ogverify.evidence.execution import (
+        ExecutionConfig,
+        ProviderSpec,
+        parse_execution_mode,
+        parse_key_values,
+        parse_opt_level,
+    )
+    from ogverify.packing.pack import runtime_version
+
+    config = ExecutionConfig(
+        runtime_version=runtime_version(),
+        providers=tuple(ProviderSpec(name) for name in (providers or ["CPUExecutionProvider"])),
+        graph_optimization_level=parse_opt_level(opt_level),
+        intra_op_num_threads=threads,
+        inter_op_num_threads=inter_threads,
+        execution_mode=parse_execution_mode(execution_mode),
+        config_entries=parse_key_values(session_config or [], "--session-config"),
+        run_config_entries=parse_key_values(run_config or [], "--run-config"),
+    )
+    policy = ComparisonPolicy(
+        ComparisonSpec.parse(compare),
+        {
+            name: ComparisonSpec.parse(mode)
+            for name, mode in parse_key_values(compare_output or [], "--compare-output").items()
+        },
+    )
+    return config, policy

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ogverify.cli.common import echo, emit, guarded
+from ogverify.cli.common import echo, emit, execution_options, guarded
 from ogverify.errors import UsageError
 
 log_app = typer.Typer(
@@ -53,30 +53,13 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Start an existing log again, empty.")] = False,
 ) -> None:
     """Create an evidence log for MODEL under pack's execution options."""
-    from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
-    from ogverify.evidence.execution import (
-        ExecutionConfig,
-        ProviderSpec,
-        parse_execution_mode,
-        parse_key_values,
-        parse_opt_level,
-    )
+    from ogverify.evidence.execution import parse_key_values
     from ogverify.packing.log import EvidenceLog
-    from ogverify.packing.pack import runtime_version
 
-    config = ExecutionConfig(
-        runtime_version=runtime_version(),
-        providers=tuple(ProviderSpec(name) for name in (providers or ["CPUExecutionProvider"])),
-        graph_optimization_level=parse_opt_level(opt_level),
-        intra_op_num_threads=threads,
-        inter_op_num_threads=inter_threads,
-        execution_mode=parse_execution_mode(execution_mode),
-        config_entries=parse_key_values(session_config or [], "--session-config"),
-        run_config_entries=parse_key_values(run_config or [], "--run-config"),
-    )
-    policy = ComparisonPolicy(ComparisonSpec.parse(compare), {
-        name: ComparisonSpec.parse(mode)
-        for name, mode in parse_key_values(compare_output or [], "--compare-output").items()})
+    config, policy = execution_options(
+        opt_level=opt_level, threads=threads, inter_threads=inter_threads, execution_mode=execution_mode,
+        providers=providers, session_config=session_config, run_config=run_config,
+        compare=compare, compare_output=compare_output)
     created = EvidenceLog.create(log, model, config=config, comparison=policy, origin=origin,
                                  annotations=parse_key_values(annotate or [], "--annotate"), overwrite=force)
     typer.echo(f"created log {log} (origin {created.origin})", err=True)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from ogverify.cli.common import echo, guarded
+from ogverify.cli.common import echo, execution_options, guarded
 from ogverify.errors import UsageError
 
 # pack records a trace unless told not to, when the model runs here: one more run of the model,
@@ -110,38 +110,25 @@ def pack(
 ) -> None:
     """Pack a model, its inputs and its outputs into an evidence bundle."""
     from ogverify.evidence.bundle import check_writable
-    from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
-    from ogverify.evidence.execution import (
-        ExecutionConfig,
-        ProviderSpec,
-        parse_execution_mode,
-        parse_key_values,
-        parse_opt_level,
-    )
+    from ogverify.evidence.execution import parse_key_values
     from ogverify.evidence.manifest import Provenance
     from ogverify.evidence.paths import require
     from ogverify.model.signature import read_signature
-    from ogverify.packing.pack import assign_tensors, load_test_data, pack, runtime_version
+    from ogverify.packing.pack import assign_tensors, load_test_data, pack
 
     if run and output_args:
         raise UsageError("--run computes the outputs; do not also give --claimed-output")
     require(model, "model")
-    config = ExecutionConfig(
-        runtime_version=runtime_version(),
-        providers=tuple(ProviderSpec(name) for name in (providers or ["CPUExecutionProvider"])),
-        graph_optimization_level=parse_opt_level(opt_level),
-        intra_op_num_threads=threads,
-        inter_op_num_threads=inter_threads,
-        execution_mode=parse_execution_mode(execution_mode),
-        config_entries=parse_key_values(session_config or [], "--session-config"),
-        run_config_entries=parse_key_values(run_config or [], "--run-config"),
-    )
-    comparison = ComparisonPolicy(
-        ComparisonSpec.parse(compare),
-        {
-            name: ComparisonSpec.parse(mode)
-            for name, mode in parse_key_values(compare_output or [], "--compare-output").items()
-        },
+    config, comparison = execution_options(
+        opt_level=opt_level,
+        threads=threads,
+        inter_threads=inter_threads,
+        execution_mode=execution_mode,
+        providers=providers,
+        session_config=session_config,
+        run_config=run_config,
+        compare=compare,
+        compare_output=compare_output,
     )
     signature = read_signature(model)
     inputs: dict[str, Any] = {}
