@@ -10,17 +10,23 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.evidence.execution import ExecutionConfig, ProviderSpec
+from ogverify.evidence.trace import Sketch, TensorSummary
 from ogverify.packing.pack import runtime_version
 from ogverify.runtime.jobs import (
     CheckJob,
     CheckResult,
     Failure,
     FailureKind,
+    ProbeJob,
+    ProbeResult,
+    ProbeTrial,
     RunFacts,
     TensorFile,
+    TrialOutcome,
     job_from_json,
 )
 from ogverify.runtime.worker import run_check_job
@@ -49,6 +55,31 @@ def test_a_check_job_and_its_result_survive_their_json(tmp_path: Path) -> None:
                          failure=Failure(FailureKind.RUNTIME, "Fail: boom", "Traceback ..."), environment={"a": 1})
     back = CheckResult.from_json(json.loads(json.dumps(result.to_json({}))))
     assert back == result
+
+
+def test_a_probe_job_and_its_result_survive_their_json(tmp_path: Path) -> None:
+    config = ExecutionConfig(runtime_version(), graph_optimization_level="ORT_DISABLE_ALL")
+    job = ProbeJob((TensorFile("x", str(tmp_path / "x.npy")),), (
+        ProbeTrial(str(tmp_path / "m.onnx"), config, str(tmp_path / "trial_0")),
+        ProbeTrial(str(tmp_path / "t.onnx"), config, str(tmp_path / "trial_1"), ("ConstantFolding",), True, True,
+                   ("y",), False, True),
+    ))
+    raw = json.loads(json.dumps(job.to_json()))
+    assert raw["schema"] == "ogverify.probe-job/1" and raw["trials"][1]["disabled_optimizers"] == ["ConstantFolding"]
+    assert ProbeJob.from_json(raw) == job
+    sketch = Sketch(6, 0, 0, -1.0, 2.0, 0.5, (-1.0, 0.0, 0.5, 1.0, 2.0), (0.25, -0.5, 1.0, 0.0))
+    summary = TensorSummary("float32", (2, 3), "ab" * 16, sketch)
+    result = ProbeResult((
+        TrialOutcome({"y": str(tmp_path / "output_0.npy")}, applied_transformers=("ConstantFolding",),
+                     optimized_model=str(tmp_path / "optimized.onnx")),
+        TrialOutcome(summaries={"y": summary, "z": TensorSummary("string", (1,), "cd" * 16, None)}),
+        TrialOutcome(error="RuntimeError: boom"),
+    ))
+    raw = json.loads(json.dumps(result.to_json()))
+    assert raw["schema"] == "ogverify.probe-result/1"
+    assert ProbeResult.from_json(raw) == result
+    with pytest.raises(ValueError, match="probe job schema"):
+        ProbeJob.from_json({"inputs": [], "trials": []})
 
 
 def test_run_check_job_validates_runs_and_compares(tmp_path: Path) -> None:

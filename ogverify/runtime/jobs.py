@@ -35,6 +35,23 @@ Result file (``result.json``)::
      "failure": {"kind": KIND, "message": STR, "detail": STR} | null,
      "environment": {...} | null}             (check: this machine's fingerprint, when taken)
 
+The drift engine's trials (``ogverify.runtime.trials``) go to their own child process,
+``python -m ogverify.runtime.probe JOB.json``, as a ``ProbeJob`` (several trials of one model
+on shared inputs) answered by a ``ProbeResult`` (one outcome per trial, in order), written
+beside the job as ``JOB.result.json``::
+
+    {"schema": "ogverify.probe-job/1", "inputs": [TENSOR...], "trials": [TRIAL...]}
+    TRIAL = {"model": PATH, "execution": EXECUTION, "disabled_optimizers": [STR...],
+             "save_optimized": BOOL, "capture_transformers": BOOL, "outputs": [NAME...],
+             "run": BOOL, "summarise": BOOL, "out_dir": PATH}
+    {"schema": "ogverify.probe-result/1", "trials": [OUTCOME...]}
+    OUTCOME = {"outputs": {NAME: PATH}, "summaries": {NAME: SUMMARY}, "applied_transformers": [STR...],
+               "optimized_model": PATH | null, "error": STR | null}
+
+A trial's ``error`` is the one line a report shows as is ("RuntimeError: ..."); when the probe
+itself fails before any trial, its result holds a single outcome with that error. SUMMARY is a
+trace's ``TensorSummary`` (``ogverify.evidence.trace``).
+
 This module imports neither numpy nor onnxruntime at import time: ``check``'s parent process
 builds jobs and reads results without them.
 """
@@ -49,11 +66,14 @@ from typing import TYPE_CHECKING, Any
 
 from ogverify.evidence.comparison import ComparisonSpec, OutputComparison
 from ogverify.evidence.execution import ExecutionConfig
+from ogverify.evidence.trace import TensorSummary
 
 CHECK_JOB = "ogverify.check-job/1"
 RUN_JOB = "ogverify.run-job/1"
 CHECK_RESULT = "ogverify.check-result/1"
 RUN_RESULT = "ogverify.run-result/1"
+PROBE_JOB = "ogverify.probe-job/1"
+PROBE_RESULT = "ogverify.probe-result/1"
 
 if TYPE_CHECKING:
     # An input or output value: a numpy array, or an ONNX sequence, map or optional.
@@ -314,6 +334,100 @@ def read_value(data: bytes, what: str) -> Value:
     if data.startswith(MAGIC):
         return decode(data, what)[1]
     return parse_npy(data, what).copy()
+
+
+@dataclass(frozen=True)
+class ProbeTrial:
+    """One trial as the probe process sees it: a session to create (and run) and where its files go.
+
+    ``outputs`` empty: every graph output; ``run`` False only builds the session; ``summarise``
+    returns each output's summary instead of its values (``ogverify.runtime.trials.Trial``).
+    """
+
+    model: str
+    execution: ExecutionConfig
+    out_dir: str
+    disabled_optimizers: tuple[str, ...] = ()
+    save_optimized: bool = False
+    capture_transformers: bool = False
+    outputs: tuple[str, ...] = ()
+    run: bool = True
+    summarise: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "execution": self.execution.to_json(),
+                "disabled_optimizers": list(self.disabled_optimizers), "save_optimized": self.save_optimized,
+                "capture_transformers": self.capture_transformers, "outputs": list(self.outputs),
+                "run": self.run, "summarise": self.summarise, "out_dir": self.out_dir}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ProbeTrial:
+        return cls(str(raw["model"]), _config(raw), str(raw["out_dir"]),
+                   tuple(str(n) for n in raw.get("disabled_optimizers", [])), bool(raw.get("save_optimized")),
+                   bool(raw.get("capture_transformers")), tuple(str(n) for n in raw.get("outputs", [])),
+                   bool(raw.get("run", True)), bool(raw.get("summarise")))
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    """Several trials of one model on the same ``inputs``, in one probe process."""
+
+    inputs: tuple[TensorFile, ...]
+    trials: tuple[ProbeTrial, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": PROBE_JOB, "inputs": [t.to_json() for t in self.inputs],
+                "trials": [t.to_json() for t in self.trials]}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ProbeJob:
+        """Raises: ValueError: not a probe job this version knows."""
+        if raw.get("schema") != PROBE_JOB:
+            raise ValueError(f"unknown probe job schema {raw.get('schema')!r}")
+        return cls(tuple(TensorFile.from_json(t) for t in raw["inputs"]),
+                   tuple(ProbeTrial.from_json(t) for t in raw["trials"]))
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What one trial left: output files, summaries, the transformers that changed the graph, the
+    optimised graph's file; or the one line saying why it failed."""
+
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    summaries: Mapping[str, TensorSummary] = field(default_factory=dict)
+    applied_transformers: tuple[str, ...] = ()
+    optimized_model: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"outputs": dict(self.outputs), "summaries": {n: s.to_json() for n, s in self.summaries.items()},
+                "applied_transformers": list(self.applied_transformers),
+                "optimized_model": self.optimized_model, "error": self.error}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> TrialOutcome:
+        optimized, error = raw.get("optimized_model"), raw.get("error")
+        return cls({str(n): str(p) for n, p in raw.get("outputs", {}).items()},
+                   {str(n): TensorSummary.from_json(s) for n, s in raw.get("summaries", {}).items()},
+                   tuple(str(n) for n in raw.get("applied_transformers", [])),
+                   None if optimized is None else str(optimized), None if error is None else str(error))
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """A ProbeJob's outcomes, one per trial in order (or one error when the probe itself failed)."""
+
+    trials: tuple[TrialOutcome, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": PROBE_RESULT, "trials": [t.to_json() for t in self.trials]}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ProbeResult:
+        """Raises: ValueError: not a probe result this version knows."""
+        if raw.get("schema") != PROBE_RESULT:
+            raise ValueError(f"unknown probe result schema {raw.get('schema')!r}")
+        return cls(tuple(TrialOutcome.from_json(t) for t in raw["trials"]))
 
 
 def job_from_json(raw: Mapping[str, Any]) -> RunJob | CheckJob:

@@ -4,6 +4,7 @@ The drift engine asks "what would the outputs be if knob K had value V?" many ti
 is one session: a configuration, optionally some graph transformers disabled, optionally the
 optimised graph saved and the applied transformers listed. Trials share a process unless one
 of them sets something that sticks to the process (``session.is_process_sticky``), which gets its own.
+Each process gets a ``ProbeJob`` and answers a ``ProbeResult`` (``ogverify.runtime.jobs``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.trace import TensorSummary
 from ogverify.model.tensors import Array, parse_npy
 from ogverify.model.values import Value
+from ogverify.runtime.jobs import ProbeJob, ProbeResult, ProbeTrial, TrialOutcome, tensor_files
 from ogverify.runtime.session import is_process_sticky
 
 
@@ -95,7 +96,7 @@ def run_trials(
     work_dir.mkdir(parents=True, exist_ok=True)
     from ogverify.model.values import write_file
 
-    input_files = {}
+    input_files: dict[str, str] = {}
     for index, (name, value) in enumerate(inputs.items()):
         stem = work_dir / f"input_{index}"
         written = [p for p in (stem.with_suffix(".npy"), stem.with_suffix(".value")) if p.exists()]
@@ -109,19 +110,13 @@ def run_trials(
             trial = trials[i]
             out_dir = work_dir / f"trial_{offset + i}"
             out_dir.mkdir()
-            job_trials.append({
-                "model": str(trial.model or model),
-                "execution": trial.config.to_json(),
-                "disabled_optimizers": list(trial.disabled_optimizers),
-                "save_optimized": trial.save_optimized,
-                "capture_transformers": trial.capture_transformers,
-                "outputs": list(trial.outputs),
-                "run": trial.run,
-                "summarise": trial.summarise,
-                "out_dir": str(out_dir),
-            })
+            job_trials.append(ProbeTrial(
+                str(trial.model or model), trial.config, str(out_dir), trial.disabled_optimizers,
+                trial.save_optimized, trial.capture_transformers, trial.outputs, trial.run, trial.summarise,
+            ))
         job_path = work_dir / f"probe_{offset}_{group_index}.json"
-        job_path.write_text(json.dumps({"inputs": input_files, "trials": job_trials}), encoding="utf-8")
+        job = ProbeJob(tensor_files(list(input_files.items())), tuple(job_trials))
+        job_path.write_text(json.dumps(job.to_json()), encoding="utf-8")
         jobs.append((group, job_path))
     if parallel > 1 and len(jobs) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -136,34 +131,33 @@ def run_trials(
     return [r for r in results if r is not None]
 
 
-def _run_probe(job_path: Path, timeout: float, count: int) -> list[dict[str, Any]]:
+def _run_probe(job_path: Path, timeout: float, count: int) -> Sequence[TrialOutcome]:
     try:
         process = subprocess.run(
             [sys.executable, "-m", "ogverify.runtime.probe", str(job_path)],
             capture_output=True, text=True, timeout=timeout, check=False,
         )
     except subprocess.TimeoutExpired:
-        return [{"error": f"trial did not finish within {timeout:g} s"}] * count
+        return [TrialOutcome(error=f"trial did not finish within {timeout:g} s")] * count
     result_path = job_path.with_name(job_path.stem + ".result.json")
     if not result_path.is_file():
         tail = (process.stderr.strip().splitlines() or ["no output"])[-1]
-        return [{"error": f"trial process died (exit {process.returncode}): {tail[:200]}"}] * count
-    raw: list[dict[str, Any]] = json.loads(result_path.read_text(encoding="utf-8"))
-    if len(raw) != count:
-        return [raw[0]] * count
-    return raw
+        return [TrialOutcome(error=f"trial process died (exit {process.returncode}): {tail[:200]}")] * count
+    outcomes = ProbeResult.from_json(json.loads(result_path.read_text(encoding="utf-8"))).trials
+    if len(outcomes) != count:
+        return [outcomes[0]] * count
+    return outcomes
 
 
-def _result(trial: Trial, raw: Mapping[str, Any]) -> TrialResult:
-    if "error" in raw:
-        return TrialResult(trial, error=str(raw["error"]))
+def _result(trial: Trial, outcome: TrialOutcome) -> TrialResult:
+    if outcome.error is not None:
+        return TrialResult(trial, error=outcome.error)
     outputs = {
         name: parse_npy(Path(path).read_bytes(), f"trial output {name!r}").copy()
-        for name, path in raw["outputs"].items()
+        for name, path in outcome.outputs.items()
     }
-    optimized = raw.get("optimized_model")
-    summaries = {name: TensorSummary.from_json(s) for name, s in raw.get("summaries", {}).items()}
+    optimized = outcome.optimized_model
     return TrialResult(
-        trial, outputs, None, tuple(raw.get("applied_transformers", [])),
-        Path(optimized) if optimized and Path(optimized).is_file() else None, summaries,
+        trial, outputs, None, outcome.applied_transformers,
+        Path(optimized) if optimized and Path(optimized).is_file() else None, dict(outcome.summaries),
     )
