@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
@@ -16,6 +16,12 @@ from ogverify.errors import ExitCode, OgverifyError, TargetExistsError, UsageErr
 if TYPE_CHECKING:
     from ogverify.evidence.comparison import ComparisonPolicy
     from ogverify.evidence.execution import ExecutionConfig
+
+# Options that commands writing a bundle (pack, import opengradient) declare alike, declared once here.
+SignKeysOption = Annotated[
+    list[Path] | None, typer.Option("--sign", metavar="KEY", help="Sign with this private key. Repeatable.")
+]
+ForceBundleOption = Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")]
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import echo, emit, guarded, require_format
+from ogverify.cli.common import ForceBundleOption, SignKeysOption, echo, emit, guarded, require_format
 from ogverify.errors import UsageError
 
 # --- cid -----------------------------------------------------------------------------------
@@ -90,10 +90,8 @@ def import_opengradient(
     inference_mode: Annotated[
         str, typer.Option("--inference-mode", metavar="MODE", help="With --input-json: VANILLA, ZKML or TEE.")
     ] = "VANILLA",
-    sign_keys: Annotated[
-        list[Path] | None, typer.Option("--sign", metavar="KEY", help="Sign with this private key. Repeatable.")
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")] = False,
+    sign_keys: SignKeysOption = None,
+    force: ForceBundleOption = False,
 ) -> None:
     """Make a bundle of an OpenGradient on-chain ONNX inference, decoded as the OpenGradient SDK does.
 

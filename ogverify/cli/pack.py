@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from ogverify.cli.common import echo, execution_options, guarded
+from ogverify.cli.common import ForceBundleOption, SignKeysOption, echo, execution_options, guarded
 from ogverify.errors import UsageError
 
 # pack records a trace unless told not to, when the model runs here: one more run of the model,
@@ -81,15 +81,13 @@ def pack(
         list[str] | None,
         typer.Option("--compare-output", metavar="NAME=MODE", help="Comparison for one output. Repeatable."),
     ] = None,
-    sign_keys: Annotated[
-        list[Path] | None, typer.Option("--sign", metavar="KEY", help="Sign with this private key. Repeatable.")
-    ] = None,
+    sign_keys: SignKeysOption = None,
     annotate: Annotated[
         list[str] | None,
         typer.Option("--annotate", metavar="KEY=VALUE", help="Free-form note in the manifest. Repeatable."),
     ] = None,
     sha256: Annotated[bool, typer.Option("--sha256", help="Add per-blob sha256 digests and signed subjects.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")] = False,
+    force: ForceBundleOption = False,
     model_cid: Annotated[
         str | None,
         typer.Option("--model-cid", metavar="CID", help="The model's IPFS CID, as claimed; check verifies it."),
