@@ -13,9 +13,9 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from ogverify.errors import BundleError, UsageError
 
@@ -24,6 +24,18 @@ URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 class LogFileError(BundleError):
     """A file of a log is missing, too large or unreadable."""
+
+
+def _read_bounded(open_file: Callable[[], IO[bytes]], path: str, limit: int) -> bytes:
+    """Read log file ``path`` through ``open_file``; a missing file or one over ``limit`` bytes is a LogFileError."""
+    try:
+        with open_file() as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError as exc:
+        raise LogFileError(f"log file {path} is missing") from exc
+    if len(data) > limit:
+        raise LogFileError(f"log file {path} is over the {limit}-byte limit")
+    return data
 
 
 class Writer(Protocol):
@@ -103,15 +115,9 @@ class LocalStore:
     def read(self, path: str, limit: int) -> bytes:
         target = self._path(path)
         try:
-            with target.open("rb") as handle:
-                data = handle.read(limit + 1)
-        except FileNotFoundError as exc:
-            raise LogFileError(f"log file {path} is missing") from exc
+            return _read_bounded(lambda: target.open("rb"), path, limit)
         except IsADirectoryError as exc:
             raise LogFileError(f"log file {path} is not a file") from exc
-        if len(data) > limit:
-            raise LogFileError(f"log file {path} is over the {limit}-byte limit")
-        return data
 
     def read_range(self, path: str, offset: int, length: int) -> bytes:
         try:
@@ -193,14 +199,7 @@ class FsspecStore:
         return f"{self.root}/{path}"
 
     def read(self, path: str, limit: int) -> bytes:
-        try:
-            with self.fs.open(self._path(path), "rb") as handle:
-                data: bytes = handle.read(limit + 1)
-        except FileNotFoundError as exc:
-            raise LogFileError(f"log file {path} is missing") from exc
-        if len(data) > limit:
-            raise LogFileError(f"log file {path} is over the {limit}-byte limit")
-        return data
+        return _read_bounded(lambda: self.fs.open(self._path(path), "rb"), path, limit)
 
     def read_range(self, path: str, offset: int, length: int) -> bytes:
         if length == 0:
