@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import echo, emit, guarded, require_format, use_color
+from ogverify.cli.common import TextJsonFormatOption, echo, emit, guarded, require_format, use_color
 
 
 @guarded
 def inspect(
     bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle to describe.")],
-    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
+    output_format: TextJsonFormatOption = "text",
 ) -> None:
     """Show what a bundle holds, from its manifest: nothing is executed or verified."""
     import json

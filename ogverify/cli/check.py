@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import echo, emit, guarded, use_color
+from ogverify.cli.common import ReportFormatOption, echo, emit, guarded, use_color
 from ogverify.errors import UsageError
 
 
@@ -35,9 +35,7 @@ def check(
     no_rerun: Annotated[
         bool, typer.Option("--no-rerun", help="Stop after integrity and signatures; do not execute the model.")
     ] = False,
-    output_format: Annotated[
-        str, typer.Option("--format", "-f", metavar="FORMAT", help="text, json, markdown, junit or sarif.")
-    ] = "text",
+    output_format: ReportFormatOption = "text",
     output: Annotated[
         Path | None, typer.Option("--output", metavar="FILE", help="Write the report here instead of stdout.")
     ] = None,

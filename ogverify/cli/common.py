@@ -22,6 +22,20 @@ SignKeysOption = Annotated[
     list[Path] | None, typer.Option("--sign", metavar="KEY", help="Sign with this private key. Repeatable.")
 ]
 ForceBundleOption = Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")]
+# --format of the commands that write text or JSON, and of those that write a verification report.
+TextJsonFormatOption = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")]
+ReportFormatOption = Annotated[
+    str, typer.Option("--format", "-f", metavar="FORMAT", help="text, json, markdown, junit or sarif.")
+]
+# Execution options that pack and log init declare alike (see execution_options below).
+InterThreadsOption = Annotated[int, typer.Option("--inter-threads", metavar="N", help="inter_op_num_threads.")]
+ExecutionModeOption = Annotated[str, typer.Option("--execution-mode", metavar="MODE", help="sequential or parallel.")]
+SessionConfigOption = Annotated[
+    list[str] | None, typer.Option("--session-config", metavar="KEY=VALUE", help="Session config entry. Repeatable.")
+]
+RunConfigOption = Annotated[
+    list[str] | None, typer.Option("--run-config", metavar="KEY=VALUE", help="Run-options config entry. Repeatable.")
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")

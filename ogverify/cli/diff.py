@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import emit, guarded, require_format
+from ogverify.cli.common import TextJsonFormatOption, emit, guarded, require_format
 
 
 @guarded
 def diff(
     a: Annotated[Path, typer.Argument(metavar="A", help="A model (.onnx) or a bundle.")],
     b: Annotated[Path, typer.Argument(metavar="B", help="Another model or bundle, of the same kind as A.")],
-    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
+    output_format: TextJsonFormatOption = "text",
 ) -> None:
     """Show what differs between two models or bundles: tensors, attributes, opsets, config, environment.
 

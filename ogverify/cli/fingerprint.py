@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
-from ogverify.cli.common import emit, guarded, require_format, use_color
+from ogverify.cli.common import TextJsonFormatOption, emit, guarded, require_format, use_color
 
 
 @guarded
 def fingerprint(
-    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
+    output_format: TextJsonFormatOption = "text",
 ) -> None:
     """Print this machine's execution-environment fingerprint."""
     import json

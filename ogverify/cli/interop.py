@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import ForceBundleOption, SignKeysOption, echo, emit, guarded, require_format
+from ogverify.cli.common import (
+    ForceBundleOption,
+    SignKeysOption,
+    TextJsonFormatOption,
+    echo,
+    emit,
+    guarded,
+    require_format,
+)
 from ogverify.errors import UsageError
 
 # --- cid -----------------------------------------------------------------------------------
@@ -17,7 +25,7 @@ from ogverify.errors import UsageError
 @guarded
 def cid(
     files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Files to name, e.g. a model.")],
-    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
+    output_format: TextJsonFormatOption = "text",
 ) -> None:
     """Print each file's IPFS CIDs as `ipfs add` computes them: CIDv0, then CIDv1 (raw leaves).
 

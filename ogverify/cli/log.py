@@ -8,7 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from ogverify.cli.common import echo, emit, execution_options, guarded
+from ogverify.cli.common import (
+    ExecutionModeOption,
+    InterThreadsOption,
+    ReportFormatOption,
+    RunConfigOption,
+    SessionConfigOption,
+    echo,
+    emit,
+    execution_options,
+    guarded,
+)
 from ogverify.errors import UsageError
 
 log_app = typer.Typer(
@@ -33,15 +43,12 @@ def init(
     opt_level: Annotated[str, typer.Option("--opt-level", metavar="LEVEL",
                                            help="disable, basic, extended, layout or all.")] = "all",
     threads: Annotated[int, typer.Option("--threads", metavar="N", help="intra_op_num_threads.")] = 1,
-    inter_threads: Annotated[int, typer.Option("--inter-threads", metavar="N", help="inter_op_num_threads.")] = 1,
-    execution_mode: Annotated[str, typer.Option("--execution-mode", metavar="MODE",
-                                                help="sequential or parallel.")] = "sequential",
+    inter_threads: InterThreadsOption = 1,
+    execution_mode: ExecutionModeOption = "sequential",
     providers: Annotated[list[str] | None, typer.Option("--provider", metavar="NAME",
                                                         help="Execution provider, in priority order.")] = None,
-    session_config: Annotated[list[str] | None, typer.Option("--session-config", metavar="KEY=VALUE",
-                                                             help="Session config entry. Repeatable.")] = None,
-    run_config: Annotated[list[str] | None, typer.Option("--run-config", metavar="KEY=VALUE",
-                                                         help="Run-options config entry. Repeatable.")] = None,
+    session_config: SessionConfigOption = None,
+    run_config: RunConfigOption = None,
     compare: Annotated[str, typer.Option("--compare", metavar="MODE",
                                          help="exact, ulp:N, allclose:RTOL,ATOL or topk:K.")] = "exact",
     compare_output: Annotated[list[str] | None, typer.Option("--compare-output", metavar="NAME=MODE",
@@ -195,8 +202,7 @@ def audit(
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="N", help="Worker processes.")] = 1,
     dask_scheduler: Annotated[str | None, typer.Option(
         "--dask-scheduler", metavar="ADDRESS", help="Re-execute on this Dask cluster.")] = None,
-    output_format: Annotated[str, typer.Option(
-        "--format", "-f", metavar="FORMAT", help="text, json, markdown, junit or sarif.")] = "text",
+    output_format: ReportFormatOption = "text",
     output: Annotated[Path | None, typer.Option("--output", metavar="FILE", help="Write the report here.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one run may take.")] = 600.0,
     explain: Annotated[bool, typer.Option("--explain/--no-explain",

@@ -7,7 +7,17 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from ogverify.cli.common import ForceBundleOption, SignKeysOption, echo, execution_options, guarded
+from ogverify.cli.common import (
+    ExecutionModeOption,
+    ForceBundleOption,
+    InterThreadsOption,
+    RunConfigOption,
+    SessionConfigOption,
+    SignKeysOption,
+    echo,
+    execution_options,
+    guarded,
+)
 from ogverify.errors import UsageError
 
 # pack records a trace unless told not to, when the model runs here: one more run of the model,
@@ -56,24 +66,16 @@ def pack(
     threads: Annotated[
         int, typer.Option("--threads", metavar="N", help="intra_op_num_threads (0 = runtime default).")
     ] = 1,
-    inter_threads: Annotated[int, typer.Option("--inter-threads", metavar="N", help="inter_op_num_threads.")] = 1,
-    execution_mode: Annotated[
-        str, typer.Option("--execution-mode", metavar="MODE", help="sequential or parallel.")
-    ] = "sequential",
+    inter_threads: InterThreadsOption = 1,
+    execution_mode: ExecutionModeOption = "sequential",
     providers: Annotated[
         list[str] | None,
         typer.Option(
             "--provider", metavar="NAME", help="Execution provider, in priority order. Default: CPUExecutionProvider."
         ),
     ] = None,
-    session_config: Annotated[
-        list[str] | None,
-        typer.Option("--session-config", metavar="KEY=VALUE", help="Session config entry. Repeatable."),
-    ] = None,
-    run_config: Annotated[
-        list[str] | None,
-        typer.Option("--run-config", metavar="KEY=VALUE", help="Run-options config entry. Repeatable."),
-    ] = None,
+    session_config: SessionConfigOption = None,
+    run_config: RunConfigOption = None,
     compare: Annotated[
         str, typer.Option("--compare", metavar="MODE", help="exact, ulp:N, allclose:RTOL,ATOL, topk:K or decimal:D,...")
     ] = "exact",

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import emit, guarded, require_format
+from ogverify.cli.common import TextJsonFormatOption, emit, guarded, require_format
 from ogverify.errors import UsageError
 
 
@@ -18,7 +18,7 @@ def profile(
         list[str] | None,
         typer.Option("--input", "-i", metavar="NAME=PATH", help="A model input (.npy, .npz, .pb). Repeatable."),
     ] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="text or json.")] = "text",
+    output_format: TextJsonFormatOption = "text",
     opt_level: Annotated[
         str, typer.Option("--opt-level", metavar="LEVEL", help="Baseline optimisation: disable, basic, extended, "
                           "layout or all.")
