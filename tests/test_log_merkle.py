@@ -5,6 +5,7 @@ the signed-note test vector published with Go's golang.org/x/mod/sumdb/note."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -110,3 +111,31 @@ def test_checkpoints_round_trip_and_refuse_malformed_notes() -> None:
     for raw in (b"no blank line\n", b"text\n\nnot a signature\n", b"text\n\n\xe2\x80\x94 a b c\n", b"\xff\n\n"):
         with pytest.raises(note.NoteError):
             note.parse_note(raw)
+
+
+def test_tiles_are_the_same_however_the_leaves_are_batched(tmp_path: Path) -> None:
+    """Appending in batches (hashed level by level) writes the files one leaf at a time would, across a
+    level-2 tile boundary, and the tiles give RFC 9162's root at every size."""
+    from ogverify.evidence.log import layout
+    from ogverify.evidence.log.store import LocalStore
+
+    count = 256 * 256 + 2300
+    leaves = _leaves(count)
+    splits = {"one": [count], "ones": [1] * 300 + [count - 300], "mixed": [255, 1, 3000, 62280, 1, 2000, 299]}
+    trees = {}
+    for name, sizes in splits.items():
+        store = LocalStore(tmp_path / name)
+        store.write(layout.SIZE, b"0\n")
+        at = 0
+        for size in sizes:
+            layout.TileWriter(store, at).append(leaves[at : at + size])  # a new writer reads the partials back
+            at += size
+            if name == "mixed":
+                assert merkle.tree_root(layout.LogReader(store), at) == rfc.mth(leaves[:at])
+        trees[name] = {p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
+                       for p in (tmp_path / name).rglob("*") if p.is_file()}
+    assert trees["one"] == trees["ones"] == trees["mixed"]
+    assert sum(splits["mixed"]) == count
+    assert {"tile/2/000.p/1", "tile/1/001.p/8", "tile/1/000", "tile/0/263", "tile/0/264.p/252",
+            "tile/entries/264.p/252"} <= set(trees["one"])
+    assert sum(".p/" in name for name in trees["one"]) == 4  # only the newest partials are left

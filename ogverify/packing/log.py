@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -307,52 +308,67 @@ class EvidenceLog:
         first = tiles.size
         chunk = max(1, min(count, WRITE_BYTES // width))
         leaves: list[bytes] = []
-        out = None
+        # Two chunk buffers, reused: while one is written (on a thread: a write releases the GIL),
+        # the next is laid out and hashed. A fresh buffer per chunk costs its page faults each time.
+        buffers = [np.empty((chunk, width), np.uint8) for _ in range(min(2, -(-count // chunk)))]
+        for buffer in buffers:  # the headers never change: laid once
+            for _, _, _, _, at, _, header, _ in parts:
+                buffer[:, at : at + len(header)] = np.frombuffer(header, np.uint8)
+        pending: list[Future[Any] | None] = [None] * len(buffers)
+        out: Any = None
         pack, offset = first, 0
-        try:
-            for start in range(0, count, chunk):
-                stop = min(count, start + chunk)
-                block = np.empty((stop - start, width), np.uint8)
-                for _, _, _, _, at, size, header, flat in parts:
-                    block[:, at : at + len(header)] = np.frombuffer(header, np.uint8)
-                    block[:, at + len(header) : at + size] = flat[start:stop]
-                data = memoryview(block.reshape(-1))  # type: ignore[arg-type]
-                if out is None or offset >= PACK_BYTES:
-                    if out is not None:
-                        out.close()
-                    pack, offset = first + start, 0
-                    out = self.store.open_write(layout.pack_path(pack))
-                pieces: list[tuple[int, int]] = []  # (begin, end) of bytes in ``data`` to store
-                for row in range(stop - start):
-                    texts: list[list[str]] = [[], []]
-                    for side, at, size, head, tail in templates:
-                        begin = row * width + at
-                        digest = blake3.blake3(data[begin : begin + size]).hexdigest()
-                        where = self._stored.get(digest)
-                        if where is None:
-                            where = self._stored[digest] = (pack, offset)
-                            offset += size
-                            if pieces and pieces[-1][1] == begin:
-                                pieces[-1] = (pieces[-1][0], begin + size)
-                            else:
-                                pieces.append((begin, begin + size))
-                        texts[side].append(f'{head}{digest}{tail[0]}{where[1]},"pack":{where[0]}{tail[1]}')
-                    leaf = (f'{{"index":{first + start + row},"inputs":[{",".join(texts[0])}],'
-                            f'"log":"{self.log_digest}","outputs":[{",".join(texts[1])}]}}').encode()
-                    if len(leaf) > MAX_LEAF_BYTES:
-                        raise UsageError(f"record {first + start + row}: its entry is {len(leaf)} bytes, over the "
-                                         f"{MAX_LEAF_BYTES}-byte limit of a log entry")
-                    leaves.append(leaf)
-                for begin, end in pieces:
-                    out.write(data[begin:end])
-            if out is not None:
-                out.close()
-                out = None
-        except BaseException:
-            if out is not None:
-                out.__exit__(RuntimeError, None, None)
-            self._stored = {k: v for k, v in self._stored.items() if v[0] < first}
-            raise
+        with ThreadPoolExecutor(1, thread_name_prefix="ogverify-log-write") as writer:
+            try:
+                for number, start in enumerate(range(0, count, chunk)):
+                    stop = min(count, start + chunk)
+                    slot = number % len(buffers)
+                    if pending[slot] is not None:
+                        pending[slot].result()  # type: ignore[union-attr]
+                    block = buffers[slot][: stop - start]
+                    for _, _, _, _, at, size, header, flat in parts:
+                        block[:, at + len(header) : at + size] = flat[start:stop]
+                    data = memoryview(block.reshape(-1))  # type: ignore[arg-type]
+                    if out is None or offset >= PACK_BYTES:
+                        if out is not None:
+                            writer.submit(out.close)
+                        pack, offset = first + start, 0
+                        out = self.store.open_write(layout.pack_path(pack))
+                    pieces: list[tuple[int, int]] = []  # (begin, end) of bytes in ``data`` to store
+                    for row in range(stop - start):
+                        texts: list[list[str]] = [[], []]
+                        for side, at, size, head, tail in templates:
+                            begin = row * width + at
+                            digest = blake3.blake3(data[begin : begin + size]).hexdigest()
+                            where = self._stored.get(digest)
+                            if where is None:
+                                where = self._stored[digest] = (pack, offset)
+                                offset += size
+                                if pieces and pieces[-1][1] == begin:
+                                    pieces[-1] = (pieces[-1][0], begin + size)
+                                else:
+                                    pieces.append((begin, begin + size))
+                            texts[side].append(f'{head}{digest}{tail[0]}{where[1]},"pack":{where[0]}{tail[1]}')
+                        leaf = (f'{{"index":{first + start + row},"inputs":[{",".join(texts[0])}],'
+                                f'"log":"{self.log_digest}","outputs":[{",".join(texts[1])}]}}').encode()
+                        if len(leaf) > MAX_LEAF_BYTES:
+                            raise UsageError(f"record {first + start + row}: its entry is {len(leaf)} bytes, over the "
+                                             f"{MAX_LEAF_BYTES}-byte limit of a log entry")
+                        leaves.append(leaf)
+                    pending[slot] = writer.submit(_write_pieces, out, data, pieces)
+                for future in pending:
+                    if future is not None:
+                        future.result()
+                if out is not None:
+                    writer.submit(out.close).result()
+                    out = None
+            except BaseException:
+                for future in pending:  # let the writes end before the file is given up
+                    if future is not None:
+                        future.exception()
+                if out is not None:
+                    writer.submit(out.__exit__, RuntimeError, None, None).exception()
+                self._stored = {k: v for k, v in self._stored.items() if v[0] < first}
+                raise
         tiles.append(leaves)
         self._forget()
         return range(first, first + count)
@@ -532,6 +548,11 @@ class EvidenceLog:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _write_pieces(out: Any, data: memoryview, pieces: Sequence[tuple[int, int]]) -> None:
+    for begin, end in pieces:
+        out.write(data[begin:end])
 
 
 def _check_claimed(outputs: Mapping[str, Array], signature: ModelSignature) -> None:

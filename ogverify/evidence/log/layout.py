@@ -396,33 +396,43 @@ class TileWriter:
             self.entries = list(reader._bundles[n])
 
     def append(self, leaves: Sequence[bytes]) -> None:
-        """Add the leaves, writing full tiles as they complete and the partial ones at the end."""
+        """Add the leaves, writing full tiles as they complete and the partial ones at the end.
+
+        A batch is hashed level by level: the leaf hashes at once, then each tile completed on a
+        level gives one hash to the level above (the files are those of one leaf at a time).
+        """
         old_size = self.size
         old_partials = self._partial_paths(old_size)
-        for leaf in leaves:
-            self.entries.append(leaf)
-            self._add(0, merkle.leaf_hash(leaf))
-            self.size += 1
-            if len(self.entries) == TILE_WIDTH:
-                self.store.write(entries_path((self.size - 1) // TILE_WIDTH, TILE_WIDTH), encode_entries(self.entries))
-                self.entries = []
+        entries = self.entries + list(leaves)
+        bundle = old_size // TILE_WIDTH
+        full = len(entries) // TILE_WIDTH
+        for k in range(full):
+            self.store.write(entries_path(bundle + k, TILE_WIDTH),
+                             encode_entries(entries[k * TILE_WIDTH : (k + 1) * TILE_WIDTH]))
+        self.entries = entries[full * TILE_WIDTH :]
+        hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
+        before = old_size  # hashes of this level before the append
+        level = 0
+        while hashes:
+            while len(self.partial) <= level:
+                self.partial.append([])
+            current = self.partial[level] + hashes
+            n = before // TILE_WIDTH
+            full = len(current) // TILE_WIDTH
+            hashes = []
+            for k in range(full):
+                tile = current[k * TILE_WIDTH : (k + 1) * TILE_WIDTH]
+                self.store.write(tile_path(level, n + k, TILE_WIDTH), b"".join(tile))
+                hashes.append(merkle.root_of(tile))
+            self.partial[level] = current[full * TILE_WIDTH :]
+            before >>= TILE_HEIGHT
+            level += 1
+        self.size += len(leaves)
         for path, data in self._partials():
             self.store.write(path, data)
         self.store.write(SIZE, f"{self.size}\n".encode("ascii"))
         for path in old_partials - self._partial_paths(self.size):
             self.store.remove(path)
-
-    def _add(self, level: int, digest: bytes) -> None:
-        while len(self.partial) <= level:
-            self.partial.append([])
-        hashes = self.partial[level]
-        hashes.append(digest)
-        if len(hashes) == TILE_WIDTH:
-            # the hash just added is number (size + 1) >> 8*level, counting from one, of its level
-            n = (((self.size + 1) >> (TILE_HEIGHT * level)) - 1) // TILE_WIDTH
-            self.store.write(tile_path(level, n, TILE_WIDTH), b"".join(hashes))
-            self.partial[level] = []
-            self._add(level + 1, merkle.root_of(hashes))
 
     def _partials(self) -> list[tuple[str, bytes]]:
         out = []
