@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import ogverify
+from ogverify.evidence.execution import ExecutionConfig
 from ogverify.report.formats import FORMAT_NAMES
 from tests.bundle_helpers import single_error_line
 from tests.conftest import RunCli
@@ -67,10 +68,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     y = reference_run(model, x)
     # Exact on every CPU: the same as numpy's float64 product, so nothing below depends on kernels.
     np.testing.assert_array_equal(y, models.mlp_reference_outputs(models.exact_mlp(), x))
-    ogverify.pack(model, folder / "pass.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=[private])
+    # One thread, not pack's default (this machine's cores): the reports name the recorded count.
+    config = ExecutionConfig(runtime_version=ort.__version__, intra_op_num_threads=1)
+    ogverify.pack(model, folder / "pass.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=[private],
+                  config=config)
     ogverify.pack(model, folder / "fail", inputs={"x": x}, claimed_outputs={"y": y * np.float32(2)},
-                  sign_keys=[private])
-    ogverify.pack(model, folder / "tampered.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=[private])
+                  sign_keys=[private], config=config)
+    ogverify.pack(model, folder / "tampered.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=[private],
+                  config=config)
     tamper_input(folder / "tampered.ogb")
     (folder / "junk.ogb").write_bytes(b"this is not a bundle\n" * 20)
     return folder

@@ -20,6 +20,7 @@ from ogverify.errors import UsageError
 from ogverify.evidence.bundle import open_bundle
 from ogverify.model.tensors import parse_npy
 from ogverify.packing.pack import pack
+from ogverify.runtime.threads import physical_cores
 from tests.bundle_helpers import (
     blob_content,
     leftovers,
@@ -242,7 +243,9 @@ def test_pack_defaults_are_recorded(default_packs: dict[str, tuple[Path, CliResu
     manifest = manifest_of(out)
     session = manifest["execution"]["session_options"]
     assert session["graph_optimization_level"] == "ORT_ENABLE_ALL"
-    assert (session["intra_op_num_threads"], session["inter_op_num_threads"]) == (1, 1)
+    # No --threads: onnxruntime's default ran, recorded as the number it resolves to here
+    # (tests/test_threads.py holds physical_cores() to the threads onnxruntime starts).
+    assert (session["intra_op_num_threads"], session["inter_op_num_threads"]) == (physical_cores(), 1)
     assert session["execution_mode"] == "ORT_SEQUENTIAL"
     assert manifest["comparison"] == {"default": {"mode": "exact"}, "outputs": {}}
     assert manifest["annotations"] == {}

@@ -28,6 +28,11 @@ ReportFormatOption = Annotated[
     str, typer.Option("--format", "-f", metavar="FORMAT", help="text, json, markdown, junit or sarif.")
 ]
 # Execution options that pack and log init declare alike (see execution_options below).
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option("--threads", metavar="N", help="intra_op_num_threads. Default: onnxruntime's default, this "
+                 "machine's physical cores, recorded as that number (0: record 0, the checker's default)."),
+]
 InterThreadsOption = Annotated[int, typer.Option("--inter-threads", metavar="N", help="inter_op_num_threads.")]
 ExecutionModeOption = Annotated[str, typer.Option("--execution-mode", metavar="MODE", help="sequential or parallel.")]
 SessionConfigOption = Annotated[
@@ -128,7 +133,7 @@ def require_format(output_format: str, *names: str) -> None:
 def execution_options(
     *,
     opt_level: str,
-    threads: int,
+    threads: int | None,
     inter_threads: int,
     execution_mode: str,
     providers: list[str] | None,
@@ -137,7 +142,12 @@ def execution_options(
     compare: str,
     compare_output: list[str] | None,
 ) -> tuple[ExecutionConfig, ComparisonPolicy]:
-    """The ExecutionConfig and ComparisonPolicy that ``pack`` and ``log init`` read from the same options."""
+    """The ExecutionConfig and ComparisonPolicy that ``pack`` and ``log init`` read from the same options.
+
+    ``threads`` None (no ``--threads``): the producer runs at onnxruntime's default, and the
+    configuration records the count that default resolves to here (``runtime.threads``), so
+    that ``check`` runs what ran.
+    """
     from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
     from ogverify.evidence.execution import (
         ExecutionConfig,
@@ -147,12 +157,13 @@ def execution_options(
         parse_opt_level,
     )
     from ogverify.packing.pack import runtime_version
+    from ogverify.runtime.threads import resolve_threads
 
     config = ExecutionConfig(
         runtime_version=runtime_version(),
         providers=tuple(ProviderSpec(name) for name in (providers or ["CPUExecutionProvider"])),
         graph_optimization_level=parse_opt_level(opt_level),
-        intra_op_num_threads=threads,
+        intra_op_num_threads=resolve_threads(threads),
         inter_op_num_threads=inter_threads,
         execution_mode=parse_execution_mode(execution_mode),
         config_entries=parse_key_values(session_config or [], "--session-config"),

@@ -14,6 +14,7 @@ from ogverify.cli.common import (
     RunConfigOption,
     SessionConfigOption,
     SignKeysOption,
+    ThreadsOption,
     echo,
     execution_options,
     guarded,
@@ -63,9 +64,7 @@ def pack(
             "--opt-level", metavar="LEVEL", help="Graph optimisation: disable, basic, extended, layout or all."
         ),
     ] = "all",
-    threads: Annotated[
-        int, typer.Option("--threads", metavar="N", help="intra_op_num_threads (0 = runtime default).")
-    ] = 1,
+    threads: ThreadsOption = None,
     inter_threads: InterThreadsOption = 1,
     execution_mode: ExecutionModeOption = "sequential",
     providers: Annotated[

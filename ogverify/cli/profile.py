@@ -23,7 +23,9 @@ def profile(
         str, typer.Option("--opt-level", metavar="LEVEL", help="Baseline optimisation: disable, basic, extended, "
                           "layout or all.")
     ] = "all",
-    threads: Annotated[int, typer.Option("--threads", metavar="N", help="Baseline intra_op_num_threads.")] = 1,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", metavar="N", help="Baseline intra_op_num_threads (default: as pack records it, this "
+        "machine's physical cores).")] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", metavar="N", help="Trial processes at once (default: the cores).")
     ] = None,
@@ -40,6 +42,7 @@ def profile(
     from ogverify.model.signature import read_signature
     from ogverify.packing.pack import assign_tensors, require_tensors, runtime_version
     from ogverify.runtime.sensitivity import describe, profile_model
+    from ogverify.runtime.threads import resolve_threads
 
     require_format(output_format, "text", "json")
     if not model.is_file():
@@ -50,7 +53,7 @@ def profile(
     inputs = assign_tensors(input_args or [], signature.inputs, "--input")
     signature.check_inputs(inputs)
     config = ExecutionConfig(runtime_version=runtime_version(), graph_optimization_level=parse_opt_level(opt_level),
-                             intra_op_num_threads=threads)
+                             intra_op_num_threads=resolve_threads(threads))
     with tempfile.TemporaryDirectory(prefix="ogverify-profile-") as work:
         result = profile_model(model.resolve(), require_tensors(inputs, "profile"), config, Path(work), parallel=jobs)
     if output_format == "json":

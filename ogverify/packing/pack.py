@@ -34,6 +34,7 @@ from ogverify.model.values import (
 )
 from ogverify.runtime import fingerprint
 from ogverify.runtime.runner import replay
+from ogverify.runtime.threads import resolve_threads
 
 ONNX_MEDIA_TYPE = "application/x-onnx"
 TEST_DATA_FILE = re.compile(r"^(input|output)_(\d+)\.pb$")
@@ -56,6 +57,13 @@ def runtime_version() -> str:
     import onnxruntime
 
     return str(onnxruntime.__version__)
+
+
+def default_config() -> ExecutionConfig:
+    """What a producer runs at defaults: the installed runtime, CPU, ORT_ENABLE_ALL, sequential, and
+    the intra-op thread count onnxruntime's default resolves to here (``runtime.threads``),
+    recorded as that number."""
+    return ExecutionConfig(runtime_version=runtime_version(), intra_op_num_threads=resolve_threads(None))
 
 
 def assign_tensors(args: Sequence[str], declared: Sequence[TensorSpec], what: str) -> dict[str, Value]:
@@ -276,8 +284,9 @@ def pack(
             ``ogverify.model.values``), validated against the model's declared inputs.
         claimed_outputs: output name → value as the producer claims them; ``None`` runs the
             model now (in a fresh process, under ``config``) and records what it produced.
-        config: the execution configuration; defaults to the installed runtime, CPU, ORT_ENABLE_ALL,
-            one thread each.
+        config: the execution configuration; defaults to ``default_config()``: the installed
+            runtime, CPU, ORT_ENABLE_ALL, onnxruntime's default intra-op thread count here (recorded
+            as the number it resolves to), one inter-op thread.
         comparison: how ``check`` compares outputs; exact by default.
         sign_keys: private keys to sign the manifest with.
         annotations: free-form strings stored in the manifest.
@@ -313,7 +322,7 @@ def pack(
             raise UsageError(f"--model-signature {model_signature} does not exist")
         signed = check_covers(model_signature.read_bytes(), f"--model-signature {model_signature.name}",
                               {model.name: model, **dict(model_files)}, model.name)
-    config = config or ExecutionConfig(runtime_version=runtime_version())
+    config = config or default_config()
     computed = claimed_outputs is None
     if claimed_outputs is None:
         names = signature.output_names

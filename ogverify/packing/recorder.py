@@ -33,7 +33,8 @@ from ogverify.evidence.paths import require
 from ogverify.model.signature import ValueType
 from ogverify.model.tensors import canonicalize
 from ogverify.model.values import Value, from_python, from_runtime_outputs, is_tensor
-from ogverify.packing.pack import PackResult, pack, record_environment, runtime_version
+from ogverify.packing.pack import PackResult, default_config, pack, record_environment
+from ogverify.runtime.threads import resolve_threads
 
 StrPath = str | PathLike[str]
 
@@ -81,7 +82,8 @@ def config_of_session(session: Any, extra_entries: Mapping[str, str] | None = No
         runtime_version=str(ort.__version__),
         providers=providers,
         graph_optimization_level=options.graph_optimization_level.name,
-        intra_op_num_threads=int(options.intra_op_num_threads),
+        # 0 (the default): onnxruntime chose; record the number it ran, as pack does.
+        intra_op_num_threads=resolve_threads(int(options.intra_op_num_threads) or None),
         inter_op_num_threads=int(options.inter_op_num_threads),
         execution_mode=options.execution_mode.name,
         config_entries=entries,
@@ -96,8 +98,9 @@ class Recorder:
             the path of an ONNX model to open under ``config``.
         out_dir: folder for the bundles (created if missing).
         sign_keys: private keys each bundle is signed with.
-        config: for a model path: how to open it (default: ogverify's reproducible default,
-            CPU, ORT_ENABLE_ALL, one thread each).
+        config: for a model path: how to open it (default: ``pack``'s, ``default_config()``:
+            CPU, ORT_ENABLE_ALL, onnxruntime's default intra-op thread count here, recorded as the
+            number it resolves to).
         config_entries: session config entries of a given session that cannot be read back.
         run_config_entries: the run-options config entries the runs use (recorded as given).
         model: the model file of a given session, when the session does not know it.
@@ -136,7 +139,7 @@ class Recorder:
                 raise UsageError("config_entries is for a given session; put entries in config")
             self.model = Path(session_or_model)
             require(self.model, "model")
-            self.config = config or ExecutionConfig(runtime_version=runtime_version())
+            self.config = config or default_config()
             self.session = build_session(self.model, self.config)
         else:
             if config is not None:

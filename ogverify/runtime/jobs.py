@@ -29,7 +29,8 @@ for inputs ogverify wrote itself. EXECUTION is the manifest's ``execution`` obje
 Result file (``result.json``)::
 
     {"schema": "ogverify.check-result/1" | "ogverify.run-result/1",
-     "run": {"providers_used": [STR...], "runtime_version": STR, "seconds": {STR: FLOAT}} | null,
+     "run": {"providers_used": [STR...], "runtime_version": STR, "seconds": {STR: FLOAT},
+             "process": "fresh" | "worker", "intra_op_num_threads": INT | null} | null,
      "comparisons": [COMPARISON...],          (check results only; a report's comparison objects)
      "outputs": {NAME: PATH},                 (check: only when a comparison failed)
      "failure": {"kind": KIND, "message": STR, "detail": STR} | null,
@@ -155,7 +156,8 @@ class TensorFile:
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What the runtime reports about one run: providers, version, seconds, and which process ran it.
+    """What the runtime reports about one run: providers, version, seconds, which process ran it,
+    and the intra-op thread count of the session that ran (read back from its options).
 
     ``process``: ``fresh``, a new process for this one run; ``worker``, a check worker's cached session.
     """
@@ -164,6 +166,7 @@ class RunFacts:
     runtime_version: str
     seconds: Mapping[str, float] = field(default_factory=dict)
     process: str = "fresh"
+    intra_op_num_threads: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The report's ``replay`` object."""
@@ -172,12 +175,15 @@ class RunFacts:
             "runtime_version": self.runtime_version,
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
             "process": self.process,
+            "intra_op_num_threads": self.intra_op_num_threads,
         }
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> RunFacts:
+        threads = raw.get("intra_op_num_threads")
         return cls(tuple(str(p) for p in raw["providers_used"]), str(raw["runtime_version"]),
-                   {str(k): float(v) for k, v in raw["seconds"].items()}, str(raw.get("process", "fresh")))
+                   {str(k): float(v) for k, v in raw["seconds"].items()}, str(raw.get("process", "fresh")),
+                   None if threads is None else int(threads))
 
 
 def _config(raw: Mapping[str, Any]) -> ExecutionConfig:
@@ -297,7 +303,8 @@ class CheckResult:
 
 def _facts_json(facts: RunFacts) -> dict[str, Any]:
     return {"providers_used": list(facts.providers_used), "runtime_version": facts.runtime_version,
-            "seconds": dict(facts.seconds), "process": facts.process}
+            "seconds": dict(facts.seconds), "process": facts.process,
+            "intra_op_num_threads": facts.intra_op_num_threads}
 
 
 def _facts(raw: Mapping[str, Any]) -> RunFacts | None:

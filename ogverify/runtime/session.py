@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ogverify.errors import ReplayError
+from ogverify.runtime.threads import physical_cores
 
 if TYPE_CHECKING:
     from ogverify.evidence.execution import ExecutionConfig
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 # created in it (``std::call_once``): whatever value a configuration sets explicitly, it only takes
 # effect in a process of its own. A configuration that sets any value of these runs alone.
 PROCESS_STICKY_ENTRIES = frozenset({"session.set_denormal_as_zero"})
+
+
+SPINNING = "session.intra_op.allow_spinning"
 
 
 def is_process_sticky(config: ExecutionConfig) -> bool:
@@ -63,6 +67,11 @@ def session_options(config: ExecutionConfig, *, log_severity_level: int = 3) -> 
     options.log_severity_level = log_severity_level
     for key, value in config.config_entries.items():
         options.add_session_config_entry(key, value)
+    if config.intra_op_num_threads > physical_cores() and SPINNING not in config.config_entries:
+        # More threads than cores (a bundle packed on a bigger machine): threads that spin while
+        # they wait take the cores the working ones need. Waiting without spinning changes when a
+        # thread wakes, never how the work is split, so never the bits.
+        options.add_session_config_entry(SPINNING, "0")
     return options
 
 

@@ -157,7 +157,8 @@ def _run(
     except OgverifyError as exc:
         return Failure(FailureKind.MODEL, exc.message)
     facts = RunFacts(tuple(session.get_providers()), str(ort.__version__),
-                     {"load": loaded - started, "run": finished - loaded})
+                     {"load": loaded - started, "run": finished - loaded},
+                     intra_op_num_threads=int(session.get_session_options().intra_op_num_threads))
     return facts, dict(zip(names, values, strict=True))
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from ogverify.errors import EvidenceMismatchError, OgverifyError
 from ogverify.evidence.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
 from ogverify.evidence.comparison import OutputComparison
-from ogverify.evidence.manifest import Artifact, ValueEntry
+from ogverify.evidence.manifest import Artifact, Manifest, ValueEntry
 from ogverify.evidence.materialise import model_targets
 from ogverify.evidence.signing import TrustedKey, verify_envelope
 from ogverify.model.agreement import check_model
@@ -25,6 +25,7 @@ from ogverify.runtime.child import ReplayChild, take_prestarted
 from ogverify.runtime.fingerprint import capture, diff_environments
 from ogverify.runtime.jobs import CheckJob, CheckResult, FailureKind, RunFacts, TensorFile
 from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, checked_timeout
+from ogverify.runtime.threads import physical_cores
 from ogverify.verify.log_signature import log_signature_finding
 from ogverify.verify.policy import EnvironmentPolicy
 from ogverify.verify.provenance import check_provenance
@@ -134,6 +135,10 @@ def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None
     differences = tuple(diff_environments(bundle.manifest.environment, environment_here))
     findings = [integrity, signatures, *check_provenance(bundle, integrity, options.model_signing_key),
                 _environment(differences, options.environment_policy)]
+    ran = outcome.result.run if outcome is not None and outcome.result is not None else None
+    threads = _threads(bundle.manifest, ran) if outcome is not None else None
+    if threads is not None:
+        findings.append(threads)
     comparisons: list[OutputComparison] = []
     replay_facts = None
     if not options.rerun:
@@ -317,6 +322,35 @@ def _environment(
                    f"{len(differences)} environment difference(s), none known to change numerics"
                    + (" or all allowed by policy" if any(decisions.values()) else ""),
                    children=tuple(children))
+
+
+def _threads(manifest: Manifest, ran: RunFacts | None) -> Finding | None:
+    """A note when the bundle records more intra-op threads than this machine has cores.
+
+    The run still uses the recorded count: a model's bits follow the thread count (how the work
+    is split), not the cores it runs on, so more threads than cores costs time, not bits. The
+    producer's sensitivity profile, when packed, says whether the count changes bits at all.
+    """
+    recorded = manifest.execution.intra_op_num_threads
+    here = physical_cores()
+    if recorded <= here:
+        return None
+    knob = next((k for k in manifest.profile.knobs if k.knob == "intra_op_num_threads"), None) \
+        if manifest.profile is not None else None
+    cores = f"{here} physical core{'s' if here != 1 else ''}"
+    message = (f"recorded {recorded} intra-op threads, this machine has {cores}"
+               + (f": ran {ran.intra_op_num_threads} as recorded" if ran is not None else "")
+               + " (slower; bits follow the thread count, not the cores)")
+    if knob is None:
+        message += "; no sensitivity profile (pack --profile) says whether threads change this model's bits"
+    elif knob.changes_bits:
+        message += f"; this model's profile shows threads ({', '.join(knob.values)}) change its bits"
+    else:
+        message += f"; this model's profile shows threads ({', '.join(knob.values)}) do not change its bits"
+    evidence = {"recorded": recorded, "physical_cores_here": here,
+                "ran": ran.intra_op_num_threads if ran is not None else None,
+                "threads_change_bits": None if knob is None else knob.changes_bits}
+    return Finding("environment", "intra-op threads", Status.PASS, message, evidence)
 
 
 def _failed(exc: Exception) -> _Outcome:
