@@ -28,3 +28,18 @@ def records(count: int, start: int = 0) -> np.ndarray:
     """``count`` distinct inputs x[i] = [i, i+1, i+2, i+3] as float32[count,1,4]."""
     base = np.arange(start, start + count, dtype=np.float32)[:, None, None]
     return base + np.arange(4, dtype=np.float32).reshape(1, 1, 4)
+
+
+def add_double_model(path: Path) -> Path:
+    """y = (x + 1) * 2 for x float32[1,4], in two named nodes (``add``, ``double``): a trace has two
+    node outputs, and every value is a small integer on every CPU."""
+    one = numpy_helper.from_array(np.ones((1, 4), dtype=np.float32), "one")
+    two = numpy_helper.from_array(np.full((1, 4), 2, dtype=np.float32), "two")
+    graph = helper.make_graph([helper.make_node("Add", ["x", "one"], ["h"], name="add"),
+                               helper.make_node("Mul", ["h", "two"], ["y"], name="double")], "add_double",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [one, two])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    onnx.save(model, str(path))
+    return path

@@ -5,7 +5,7 @@ the signed-note test vector published with Go's golang.org/x/mod/sumdb/note."""
 from __future__ import annotations
 
 import base64
-from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -113,27 +113,52 @@ def test_checkpoints_round_trip_and_refuse_malformed_notes() -> None:
             note.parse_note(raw)
 
 
-def test_tiles_are_the_same_however_the_leaves_are_batched(tmp_path: Path) -> None:
+class _MemoryStore:
+    """A LogStore in a dict (the tile files without a file system's cost per file)."""
+
+    location = "memory"
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def read(self, path: str, limit: int) -> bytes:
+        return self.files[path][: limit + 1]
+
+    def read_range(self, path: str, offset: int, length: int) -> bytes:
+        return self.files[path][offset : offset + length]
+
+    def exists(self, path: str) -> bool:
+        return path in self.files
+
+    def write(self, path: str, data: bytes) -> None:
+        self.files[path] = bytes(data)
+
+    def open_write(self, path: str) -> Any:
+        raise NotImplementedError
+
+    def remove(self, path: str) -> None:
+        self.files.pop(path, None)
+
+
+def test_tiles_are_the_same_however_the_leaves_are_batched() -> None:
     """Appending in batches (hashed level by level) writes the files one leaf at a time would, across a
     level-2 tile boundary, and the tiles give RFC 9162's root at every size."""
     from ogverify.evidence.log import layout
-    from ogverify.evidence.log.store import LocalStore
 
     count = 256 * 256 + 2300
     leaves = _leaves(count)
-    splits = {"one": [count], "ones": [1] * 300 + [count - 300], "mixed": [255, 1, 3000, 62280, 1, 2000, 299]}
+    splits = {"one": [count], "ones": [1] * 100 + [count - 100], "mixed": [255, 1, 3000, 62280, 1, 2000, 299]}
     trees = {}
     for name, sizes in splits.items():
-        store = LocalStore(tmp_path / name)
+        store = _MemoryStore()
         store.write(layout.SIZE, b"0\n")
         at = 0
         for size in sizes:
             layout.TileWriter(store, at).append(leaves[at : at + size])  # a new writer reads the partials back
             at += size
-            if name == "mixed":
+            if name == "mixed" and at in (256, 65536, 65537, count):
                 assert merkle.tree_root(layout.LogReader(store), at) == rfc.mth(leaves[:at])
-        trees[name] = {p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
-                       for p in (tmp_path / name).rglob("*") if p.is_file()}
+        trees[name] = dict(store.files)
     assert trees["one"] == trees["ones"] == trees["mixed"]
     assert sum(splits["mixed"]) == count
     assert {"tile/2/000.p/1", "tile/1/001.p/8", "tile/1/000", "tile/0/263", "tile/0/264.p/252",

@@ -95,6 +95,8 @@ def append(
     claimed_npz: Annotated[Path | None, typer.Option(
         "--claimed-npz", metavar="Y.npz", help="Their claimed outputs, row for row.")] = None,
     run: Annotated[bool, typer.Option("--run", help="Compute the outputs now instead of claiming them.")] = False,
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="Record each record's trace of node outputs (one more run per record).")] = False,
 ) -> None:
     """Append one record (-i ... with --claimed-output or --run) or many (--inputs-npz); prints their indices."""
     from ogverify.packing.log import EvidenceLog
@@ -116,12 +118,13 @@ def append(
             if run:
                 typer.echo("running the model for every record...", err=True)
             indices = opened.append_batch(_npz(inputs_npz, "--inputs-npz"),
-                                          None if claimed_npz is None else _npz(claimed_npz, "--claimed-npz"))
+                                          None if claimed_npz is None else _npz(claimed_npz, "--claimed-npz"),
+                                          trace=trace)
         else:
             signature = opened.signature()
             inputs = assign_tensors(input_args or [], signature.inputs, "--input")
             claimed = None if run else assign_tensors(output_args or [], signature.outputs, "--claimed-output")
-            indices = range(opened.append(inputs, claimed), opened.size)
+            indices = range(opened.append(inputs, claimed, trace=trace), opened.size)
     typer.echo("\n".join(str(i) for i in indices))
     typer.echo(f"appended {len(indices)} record(s) to {log}", err=True)
 
@@ -210,6 +213,8 @@ def audit(
                                           help="Search why failed records do not reproduce.")] = True,
     explain_budget: Annotated[int, typer.Option(
         "--explain-budget", metavar="RUNS", help="Most trial runs one record's explanation may spend.")] = 32,
+    explain_records: Annotated[int, typer.Option(
+        "--explain-records", metavar="N", help="Most failed records to explain.")] = 3,
 ) -> None:
     """Audit an evidence log: trust its checkpoint, prove it append-only, re-execute a sample, bound the rest."""
     from ogverify.evidence.signing import load_trusted_keys
@@ -220,8 +225,8 @@ def audit(
         raise UsageError("--confidence must be between 0 and 1")
     if max_failure_rate is not None and not 0 <= max_failure_rate < 1:
         raise UsageError("--max-failure-rate must be at least 0 and below 1")
-    if jobs < 1 or timeout <= 0 or explain_budget < 0:
-        raise UsageError("--jobs and --timeout must be positive, --explain-budget 0 or more")
+    if jobs < 1 or timeout <= 0 or explain_budget < 0 or explain_records < 0:
+        raise UsageError("--jobs and --timeout must be positive, --explain-budget and --explain-records 0 or more")
     if previous is not None and not previous.is_file():
         raise UsageError(f"--previous-checkpoint {previous} does not exist")
     formatter = None if output_format == "json" else get_formatter(output_format, color=False)
@@ -230,7 +235,7 @@ def audit(
         previous_checkpoint=previous.read_bytes() if previous is not None else None,
         sample=parse_sample(sample), confidence=confidence, max_failure_rate=max_failure_rate,
         seed=parse_seed(seed), jobs=jobs, dask_scheduler=dask_scheduler, timeout=timeout, explain=explain,
-        explain_budget=explain_budget,
+        explain_budget=explain_budget, explain_records=explain_records,
     )
     result = audit_log(log, options, progress=echo)
     emit(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n" if formatter is None

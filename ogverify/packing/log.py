@@ -27,19 +27,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ogverify import __version__
-from ogverify.errors import ModelError, UsageError
+from ogverify.errors import UsageError
 from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.digest import digest_file
 from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.log import layout, merkle, note
 from ogverify.evidence.log.attached import LogProof
-from ogverify.evidence.log.layout import Descriptor, LogReader, RecordEntry, TensorRef, TileWriter
+from ogverify.evidence.log.layout import Descriptor, LogReader, RecordEntry, TensorRef, TileWriter, TraceRef, ValueRef
 from ogverify.evidence.log.store import LogStore, open_store
 from ogverify.evidence.manifest import Artifact, Manifest, ModelFile
+from ogverify.evidence.trace import Trace
 
 if TYPE_CHECKING:
-    from ogverify.model.signature import ModelSignature
+    from ogverify.model.signature import ModelSignature, TensorSpec
     from ogverify.model.tensors import Array
+    from ogverify.runtime.trace import TraceTaker
 
 StrPath = str | PathLike[str]
 # A pack is closed and the next one begun past this many bytes.
@@ -126,6 +128,8 @@ class EvidenceLog:
         except Exception as exc:  # KeyError, TypeError, an OgverifyError of a nested value
             raise layout.LogFormatError(f"{layout.DESCRIPTOR}: the shared manifest is invalid: {exc}") from exc
         self._signature: ModelSignature | None = None
+        self._tracer: TraceTaker | None = None
+        self._trace_dir: tempfile.TemporaryDirectory[str] | None = None
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -242,12 +246,22 @@ class EvidenceLog:
 
     # --- appending -------------------------------------------------------------------------
 
-    def append(self, inputs: Mapping[str, Any], claimed_outputs: Mapping[str, Any] | None = None) -> int:
-        """Append one record; ``claimed_outputs`` None runs the model now. Returns its index."""
-        return self.append_many([(inputs, claimed_outputs)])[0]
+    def append(self, inputs: Mapping[str, Any], claimed_outputs: Mapping[str, Any] | None = None, *,
+               trace: bool | Trace = False) -> int:
+        """Append one record; ``claimed_outputs`` None runs the model now. Returns its index.
 
-    def append_batch(self, inputs: Mapping[str, Any], claimed_outputs: Mapping[str, Any] | None = None) -> range:
-        """Append one record per row: the first axis of every array indexes the records."""
+        Inputs and outputs are tensors (arrays) or, where the model declares them, sequences, maps
+        and optionals (``ogverify.model.values``, or the lists, dicts and None onnxruntime uses).
+        ``trace``: True takes the record's trace of node outputs now (``pack --trace``; one more
+        run at ``ORT_DISABLE_ALL``), or give one already taken (``runtime.trace.record_trace``).
+        """
+        return self.append_many([(inputs, claimed_outputs, trace if isinstance(trace, Trace) else None)],
+                                trace=trace is True)[0]
+
+    def append_batch(self, inputs: Mapping[str, Any], claimed_outputs: Mapping[str, Any] | None = None, *,
+                     trace: bool = False) -> range:
+        """Append one record per row: the first axis of every array indexes the records. ``trace``:
+        take each record's trace (one more run per record)."""
         import numpy as np
 
         from ogverify.model.tensors import canonicalize
@@ -259,18 +273,19 @@ class EvidenceLog:
         if len(counts) != 1 or -1 in counts:
             raise UsageError("every array of a batch must have the same first dimension (one row per record)")
         count = counts.pop()
-        if claims is None and count:  # run the model for each row, then append the columns
+        tensor_outputs = all(spec.value_type is None for spec in self.signature().outputs)
+        if claims is None and count and tensor_outputs and not trace:  # run each row, then append the columns
             signature = self.signature()
             signature.check_inputs({n: a[0] for n, a in arrays.items()})
             outputs = [self.run({n: a[i] for n, a in arrays.items()}) for i in range(count)]
             claims = {n: np.stack([o[n] for o in outputs]) for n in outputs[0]}
         columns = {**arrays, **(claims or {})}
-        if count and len(columns) == len(arrays) + len(claims or {}) and all(
+        if count and not trace and claims is not None and len(columns) == len(arrays) + len(claims) and all(
                 a.dtype.kind != "U" and a[0].nbytes > 0 for a in columns.values()):
-            return self._append_columns(arrays, claims or {}, count)
+            return self._append_columns(arrays, claims, count)
         rows = (({n: a[i] for n, a in arrays.items()},
                  None if claims is None else {n: a[i] for n, a in claims.items()}) for i in range(count))
-        return self.append_many(rows, canonical=True)
+        return self.append_many(rows, canonical=True, trace=trace)
 
     def _append_columns(self, inputs: Mapping[str, Array], outputs: Mapping[str, Array], count: int) -> range:
         """``append_batch`` for fixed-size tensors: records are laid out in the pack with numpy, a chunk
@@ -279,6 +294,7 @@ class EvidenceLog:
         import numpy as np
 
         from ogverify.model.tensors import dtype_name
+        from ogverify.packing.pack import _check_claimed
 
         signature = self.signature()
         signature.check_inputs({n: a[0] for n, a in inputs.items()})
@@ -380,18 +396,24 @@ class EvidenceLog:
             for digest in list(itertools.islice(self._stored, excess)):
                 del self._stored[digest]
 
-    def append_many(self, records: Any, *, canonical: bool = False) -> range:
-        """Append (inputs, claimed outputs or None) pairs in order; returns their indices.
+    def append_many(self, records: Any, *, canonical: bool = False, trace: bool = False) -> range:
+        """Append records in order: (inputs, claimed outputs or None) pairs, or triples whose third
+        item is the record's ``Trace`` (or None). Returns their indices.
 
-        ``canonical``: every array is already canonical (little-endian, C order): rows of
-        ``append_batch``'s arrays, which are not converted again.
+        ``canonical``: every value is already a canonical array (little-endian, C order): rows of
+        ``append_batch``'s arrays, which are not converted again. ``trace``: take the trace of each
+        record that comes without one.
         """
         import blake3
         import numpy as np
 
-        from ogverify.model.tensors import canonicalize, dtype_name
+        from ogverify.evidence import canonical_json
+        from ogverify.model.tensors import dtype_name
+        from ogverify.model.values import encode, is_tensor, type_of
+        from ogverify.packing.pack import _check_claimed
 
         signature = self.signature()
+        specs = {spec.name: spec for spec in (*signature.inputs, *signature.outputs)}
         tiles = self._tiles()
         first = tiles.size
         pack = first
@@ -399,55 +421,77 @@ class EvidenceLog:
         offset = 0
         leaves: list[bytes] = []
         pending = bytearray()
-        checked: set[tuple[tuple[str, str, tuple[int, ...]], ...]] = set()  # validated input/output types
+        checked: set[tuple[tuple[str, str], ...]] = set()  # validated input/output types
         names: dict[Any, str] = {}  # dtype -> its manifest name
+
+        def store(parts: Sequence[Any], index: int) -> tuple[str, int, int, int]:
+            """Keep ``parts`` (their bytes in order) in the pack unless kept recently: (blake3, size, pack, offset)."""
+            nonlocal out, pack, offset
+            hasher = blake3.blake3()
+            for part in parts:
+                hasher.update(part)
+            digest = hasher.hexdigest()
+            length = sum(len(part) for part in parts)
+            where = self._stored.get(digest)
+            if where is None:
+                if out is None or offset >= PACK_BYTES:
+                    if out is not None:
+                        out.write(pending)
+                        pending.clear()
+                        out.close()
+                    pack, offset = index, 0
+                    out = self.store.open_write(layout.pack_path(pack))
+                for part in parts:
+                    pending.extend(part)
+                if len(pending) >= WRITE_BYTES:  # few large writes: small ones cost more than the copy
+                    out.write(pending)
+                    pending.clear()
+                where = self._stored[digest] = (pack, offset)
+                offset += length
+            return digest, length, *where
+
+        def ref(name: str, value: Any, index: int) -> layout.Ref:
+            if is_tensor(value):
+                body = memoryview(np.ascontiguousarray(value)).cast("B")  # type: ignore[arg-type]
+                stored = store((self._headers(value), body), index)
+                dtype = names.get(value.dtype)
+                if dtype is None:
+                    dtype = names[value.dtype] = dtype_name(value.dtype)
+                return TensorRef(name, dtype, tuple(value.shape), *stored)
+            spec = specs.get(name)
+            # The declared type where the value cannot show it (an empty sequence's element type).
+            value_type = (spec.value_type if spec is not None else None) or type_of(value)
+            return ValueRef(name, str(value_type), *store((encode(value, value_type),), index))
+
         try:
-            for inputs, claimed in records:
-                arrays = inputs if canonical else {
-                    n: canonicalize(np.asarray(a), f"input {n!r}") for n, a in inputs.items()}
-                kinds = tuple(sorted((n, a.dtype.str, tuple(a.shape)) for n, a in arrays.items()))
+            for record in records:
+                inputs, claimed, given = (*record, None) if len(record) == 2 else record
+                arrays = inputs if canonical else _values(inputs, signature.inputs, "input")
+                kinds = _kinds(arrays)
                 if kinds not in checked:
                     signature.check_inputs(arrays)
                     checked.add(kinds)
-                outputs = self.run(arrays) if claimed is None else claimed if canonical else {
-                    n: canonicalize(np.asarray(a), f"claimed output {n!r}") for n, a in claimed.items()}
-                kinds = tuple(sorted((n, a.dtype.str, tuple(a.shape)) for n, a in outputs.items()))
+                outputs = self.run(arrays) if claimed is None else claimed if canonical else _values(
+                    claimed, signature.outputs, "claimed output")
+                kinds = _kinds(outputs)
                 if kinds not in checked:
+                    if not outputs:
+                        raise UsageError("a record needs its claimed outputs (or run the model)")
                     _check_claimed(outputs, signature)
                     checked.add(kinds)
+                if given is None and trace:
+                    given = self._trace(arrays, outputs, computed=claimed is None)
                 index = first + len(leaves)
-                refs: list[list[TensorRef]] = [[], []]
-                for side, (values, order) in enumerate(((arrays, signature.input_names),
-                                                        (outputs, signature.output_names))):
-                    for name in (n for n in order if n in values):
-                        array = values[name]
-                        header = self._headers(array)
-                        body = memoryview(np.ascontiguousarray(array)).cast("B")  # type: ignore[arg-type]
-                        hasher = blake3.blake3(header)
-                        hasher.update(body)
-                        digest = hasher.hexdigest()
-                        length = len(header) + len(body)
-                        where = self._stored.get(digest)
-                        if where is None:
-                            if out is None or offset >= PACK_BYTES:
-                                if out is not None:
-                                    out.write(pending)
-                                    pending.clear()
-                                    out.close()
-                                pack, offset = index, 0
-                                out = self.store.open_write(layout.pack_path(pack))
-                            pending += header
-                            pending += body
-                            if len(pending) >= WRITE_BYTES:  # few large writes: small ones cost more than the copy
-                                out.write(pending)
-                                pending.clear()
-                            where = self._stored[digest] = (pack, offset)
-                            offset += length
-                        dtype = names.get(array.dtype)
-                        if dtype is None:
-                            dtype = names[array.dtype] = dtype_name(array.dtype)
-                        refs[side].append(TensorRef(name, dtype, tuple(array.shape), digest, length, *where))
-                leaf = RecordEntry(index, self.log_digest, tuple(refs[0]), tuple(refs[1])).leaf()
+                refs = [tuple(ref(name, values[name], index) for name in order if name in values)
+                        for values, order in ((arrays, signature.input_names), (outputs, signature.output_names))]
+                trace_ref = None
+                if given is not None:
+                    data = canonical_json.dumps(given.to_json())
+                    if len(data) > layout.MAX_TRACE_BLOB:
+                        raise UsageError(f"record {index}: its trace is {len(data)} bytes, over the "
+                                         f"{layout.MAX_TRACE_BLOB}-byte limit of a record's trace")
+                    trace_ref = TraceRef(*store((data,), index))
+                leaf = RecordEntry(index, self.log_digest, refs[0], refs[1], trace_ref).leaf()
                 if len(leaf) > MAX_LEAF_BYTES:
                     raise UsageError(f"record {index}: its entry is {len(leaf)} bytes, over the "
                                      f"{MAX_LEAF_BYTES}-byte limit of a log entry (too many tensors or long names)")
@@ -464,6 +508,25 @@ class EvidenceLog:
         tiles.append(leaves)
         self._forget()
         return range(first, first + len(leaves))
+
+    def _trace(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any], *, computed: bool) -> Trace:
+        """The record's trace, taken in this process; whether the recorded configuration reproduces
+        claimed outputs is asked of the log's loaded session (outputs it computed reproduce)."""
+        from ogverify.packing.pack import require_tensors
+        from ogverify.runtime.trace import TraceTaker
+
+        tensors = require_tensors(inputs, "--trace")
+        claimed = require_tensors(outputs, "--trace")
+        if self._tracer is None:
+            self._trace_dir = tempfile.TemporaryDirectory(prefix="ogverify-log-trace-")
+            self._tracer = TraceTaker(self.model_path(), self.config, Path(self._trace_dir.name))
+        reproduced = computed
+        if not computed:
+            again = self.run(tensors)
+            reproduced = all(name in again and getattr(again[name], "dtype", None) == value.dtype
+                             and again[name].shape == value.shape and again[name].tobytes() == value.tobytes()
+                             for name, value in claimed.items())
+        return self._tracer.take(tensors, claim_reproduced=reproduced)
 
     # --- checkpoints and proofs ------------------------------------------------------------
 
@@ -539,6 +602,10 @@ class EvidenceLog:
                                    overwrite=overwrite)
 
     def close(self) -> None:
+        self._tracer = None
+        if self._trace_dir is not None:
+            self._trace_dir.cleanup()
+            self._trace_dir = None
         if self._materialized is not None:
             self._materialized.cleanup()
             self._materialized = None
@@ -555,18 +622,33 @@ def _write_pieces(out: Any, data: memoryview, pieces: Sequence[tuple[int, int]])
         out.write(data[begin:end])
 
 
-def _check_claimed(outputs: Mapping[str, Array], signature: ModelSignature) -> None:
-    from ogverify.model.tensors import describe, dtype_name
+def _values(given: Mapping[str, Any], specs: Sequence[TensorSpec], what: str) -> dict[str, Any]:
+    """Canonical values: arrays, and sequences, maps and optionals where the model declares them
+    (given as ``ogverify.model.values`` objects, or as the lists, dicts and None onnxruntime uses)."""
+    import numpy as np
 
-    declared = {spec.name: spec for spec in signature.outputs}
-    if not outputs:
-        raise UsageError("a record needs its claimed outputs (or run the model)")
-    for name, array in outputs.items():
+    from ogverify.model.tensors import canonicalize
+    from ogverify.model.values import MapValue, OptionalValue, SequenceValue, canonical, from_python
+
+    declared = {spec.name: spec for spec in specs}
+    values: dict[str, Any] = {}
+    for name, obj in given.items():
         spec = declared.get(name)
-        if spec is None:
-            raise ModelError(f"the model has no output {name!r} (outputs: {', '.join(declared)})")
-        if spec.dtype is not None and spec.dtype != dtype_name(array.dtype):
-            raise ModelError(f"claimed output {name!r}: the model produces {spec.describe()}, got {describe(array)}")
+        label = f"{what} {name!r}"
+        if isinstance(obj, SequenceValue | MapValue | OptionalValue):
+            values[name] = canonical(obj)
+        elif spec is not None and spec.value_type is not None and not spec.value_type.is_tensor:
+            values[name] = from_python(obj, spec.value_type, label)
+        else:
+            values[name] = canonicalize(np.asarray(obj), label)
+    return values
+
+
+def _kinds(values: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What type checks depend on: each name with its dtype and shape, or its value type."""
+    from ogverify.model.values import is_tensor, type_of
+
+    return tuple(sorted((n, f"{v.dtype.str}{v.shape}" if is_tensor(v) else str(type_of(v))) for n, v in values.items()))
 
 
 def _environment(model: Path, config: ExecutionConfig) -> dict[str, object]:

@@ -110,8 +110,8 @@ class Recorder:
         trace: record each run's trace of node outputs (``pack --trace``; docs/drift.md). It
             costs one more run per recorded run, in a fresh process, which also tells whether
             the recorded configuration reproduces the session's outputs there
-            (``manifest.trace.claim_reproduced``). An evidence log takes the same record:
-            ``ogverify.runtime.trace.record_trace`` returns it, ``Trace.to_json()`` serialises it.
+            (``manifest.trace.claim_reproduced``). An evidence log takes the same record per log
+            record: ``EvidenceLog.append(..., trace=True)`` (or a ``Trace`` from ``record_trace``).
     """
 
     def __init__(

@@ -20,7 +20,7 @@ from ogverify.evidence import canonical_json
 from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.trace import MAX_TRACE_BYTES, TRACE_LEVEL, Trace, TracedOutput
 from ogverify.model.tensors import Array
-from ogverify.runtime.trials import Trial, run_trials
+from ogverify.runtime.trials import Trial, TrialResult, run_trials
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,62 @@ def finish_or_raise(plan: TracePlan, results: Sequence[Any]) -> Trace:
     if trace is None:
         raise ReplayError(f"--trace: the traced run failed: {error}")
     return trace
+
+
+class TraceTaker:
+    """Traces of many inputs of one model under one configuration, taken in this process: the traced
+    graph is written once and its session kept loaded (an evidence log's producer takes one per
+    record). Each node output's summary is computed here, as the trial process does for ``pack``;
+    the values are never kept. A configuration that sets process-wide state (denormals) takes
+    each trace in a fresh process instead (``record_trace``).
+    """
+
+    def __init__(self, model: Path, config: ExecutionConfig, work_dir: Path) -> None:
+        self.model = model
+        self.config = config
+        self.work_dir = work_dir
+        self._plan: TracePlan | None = None
+        self._session: Any = None
+        self._taken = 0
+
+    def take(self, inputs: Mapping[str, Array], *, claim_reproduced: bool | None = None) -> Trace:
+        """The trace of ``inputs``, with the caller's finding of whether the recorded configuration
+        reproduces the claimed outputs.
+
+        Raises:
+            ReplayError: the traced run failed.
+        """
+        from ogverify.runtime.session import is_process_sticky
+
+        self._taken += 1
+        reference = trace_config(self.config)
+        if is_process_sticky(reference):
+            trace = record_trace(self.model, inputs, self.config, self.work_dir / f"fresh-{self._taken}")
+            return dataclasses.replace(trace, claim_reproduced=claim_reproduced)
+        if self._plan is None:
+            self._plan = plan_trace(self.model, self.config, self.work_dir)
+        plan = self._plan
+        results = [self._run(plan.trials[0], inputs)]
+        return dataclasses.replace(finish_or_raise(plan, results), claim_reproduced=claim_reproduced)
+
+    def _run(self, trial: Trial, inputs: Mapping[str, Array]) -> TrialResult:
+        import numpy as np
+
+        from ogverify.model.sketch import summarise
+        from ogverify.model.tensors import canonicalize, for_runtime
+        from ogverify.runtime.session import build_session, run_options
+
+        try:
+            if self._session is None:
+                self._session = build_session(trial.model or self.model, trial.config)
+            session = self._session
+            wanted = {i.name for i in session.get_inputs()}
+            names = [o.name for o in session.get_outputs()]
+            values = session.run(names, {n: for_runtime(a) for n, a in inputs.items() if n in wanted},
+                                 run_options(trial.config))
+        except Exception as exc:  # onnxruntime's own errors, as the trial process reports them
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return TrialResult(trial, error=f"{type(exc).__name__}: {first[:300]}")
+        summaries = {name: summarise(canonicalize(value, f"output {name!r}"))
+                     for name, value in zip(names, values, strict=True) if isinstance(value, np.ndarray)}
+        return TrialResult(trial, summaries=summaries)

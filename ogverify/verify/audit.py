@@ -36,7 +36,8 @@ from ogverify.verify import sampling
 
 DEFAULT_MAX_FAILURE_RATE = 0.01
 MAX_SAMPLE = 10_000_000
-MAX_EXPLAINED = 3
+# Failed records that get check's drift explanation by default (each costs up to --explain-budget trial runs).
+EXPLAIN_RECORDS = 3
 MAX_TENSOR_BYTES = 4 << 30
 Sample = int | Literal["all"] | None
 
@@ -76,6 +77,7 @@ class AuditOptions:
     timeout: float = 600.0
     explain: bool = True
     explain_budget: int = 32
+    explain_records: int = EXPLAIN_RECORDS
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class AuditResult:
     failing_bound: int | None = None
     records: tuple[Mapping[str, Any], ...] = ()
     statement: str = ""
+    explained: int = 0
+    not_explained: int = 0
 
     @property
     def exit_code(self) -> ExitCode:
@@ -140,7 +144,8 @@ class AuditResult:
             "seed": self.seed.hex(), "confidence": self.confidence, "max_failure_rate": self.max_failure_rate,
             "failing_records_upper_bound": self.failing_bound,
             "failure_rate_upper_bound": self.failure_rate_upper_bound,
-            "records": [dict(r) for r in self.records], "findings": report["findings"],
+            "records": [dict(r) for r in self.records], "explained": self.explained,
+            "not_explained": self.not_explained, "findings": report["findings"],
         }
 
 
@@ -195,15 +200,22 @@ def _loaded(location: str, reader: LogReader) -> _Loaded:
         return loaded
 
 
-def _tensor(reader: LogReader, ref: layout.TensorRef, what: str) -> Any:
+def _tensor(reader: LogReader, ref: layout.Ref, what: str) -> Any:
+    """A record's tensor, or its sequence, map or optional, checked against its digest and declaration."""
     import blake3
 
     from ogverify.model.agreement import check_tensor
     from ogverify.model.tensors import parse_npy
+    from ogverify.model.values import decode
 
     data = reader.tensor(ref, MAX_TENSOR_BYTES)
     if blake3.blake3(data).hexdigest() != ref.blake3:
         raise layout.LogFormatError(f"{what} does not match its digest (the stored bytes changed)")
+    if isinstance(ref, layout.ValueRef):
+        value_type, value = decode(data, what)
+        if str(value_type) != ref.type:
+            raise layout.LogFormatError(f"{what} holds a {value_type}, not the {ref.type} its entry names")
+        return value
     array = parse_npy(data, what)
     check_tensor(array, ref.dtype, ref.shape, what)
     return array
@@ -213,7 +225,8 @@ def run_batch(job: BatchJob) -> list[RecordOutcome]:
     """Read, verify and re-execute ``job``'s records (in any process: a pool or Dask worker, or here)."""
     from ogverify.evidence.comparison import ComparisonPolicy, OutputComparison
     from ogverify.evidence.execution import ExecutionConfig
-    from ogverify.model.compare import compare_output
+    from ogverify.model.compare import compare_value
+    from ogverify.model.values import type_of
 
     reader = LogReader(open_store(job.location))
     try:
@@ -236,6 +249,8 @@ def run_batch(job: BatchJob) -> list[RecordOutcome]:
                 raise layout.LogFormatError("it was recorded for another model or configuration than the log's")
             inputs = {t.name: _tensor(reader, t, f"input {t.name!r}") for t in entry.inputs}
             claimed = {t.name: _tensor(reader, t, f"claimed output {t.name!r}") for t in entry.outputs}
+            if entry.trace is not None:
+                reader.trace(entry.trace)  # committed to, so it must still be what was committed
         except OgverifyError as exc:  # a record the producer committed to, but cannot show
             outcomes.append(RecordOutcome(index, "fail", f"record {index}: {exc.message}"))
             continue
@@ -247,7 +262,8 @@ def run_batch(job: BatchJob) -> list[RecordOutcome]:
             outcomes.append(RecordOutcome(index, "error", f"record {index}: {result.message}"))
             continue
         comparisons: list[OutputComparison] = [
-            compare_output(name, claimed[name], result[name], policy.for_output(name)) for name in claimed]
+            compare_value(name, claimed[name], result[name], policy.for_output(name), type_of(claimed[name]))
+            for name in claimed]
         failing = [c for c in comparisons if not c.passed]
         if failing:
             outcome = RecordOutcome(index, "fail", f"record {index}: output '{failing[0].name}' [{failing[0].spec}]: "
@@ -268,13 +284,20 @@ def _reproduce(loaded: _Loaded, config: Any, ready: Sequence[tuple[int, dict[str
 
     from ogverify.errors import ReplayError
     from ogverify.model.tensors import canonicalize, for_runtime
+    from ogverify.model.values import is_tensor
     from ogverify.runtime.session import is_process_sticky
     from ogverify.verify.batch import worker_cache
 
     cache = worker_cache()
     results: dict[int, dict[str, Any] | OgverifyError] = {}
+    # Sequences, maps and optionals go through the cache's own run, which reads them as the session declares.
+    plain = [all(is_tensor(v) for v in (*inputs.values(), *claimed.values())) for _, inputs, claimed in ready]
+    valued = [r for r, tensors in zip(ready, plain, strict=True) if not tensors]
+    ready = [r for r, tensors in zip(ready, plain, strict=True) if tensors]
     if is_process_sticky(config):
-        for index, inputs, claimed in ready:
+        valued, ready = [*valued, *ready], []
+    if valued:
+        for index, inputs, claimed in valued:
             try:
                 results[index] = dict(cache.run_model(
                     loaded.model, inputs, list(claimed), config, timeout=timeout, model_key=loaded.model_key,
@@ -282,11 +305,12 @@ def _reproduce(loaded: _Loaded, config: Any, ready: Sequence[tuple[int, dict[str
                 ).outputs)
             except OgverifyError as exc:
                 results[index] = exc
+    if not ready:
         return results
     try:
         session = cache.session(loaded.model, config, loaded.model_key)
     except OgverifyError as exc:
-        return dict.fromkeys((index for index, _, _ in ready), exc)
+        return {**results, **dict.fromkeys((index for index, _, _ in ready), exc)}
     from ogverify.runtime.session import run_options
 
     options = run_options(config)
@@ -316,7 +340,7 @@ def _reproduce(loaded: _Loaded, config: Any, ready: Sequence[tuple[int, dict[str
         except queue.Empty:
             cache.poisoned = True  # the run still holds the session: this worker's cache starts afresh
             late = ReplayError(f"re-execution did not finish within {timeout:g} s")
-            return {index: results.get(index, late) for index, _, _ in ready}
+            return {**results, **{index: results.get(index, late) for index, _, _ in ready}}
         results[index] = answer
     return results
 
@@ -398,9 +422,19 @@ def _percent(value: float) -> str:
     return f"{value * 100:.3g}%"
 
 
-def _explanations(location: str, reader: LogReader, descriptor: Descriptor, failed: Sequence[RecordOutcome],
-                  options: AuditOptions) -> dict[int, Finding]:
-    """``check``'s drift explanation of the first failed records (each costs trial runs)."""
+@dataclass(frozen=True)
+class _Explained:
+    """``check``'s explanation of one failed record, and the first divergent node when its trace names one."""
+
+    finding: Finding
+    first_divergent_node: Mapping[str, Any] | None
+
+
+def _explanations(reader: LogReader, descriptor: Descriptor, failed: Sequence[RecordOutcome],
+                  options: AuditOptions) -> dict[int, _Explained]:
+    """``check``'s drift explanation of the first ``options.explain_records`` failed records whose
+    outputs differ (each costs trial runs). The record is exported as ``log export`` writes it, with
+    its trace when it has one, so the explanation localises the first node that differs."""
     from ogverify.evidence.log.records import write_record_bundle
     from ogverify.evidence.manifest import ModelFile
     from ogverify.verify.pipeline import CheckOptions, check_bundle
@@ -408,9 +442,7 @@ def _explanations(location: str, reader: LogReader, descriptor: Descriptor, fail
     template = descriptor.template
     files = [ModelFile.from_json(template["model"]), *(ModelFile.from_json(f) for f in template["model_files"])]
     found = {}
-    for outcome in failed[:MAX_EXPLAINED]:
-        if not outcome.comparisons:
-            continue
+    for outcome in [o for o in failed if o.comparisons][: options.explain_records]:
         with tempfile.TemporaryDirectory(prefix="ogverify-audit-explain-") as work:
             try:
                 path = write_record_bundle(reader, descriptor, files, reader.record(outcome.index),
@@ -420,7 +452,7 @@ def _explanations(location: str, reader: LogReader, descriptor: Descriptor, fail
             report = check_bundle(path, CheckOptions(allow_unsigned=True, timeout=options.timeout,
                                                      explain_budget=options.explain_budget))
         if report.explanation is not None:
-            found[outcome.index] = report.explanation
+            found[outcome.index] = _Explained(report.explanation, report.first_divergent_node)
     return found
 
 
@@ -506,8 +538,11 @@ def audit_log(location: str | os.PathLike[str], options: AuditOptions,
         raise
     failed = [outcomes[i] for i in indices if outcomes[i].status == "fail"]
     errors = [outcomes[i] for i in indices if outcomes[i].status == "error"]
-    explained = _explanations(where, reader, descriptor, failed, options) if options.explain and failed else {}
-    findings.append(_records(outcomes, indices, explained))
+    explained = _explanations(reader, descriptor, failed, options) if options.explain and failed else {}
+    drifted = [o for o in failed if o.comparisons]  # failed by their outputs: those an explanation is for
+    not_explained = len(drifted[options.explain_records :]) if options.explain else 0
+    findings.append(_records(outcomes, indices, {i: e.finding for i, e in explained.items()}, not_explained,
+                             options.explain_records))
     bound = sampling.failing_upper_bound(size, count, len(failed), options.confidence) if size else 0
     statement = (f"{len(failed)} of {count} sampled records failed: at {options.confidence * 100:g}% confidence at "
                  f"most {_percent(bound / size) if size else '0%'} of the {size:,} records fail")
@@ -521,11 +556,15 @@ def audit_log(location: str | os.PathLike[str], options: AuditOptions,
                             {"failing_records_upper_bound": bound, "confidence": options.confidence}))
     records = tuple({"index": o.index, "status": o.status, "message": o.message,
                      "comparisons": [dict(c) for c in o.comparisons],
-                     "explanation": explained[o.index].message if o.index in explained else None}
+                     "explanation": explained[o.index].finding.message if o.index in explained else None,
+                     "first_divergent_node": (dict(node) if o.index in explained
+                                              and (node := explained[o.index].first_divergent_node) is not None
+                                              else None)}
                     for o in (*failed, *errors))
     return done(checkpoint=checkpoint, previous=previous, sampled_indices=tuple(indices),
                 failed_indices=tuple(o.index for o in failed), error_indices=tuple(o.index for o in errors),
-                failing_bound=bound, records=records, statement=statement)
+                failing_bound=bound, records=records, statement=statement, explained=len(explained),
+                not_explained=not_explained)
 
 
 def _consistency(reader: LogReader, previous: note.Checkpoint, checkpoint: note.Checkpoint) -> Finding:
@@ -578,7 +617,7 @@ def _group(stage: str, subject: str, bad: Sequence[RecordOutcome], ok: str, fail
 
 
 def _records(outcomes: Mapping[int, RecordOutcome], indices: Sequence[int],
-             explained: Mapping[int, Finding]) -> Finding:
+             explained: Mapping[int, Finding], not_explained: int = 0, limit: int = EXPLAIN_RECORDS) -> Finding:
     reran = [outcomes[i] for i in indices]
     bad = [o for o in reran if o.status != "pass"]
     children = tuple(
@@ -592,5 +631,9 @@ def _records(outcomes: Mapping[int, RecordOutcome], indices: Sequence[int],
     status = Status.FAIL if failed else Status.ERROR
     named = ", ".join(str(i) for i in (failed or [o.index for o in bad])[:20])
     what = "failed" if failed else "could not be verified"
+    if not_explained:
+        children += (Finding("drift", "not explained", Status.SKIP,
+                             f"{not_explained} more failed record(s) not explained: only the first {limit} are "
+                             "(--explain-records N explains more)", {"not_explained": not_explained}),)
     return Finding("replay", "records", status, f"{len(failed or bad)} sampled record(s) {what}: {named}",
                    children=children)

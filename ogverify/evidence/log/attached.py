@@ -4,7 +4,8 @@ A record is signed *through the log*: its leaf is in a tree whose root a checkpo
 proof holds the record's entry (the leaf's JSON), the tree size, the inclusion path and the
 signed checkpoint. It counts as the bundle's signature when a trusted key signed the checkpoint,
 the path leads from the entry's leaf to the checkpoint's root, and the entry names exactly the
-bundle's manifest: the sha256 of its shared part, and each input and claimed output.
+bundle's manifest: the sha256 of its shared part, each input and claimed output, and its trace
+(the blake3 of the trace's canonical JSON; none when the record has none).
 """
 
 from __future__ import annotations
@@ -84,6 +85,18 @@ def manifest_tensors(entry: RecordEntry) -> tuple[list[dict[str, Any]], list[dic
     return [t.manifest_json() for t in entry.inputs], [t.manifest_json() for t in entry.outputs]
 
 
+def _trace_digest(trace: Any) -> str | None:
+    """The blake3 of a manifest's trace as a log stores it (its canonical JSON); None without one."""
+    import blake3
+
+    if trace is None:
+        return None
+    try:
+        return blake3.blake3(canonical_json.dumps(trace)).hexdigest()
+    except (BundleError, TypeError, ValueError):
+        return "not canonical JSON"
+
+
 def verify_log_proof(raw: bytes, manifest_json: Mapping[str, Any], keys: Iterable[Ed25519PublicKey],
                      names: Sequence[str] = ()) -> LogSignature:
     """Check ``log-proof.json`` bytes against a bundle's manifest (parsed) and trusted keys.
@@ -109,6 +122,9 @@ def verify_log_proof(raw: bytes, manifest_json: Mapping[str, Any], keys: Iterabl
     if inputs != manifest_json.get("inputs") or outputs != manifest_json.get("outputs"):
         return invalid(f"log proof: record {entry.index} of {checkpoint.origin} names other "
                             "inputs or claimed outputs than this bundle")
+    if _trace_digest(manifest_json.get("trace")) != (None if entry.trace is None else entry.trace.blake3):
+        return invalid(f"log proof: record {entry.index} of {checkpoint.origin} names another trace than "
+                       "this bundle's")
     if checkpoint.size != proof.tree_size:
         return invalid(f"log proof: the path is for a tree of {proof.tree_size} records, the "
                             f"checkpoint signs {checkpoint.size}")

@@ -17,8 +17,10 @@ grows, the wider one replaces it (the narrower is removed once ``size`` moved on
 the prefix they need, so one file serves every tree size.
 
 A record's leaf is the canonical JSON of ``RecordEntry``: its index, the sha256 of the shared
-manifest, and each input and claimed output (name, dtype, shape, blake3, size, and where its
-bytes are: pack and offset). The leaf commits to every byte of the record and of the model.
+manifest, each input and claimed output (name, dtype and shape, or the type of a sequence, map or
+optional; blake3, size, and where its bytes are: pack and offset) and, when the producer took
+one, the record's trace (blake3, size, pack and offset of its canonical JSON, in the same pack).
+The leaf commits to every byte of the record and of the model.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ogverify.evidence import canonical_json
 from ogverify.evidence.digest import HEX64
 from ogverify.evidence.log import merkle
 from ogverify.evidence.log.store import LogStore
+from ogverify.evidence.trace import MAX_TRACE_BYTES
 
 FORMAT = "ogverify-log"
 VERSION = 1
@@ -52,6 +55,9 @@ MAX_OFFSET = (1 << 53) - 1  # sizes and offsets in entries: exact in every JSON 
 MAX_TENSORS = 256
 NAME_LIMIT = 1024
 MAX_SHAPE = 1 << 40
+# A record's trace is its canonical JSON: the traced outputs stop at MAX_TRACE_BYTES, plus the
+# trace's own few fields and the separators.
+MAX_TRACE_BLOB = MAX_TRACE_BYTES + (64 << 10)
 
 
 class LogFormatError(BundleError):
@@ -101,6 +107,25 @@ def stored_width(level: int, n: int, size: int) -> int:
 # --- records --------------------------------------------------------------------------------
 
 
+def _stored_at(raw: Mapping[str, Any], index: int, what: str) -> tuple[str, int, int, int]:
+    """(blake3, size, pack, offset) of a stored piece of a record, validated."""
+    if not isinstance(raw["blake3"], str) or not HEX64.match(raw["blake3"]):
+        raise LogFormatError(f"record {index}: {what} has no valid blake3 digest")
+    for key in ("size", "pack", "offset"):
+        if not _count(raw[key], MAX_OFFSET):
+            raise LogFormatError(f"record {index}: {what} has no valid {key}")
+    if raw["pack"] > index:
+        raise LogFormatError(f"record {index}: {what} names a pack of later records")
+    return raw["blake3"], raw["size"], raw["pack"], raw["offset"]
+
+
+def _name(raw: Mapping[str, Any], index: int) -> str:
+    name = raw["name"]
+    if not isinstance(name, str) or not 0 < len(name) <= NAME_LIMIT:
+        raise LogFormatError(f"record {index}: a tensor name is not a short string")
+    return name
+
+
 @dataclass(frozen=True)
 class TensorRef:
     """One input or claimed output of a record, and where its .npy bytes are."""
@@ -117,6 +142,13 @@ class TensorRef:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "blake3": self.blake3,
                 "size": self.size, "pack": self.pack, "offset": self.offset}
 
+    def leaf_json(self) -> str:
+        """Its part of a leaf: canonical JSON written directly (keys sorted; the dtype and digest are
+        validated ASCII words, the numbers integers below 2**53)."""
+        return (f'{{"blake3":"{self.blake3}","dtype":"{self.dtype}","name":{json.dumps(self.name, ensure_ascii=False)},'
+                f'"offset":{self.offset},"pack":{self.pack},"shape":[{",".join(map(str, self.shape))}],'
+                f'"size":{self.size}}}')
+
     def manifest_json(self) -> dict[str, Any]:
         """The manifest's TensorEntry for this tensor, stored plain (as an exported bundle holds it)."""
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
@@ -127,21 +159,88 @@ class TensorRef:
     def from_json(cls, raw: Any, index: int) -> TensorRef:
         if not isinstance(raw, dict) or set(raw) != {"name", "dtype", "shape", "blake3", "size", "pack", "offset"}:
             raise LogFormatError(f"record {index}: a tensor entry does not have the fields of one")
-        name, dtype, shape = raw["name"], raw["dtype"], raw["shape"]
-        if not isinstance(name, str) or not 0 < len(name) <= NAME_LIMIT:
-            raise LogFormatError(f"record {index}: a tensor name is not a short string")
+        name = _name(raw, index)
+        dtype, shape = raw["dtype"], raw["shape"]
         if not isinstance(dtype, str) or not re.fullmatch(r"[a-z0-9]{1,16}", dtype):
             raise LogFormatError(f"record {index}: tensor {name!r} has no valid dtype")
         if not isinstance(shape, list) or len(shape) > 64 or not all(_count(d, MAX_SHAPE) for d in shape):
             raise LogFormatError(f"record {index}: tensor {name!r} has no valid shape")
-        if not isinstance(raw["blake3"], str) or not HEX64.match(raw["blake3"]):
-            raise LogFormatError(f"record {index}: tensor {name!r} has no valid blake3 digest")
-        for key in ("size", "pack", "offset"):
-            if not _count(raw[key], MAX_OFFSET):
-                raise LogFormatError(f"record {index}: tensor {name!r} has no valid {key}")
-        if raw["pack"] > index:
-            raise LogFormatError(f"record {index}: tensor {name!r} names a pack of later records")
-        return cls(name, dtype, tuple(shape), raw["blake3"], raw["size"], raw["pack"], raw["offset"])
+        return cls(name, dtype, tuple(shape), *_stored_at(raw, index, f"tensor {name!r}"))
+
+
+@dataclass(frozen=True)
+class ValueRef:
+    """A sequence, map or optional input or claimed output of a record: its type as onnxruntime
+    writes it, and where its canonical value encoding (``ogverify.model.values``) is."""
+
+    name: str
+    type: str
+    blake3: str
+    size: int
+    pack: int
+    offset: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "blake3": self.blake3, "size": self.size, "pack": self.pack,
+                "offset": self.offset}
+
+    def leaf_json(self) -> str:
+        return (f'{{"blake3":"{self.blake3}","name":{json.dumps(self.name, ensure_ascii=False)},'
+                f'"offset":{self.offset},"pack":{self.pack},"size":{self.size},"type":"{self.type}"}}')
+
+    def manifest_json(self) -> dict[str, Any]:
+        """The manifest's ValueEntry for this value, stored plain."""
+        return {"name": self.name, "type": self.type, "digest": {"blake3": self.blake3}, "size": self.size,
+                "encoding": "identity", "stored_size": self.size}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], index: int) -> ValueRef:
+        name = _name(raw, index)
+        kind = raw["type"]
+        if not isinstance(kind, str) or not VALUE_TYPE.fullmatch(kind):
+            raise LogFormatError(f"record {index}: value {name!r} has no valid type")
+        return cls(name, kind, *_stored_at(raw, index, f"value {name!r}"))
+
+
+# A value type as onnxruntime writes it: seq(map(int64,tensor(float))), optional(...) (checked in
+# full where the value is decoded; here only its alphabet and length).
+VALUE_TYPE = re.compile(r"[a-z0-9(),]{1,256}")
+
+Ref = TensorRef | ValueRef
+"""An input or claimed output of a record."""
+
+
+def ref_from_json(raw: Any, index: int) -> Ref:
+    """A tensor's entry, or a sequence's, map's or optional's (it has a ``type``)."""
+    if isinstance(raw, dict) and set(raw) == {"name", "type", "blake3", "size", "pack", "offset"}:
+        return ValueRef.from_json(raw, index)
+    return TensorRef.from_json(raw, index)
+
+
+@dataclass(frozen=True)
+class TraceRef:
+    """Where a record's trace is: the blake3 and size of its canonical JSON, its pack and offset."""
+
+    blake3: str
+    size: int
+    pack: int
+    offset: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"blake3": self.blake3, "size": self.size, "pack": self.pack, "offset": self.offset}
+
+    def leaf_json(self) -> str:
+        return f'{{"blake3":"{self.blake3}","offset":{self.offset},"pack":{self.pack},"size":{self.size}}}'
+
+    @classmethod
+    def from_json(cls, raw: Any, index: int) -> TraceRef:
+        if not isinstance(raw, dict) or set(raw) != {"blake3", "size", "pack", "offset"}:
+            raise LogFormatError(f"record {index}: the trace entry does not have the fields of one")
+        ref = cls(*_stored_at(raw, index, "the trace"))
+        if ref.size > MAX_TRACE_BLOB:
+            raise LogFormatError(f"record {index}: the trace declares {ref.size} bytes, over the "
+                                 f"{MAX_TRACE_BLOB}-byte limit of a trace")
+        return ref
 
 
 def _count(value: Any, limit: int) -> bool:
@@ -150,28 +249,25 @@ def _count(value: Any, limit: int) -> bool:
 
 @dataclass(frozen=True)
 class RecordEntry:
-    """A record as its leaf commits to it."""
+    """A record as its leaf commits to it (``trace``: where its trace is, when the producer took one)."""
 
     index: int
     log: str
-    inputs: tuple[TensorRef, ...]
-    outputs: tuple[TensorRef, ...]
+    inputs: tuple[Ref, ...]
+    outputs: tuple[Ref, ...]
+    trace: TraceRef | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "log": self.log, "inputs": [t.to_json() for t in self.inputs],
-                "outputs": [t.to_json() for t in self.outputs]}
+                "outputs": [t.to_json() for t in self.outputs],
+                **({} if self.trace is None else {"trace": self.trace.to_json()})}
 
     def leaf(self) -> bytes:
-        """The leaf bytes: canonical (RFC 8785) JSON, written directly (keys in sorted order; dtypes
-        and digests are validated ASCII words, numbers integers below 2**53)."""
-        def tensors(refs: tuple[TensorRef, ...]) -> str:
-            return ",".join(
-                f'{{"blake3":"{t.blake3}","dtype":"{t.dtype}","name":{json.dumps(t.name, ensure_ascii=False)},'
-                f'"offset":{t.offset},"pack":{t.pack},"shape":[{",".join(map(str, t.shape))}],"size":{t.size}}}'
-                for t in refs)
-
-        text = (f'{{"index":{self.index},"inputs":[{tensors(self.inputs)}],"log":"{self.log}",'
-                f'"outputs":[{tensors(self.outputs)}]}}')
+        """The leaf bytes: canonical (RFC 8785) JSON, written directly (keys in sorted order; dtypes,
+        types and digests are validated ASCII words, numbers integers below 2**53)."""
+        trace = "" if self.trace is None else f',"trace":{self.trace.leaf_json()}'
+        text = (f'{{"index":{self.index},"inputs":[{",".join(t.leaf_json() for t in self.inputs)}],'
+                f'"log":"{self.log}","outputs":[{",".join(t.leaf_json() for t in self.outputs)}]{trace}}}')
         try:
             return text.encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone surrogate in a tensor name
@@ -179,7 +275,7 @@ class RecordEntry:
 
     @classmethod
     def from_json(cls, raw: Any, index: int) -> RecordEntry:
-        if not isinstance(raw, dict) or set(raw) != {"index", "log", "inputs", "outputs"}:
+        if not isinstance(raw, dict) or set(raw) - {"trace"} != {"index", "log", "inputs", "outputs"}:
             raise LogFormatError(f"record {index}: the entry does not have the fields of one")
         if raw["index"] != index or isinstance(raw["index"], bool):
             raise LogFormatError(f"record {index}: the entry says it is record {str(raw['index'])[:30]}")
@@ -190,8 +286,9 @@ class RecordEntry:
             items = raw[key]
             if not isinstance(items, list) or len(items) > MAX_TENSORS:
                 raise LogFormatError(f"record {index}: {key} is not a list of at most {MAX_TENSORS}")
-            tensors.append(tuple(TensorRef.from_json(item, index) for item in items))
-        return cls(index, raw["log"], tensors[0], tensors[1])
+            tensors.append(tuple(ref_from_json(item, index) for item in items))
+        trace = TraceRef.from_json(raw["trace"], index) if "trace" in raw else None
+        return cls(index, raw["log"], tensors[0], tensors[1], trace)
 
     @classmethod
     def parse(cls, leaf: bytes, index: int) -> RecordEntry:
@@ -222,9 +319,13 @@ def template_digest(template: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json.dumps(dict(template))).hexdigest()
 
 
+RECORD_KEYS = ("inputs", "outputs", "trace")
+"""What a record adds to the shared manifest: its inputs, claimed outputs and trace."""
+
+
 def template_of(manifest_json: Mapping[str, Any]) -> dict[str, Any]:
-    """A bundle manifest's shared part: everything but its inputs and outputs."""
-    return {k: v for k, v in manifest_json.items() if k not in ("inputs", "outputs")}
+    """A bundle manifest's shared part: everything but what a record adds (``RECORD_KEYS``)."""
+    return {k: v for k, v in manifest_json.items() if k not in RECORD_KEYS}
 
 
 def encode_entries(leaves: Iterable[bytes]) -> bytes:
@@ -281,8 +382,8 @@ class Descriptor:
         origin, template = parsed.get("origin"), parsed.get("manifest")
         if not isinstance(origin, str) or not origin or "\n" in origin or not isinstance(template, dict):
             raise LogFormatError(f"{DESCRIPTOR} has no valid origin and manifest")
-        if "inputs" in template or "outputs" in template:
-            raise LogFormatError(f"{DESCRIPTOR}: the shared manifest must not hold tensors")
+        if any(key in template for key in RECORD_KEYS):
+            raise LogFormatError(f"{DESCRIPTOR}: the shared manifest must not hold tensors or a trace")
         return cls(origin, template)
 
 
@@ -357,11 +458,20 @@ class LogReader:
     def record(self, index: int) -> RecordEntry:
         return RecordEntry.parse(self.leaf(index), index)
 
-    def tensor(self, ref: TensorRef, limit: int) -> bytes:
-        """A tensor's .npy bytes as stored (the caller verifies the digest)."""
+    def tensor(self, ref: Ref, limit: int) -> bytes:
+        """A tensor's .npy bytes (a value's encoding) as stored (the caller verifies the digest)."""
         if ref.size > limit:
             raise LogFormatError(f"tensor {ref.name!r} declares {ref.size} bytes, over the {limit}-byte limit")
         return self.store.read_range(pack_path(ref.pack), ref.offset, ref.size)
+
+    def trace(self, ref: TraceRef) -> bytes:
+        """A record's trace, its canonical JSON, checked against its blake3 digest."""
+        import blake3
+
+        data = self.store.read_range(pack_path(ref.pack), ref.offset, ref.size)
+        if blake3.blake3(data).hexdigest() != ref.blake3:
+            raise LogFormatError("the record's trace does not match its digest (the stored bytes changed)")
+        return data
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from ogverify.errors import BundleError
+from ogverify.evidence import canonical_json
 from ogverify.evidence.digest import digest_bytes
 from ogverify.evidence.log.attached import LogProof, manifest_tensors
 from ogverify.evidence.log.layout import Descriptor, LogFormatError, LogReader, RecordEntry, blob_path
 from ogverify.evidence.manifest import Manifest, ModelFile
+from ogverify.evidence.trace import Trace
 
 MAX_TENSOR_BYTES = 1 << 40
 
@@ -37,14 +41,39 @@ def write_model(reader: LogReader, files: Sequence[ModelFile], folder: Path) -> 
     return folder / files[0].name
 
 
+def record_trace(reader: LogReader, entry: RecordEntry) -> dict[str, Any]:
+    """Record ``entry``'s trace (the manifest's ``trace``), checked against its digest and canonical form.
+
+    Raises:
+        LogFormatError: no trace, or one that changed or is not a trace's canonical JSON.
+    """
+    if entry.trace is None:
+        raise LogFormatError(f"record {entry.index} has no trace")
+    data = reader.trace(entry.trace)
+    what = f"record {entry.index}'s trace"
+    try:
+        raw = canonical_json.loads_strict(data, what)
+        if not isinstance(raw, dict) or canonical_json.dumps(Trace.from_json(raw).to_json()) != data:
+            raise LogFormatError(f"{what} is not the canonical JSON of a trace")
+    except BundleError as exc:
+        raise LogFormatError(f"{what}: {exc.message}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LogFormatError(f"{what} is not a trace: {exc}") from exc
+    return raw
+
+
 def write_record_bundle(reader: LogReader, descriptor: Descriptor, files: Sequence[ModelFile], entry: RecordEntry,
                         out: Path, *, proof: LogProof | None = None, overwrite: bool = False) -> Path:
     """Record ``entry`` as an ordinary bundle at ``out``: the shared manifest with its tensors, stored
-    plain, and ``proof`` as its ``log-proof.json``."""
+    plain, and its trace (as ``pack --trace`` stores one), and ``proof`` as its ``log-proof.json``."""
     from ogverify.evidence.bundle import BundleWriter
 
     inputs, outputs = manifest_tensors(entry)
-    manifest = Manifest.from_json({**descriptor.template, "inputs": inputs, "outputs": outputs})
+    extra = {} if entry.trace is None else {"trace": record_trace(reader, entry)}
+    try:
+        manifest = Manifest.from_json({**descriptor.template, "inputs": inputs, "outputs": outputs, **extra})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LogFormatError(f"record {entry.index}: its manifest cannot be made: {exc}") from exc
     with BundleWriter(out, overwrite=overwrite, compress=False) as writer:
         for model_file in files:
             writer.add_bytes(model_blob(reader, model_file))
