@@ -120,6 +120,24 @@ def tensor_path_escape(h: Honest) -> None:
     _reseal(h)
 
 
+def huge_trace(h: Honest) -> None:
+    """A record naming a trace larger than any trace may be: refused before it is read."""
+    size = layout.MAX_TRACE_BLOB + 1
+    _rewrite_entry(h, 0, lambda e: e.__setitem__("trace", {"blake3": "0" * 64, "size": size, "pack": 0, "offset": 0}))
+    _reseal(h)
+
+
+def tensor_posing_as_a_value(h: Honest) -> None:
+    """An output entry that names a sequence type over a plain tensor's bytes."""
+    def change(entry: dict[str, object]) -> None:
+        output = entry["outputs"][0]  # type: ignore[index]
+        del output["dtype"], output["shape"]
+        output["type"] = "seq(tensor(float))"
+
+    _rewrite_entry(h, 0, change)
+    _reseal(h)
+
+
 def many_signatures(h: Honest) -> None:
     reader = layout.LogReader(_store(h.log))
     _sign(h, 300, merkle.tree_root(reader, 300), signatures=note.MAX_SIGNATURES + 1)
@@ -152,6 +170,8 @@ CASES: list[tuple[Callable[[Honest], None], int, str]] = [
     (model_path_escape, 3, "points outside"),
     (tensor_path_escape, 1, "no valid blake3 digest"),
     (many_signatures, 1, "over the limit"),
+    (huge_trace, 1, "limit of a trace"),
+    (tensor_posing_as_a_value, 1, "not an ogverify value"),
     (truncated_pack, 1, "ends before"),
     (garbage_descriptor, 3, "duplicate"),
 ]
