@@ -323,14 +323,14 @@ class EvidenceLog:
         tiles = self._tiles()
         first = tiles.size
         chunk = max(1, min(count, WRITE_BYTES // width))
-        leaves: list[bytes] = []
-        # Two chunk buffers, reused: while one is written (on a thread: a write releases the GIL),
+        # Two chunk buffers, reused: while one is written (on a thread: file writes release the GIL),
         # the next is laid out and hashed. A fresh buffer per chunk costs its page faults each time.
         buffers = [np.empty((chunk, width), np.uint8) for _ in range(min(2, -(-count // chunk)))]
         for buffer in buffers:  # the headers never change: laid once
             for _, _, _, _, at, _, header, _ in parts:
                 buffer[:, at : at + len(header)] = np.frombuffer(header, np.uint8)
         pending: list[Future[Any] | None] = [None] * len(buffers)
+        written: list[Future[Any]] = []  # the chunks' tiles, added on the writer thread
         out: Any = None
         pack, offset = first, 0
         with ThreadPoolExecutor(1, thread_name_prefix="ogverify-log-write") as writer:
@@ -349,12 +349,15 @@ class EvidenceLog:
                             writer.submit(out.close)
                         pack, offset = first + start, 0
                         out = self.store.open_write(layout.pack_path(pack))
+                    digests = iter([blake3.blake3(data[row * width + at : row * width + at + size]).hexdigest()
+                                    for row in range(stop - start) for _, at, size, _, _ in templates])
                     pieces: list[tuple[int, int]] = []  # (begin, end) of bytes in ``data`` to store
+                    leaves: list[bytes] = []
                     for row in range(stop - start):
                         texts: list[list[str]] = [[], []]
                         for side, at, size, head, tail in templates:
                             begin = row * width + at
-                            digest = blake3.blake3(data[begin : begin + size]).hexdigest()
+                            digest = next(digests)
                             where = self._stored.get(digest)
                             if where is None:
                                 where = self._stored[digest] = (pack, offset)
@@ -371,21 +374,23 @@ class EvidenceLog:
                                              f"{MAX_LEAF_BYTES}-byte limit of a log entry")
                         leaves.append(leaf)
                     pending[slot] = writer.submit(_write_pieces, out, data, pieces)
-                for future in pending:
+                    written.append(writer.submit(tiles.add, leaves))  # full tiles only: size moves at commit
+                for future in (*pending, *written):
                     if future is not None:
                         future.result()
                 if out is not None:
                     writer.submit(out.close).result()
                     out = None
             except BaseException:
-                for future in pending:  # let the writes end before the file is given up
+                for future in (*pending, *written):  # let the writes end before the file is given up
                     if future is not None:
                         future.exception()
                 if out is not None:
                     writer.submit(out.__exit__, RuntimeError, None, None).exception()
                 self._stored = {k: v for k, v in self._stored.items() if v[0] < first}
+                self._writer = None  # its leaves were not committed: read the tiles afresh
                 raise
-        tiles.append(leaves)
+        tiles.commit()
         self._forget()
         return range(first, first + count)
 
@@ -505,7 +510,11 @@ class EvidenceLog:
                 out.__exit__(RuntimeError, None, None)
             self._stored = {k: v for k, v in self._stored.items() if v[0] < first}
             raise
-        tiles.append(leaves)
+        try:
+            tiles.append(leaves)
+        except BaseException:
+            self._writer = None  # not committed: read the tiles afresh
+            raise
         self._forget()
         return range(first, first + len(leaves))
 

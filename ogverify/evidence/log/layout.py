@@ -487,6 +487,7 @@ class TileWriter:
     def __init__(self, store: LogStore, size: int) -> None:
         self.store = store
         self.size = size
+        self.committed = size
         reader = LogReader(store)
         reader._size = size
         self.partial: list[list[bytes]] = []
@@ -506,13 +507,18 @@ class TileWriter:
             self.entries = list(reader._bundles[n])
 
     def append(self, leaves: Sequence[bytes]) -> None:
-        """Add the leaves, writing full tiles as they complete and the partial ones at the end.
+        """Add the leaves and commit: full tiles as they complete, then the partial ones and ``size``."""
+        self.add(leaves)
+        self.commit()
+
+    def add(self, leaves: Sequence[bytes]) -> None:
+        """Add leaves, writing the tiles and entry bundles they complete; readers see them only
+        after ``commit`` (``size`` still names the old tree, whose files are unchanged).
 
         A batch is hashed level by level: the leaf hashes at once, then each tile completed on a
         level gives one hash to the level above (the files are those of one leaf at a time).
         """
         old_size = self.size
-        old_partials = self._partial_paths(old_size)
         entries = self.entries + list(leaves)
         bundle = old_size // TILE_WIDTH
         full = len(entries) // TILE_WIDTH
@@ -538,11 +544,15 @@ class TileWriter:
             before >>= TILE_HEIGHT
             level += 1
         self.size += len(leaves)
+
+    def commit(self) -> None:
+        """Write the partial tiles, then ``size``; remove the partials the committed size no longer names."""
         for path, data in self._partials():
             self.store.write(path, data)
         self.store.write(SIZE, f"{self.size}\n".encode("ascii"))
-        for path in old_partials - self._partial_paths(self.size):
+        for path in self._partial_paths(self.committed) - self._partial_paths(self.size):
             self.store.remove(path)
+        self.committed = self.size
 
     def _partials(self) -> list[tuple[str, bytes]]:
         out = []
