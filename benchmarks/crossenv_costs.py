@@ -29,9 +29,7 @@ from tests.fixtures import models  # noqa: E402
 
 ONE_INFERENCE = """
 import sys, numpy as np, onnxruntime as ort
-options = ort.SessionOptions()
-options.intra_op_num_threads = 1
-session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])  # default options
 session.run(None, {sys.argv[2]: np.load(sys.argv[3])})
 """
 

@@ -88,22 +88,58 @@ def matmul_chain(
             out = "y" if index == layers - 1 else f"h{index}"
             nodes.append(helper.make_node("Tanh", [f"m{index}"], [out]))
             previous = out
+    return _save(folder / f"{name}.onnx", nodes, initializers, [batch, dim], [batch, dim])
+
+
+def _save(path: Path, nodes: list[object], initializers: list[object], x_shape: list[int | str],
+          y_shape: list[int | str]) -> Path:
+    """The graph x → nodes → y as an opset-17 model file at ``path``."""
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
-        nodes,
-        name,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, dim])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, dim])],
-        initializers,
+        nodes,  # type: ignore[arg-type]
+        path.stem,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
+        initializers,  # type: ignore[arg-type]
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
-    path = folder / f"{name}.onnx"
     path.write_bytes(model.SerializeToString())
     return path
 
 
 def input_for(dim: int, batch: int, path: Path, seed: int = 1) -> Path:
     """A float32[batch, dim] input saved as .npy."""
+    return image_input((batch, dim), path, seed)
+
+
+def conv_net(folder: Path, *, name: str, batch: int, channels: int, size: int, layers: int, seed: int = 0) -> Path:
+    """x[batch, channels, size, size] → (3x3 Conv, pad 1 → Relu) x layers → GlobalAveragePool → y.
+
+    Compute-bound at the defaults a user runs (all cores): each layer is
+    2 * 9 * channels^2 * size^2 * batch flops on weights of 36 * channels^2 bytes, inline.
+    """
+    import onnx
+    from onnx import helper
+
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    np.save(path, rng.standard_normal((batch, dim), dtype=np.float32), allow_pickle=False)
+    scale = np.float32(1.0 / np.sqrt(9 * channels))
+    initializers, nodes, previous = [], [], "x"
+    for index in range(layers):
+        weight = rng.standard_normal((channels, channels, 3, 3), dtype=np.float32) * scale
+        initializers.append(onnx.numpy_helper.from_array(weight, f"w{index}"))
+        nodes.append(helper.make_node("Conv", [previous, f"w{index}"], [f"c{index}"], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"c{index}"], [f"r{index}"]))
+        previous = f"r{index}"
+    nodes.append(helper.make_node("GlobalAveragePool", [previous], ["y"]))
+    return _save(folder / f"{name}.onnx", nodes, initializers, [batch, channels, size, size],
+                 [batch, channels, 1, 1])
+
+
+def image_input(shape: tuple[int, ...], path: Path, seed: int = 1) -> Path:
+    """A float32 input of ``shape`` saved as .npy."""
+    rng = np.random.default_rng(seed)
+    np.save(path, rng.standard_normal(shape, dtype=np.float32), allow_pickle=False)
     return path

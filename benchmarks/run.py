@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from models import input_for, matmul_chain
+from models import conv_net, image_input, input_for, matmul_chain
 
 PYTHON = sys.executable
 MiB = 1 << 20
@@ -144,17 +144,14 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+# What a user runs instead of ogverify: onnxruntime at its default SessionOptions (no thread count
+# pinned: intra-op threads = this machine's physical cores; ORT_ENABLE_ALL; sequential).
 BARE_SCRIPT = """
 import sys
 import numpy as np
 import onnxruntime as ort
 
-options = ort.SessionOptions()
-options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-options.intra_op_num_threads = 1
-options.inter_op_num_threads = 1
-session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 session.run(None, {"x": np.load(sys.argv[2])})
 """
 
@@ -328,8 +325,8 @@ def check_breakdown(work: Path, bundle: Path, key: Path | None = None) -> str:
     check needs it, not ahead, so the profile shows the parent's work in sequence.
     """
     process = run([PYTHON, "-c", PROFILE_SCRIPT, *_check_cmd(bundle, key)[len(ogverify_command()):]], work)
-    wanted = {"verify.py(check_bundle)": "check_bundle", "verify.py(_integrity)": "integrity (hash, copy out)",
-              "verify.py(_signatures)": "signatures", "child.py(run)": "re-execution process (wall)"}
+    wanted = {"pipeline.py(check_bundle)": "check_bundle", "pipeline.py(_integrity)": "integrity (hash, copy out)",
+              "pipeline.py(_signatures)": "signatures", "child.py(run)": "re-execution process (wall)"}
     found: dict[str, float] = {}
     total = 0.0
     for line in process.stdout.splitlines():
@@ -369,6 +366,28 @@ def bench_check_compute(work: Path, sizes: Sizes) -> list[Row]:
     return rows
 
 
+def bench_check_conv(work: Path, sizes: Sizes) -> list[Row]:
+    """A conv net that is compute-bound at the defaults a user runs: every core busy for ~1 s."""
+    folder = work / "conv"
+    shape = (32, 128, 28, 28)
+    model = conv_net(folder, name="conv", batch=shape[0], channels=shape[1], size=shape[2], layers=6)
+    x = image_input(shape, folder / "x.npy")
+    bundle, key = _signed_bundle(folder, model, x)
+    repeats = max(7, sizes.repeats)
+    check_s, bare_s = _check_vs_bare(folder, model, x, bundle, key, repeats)
+    ratio = check_s / bare_s
+    threads = json.loads(run([*ogverify_command(), "inspect", str(bundle), "--format", "json"], folder).stdout)
+    recorded = threads["execution"]["session_options"]["intra_op_num_threads"]
+    breakdown = check_breakdown(folder, bundle, key)
+    rows = [Row(f"check, compute-bound conv net (6 3x3 convs, batch 32, 128 channels, 28x28; signed; median of "
+                f"{repeats} interleaved)", fmt_s(check_s), "bare onnxruntime script, default options " + fmt_s(bare_s),
+                f"{ratio:.2f}x", "<= 1.15x bare (bare >= 0.5 s)", verdict(ratio <= 1.15) if bare_s >= 0.5 else "SKIP",
+                ("" if bare_s >= 0.5 else "bare run under 0.5 s; ")
+                + f"pack --run recorded {recorded} intra-op threads; check spends: " + breakdown)]
+    shutil.rmtree(folder)
+    return rows
+
+
 def bench_check_tiny(work: Path, sizes: Sizes) -> list[Row]:
     folder = work / "tiny"
     model = matmul_chain(folder, name="tiny", dim=16, layers=2, batch=4, external=False)
@@ -391,10 +410,7 @@ import numpy as np
 import onnxruntime as ort
 import ogverify
 model, out, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-options = ort.SessionOptions()
-options.intra_op_num_threads = 1
-options.inter_op_num_threads = 1
-session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])  # default options, as pack records
 rng = np.random.default_rng(3)
 for index in range(count):
     x = rng.standard_normal((4, 16), dtype=np.float32)
@@ -499,6 +515,7 @@ BENCHES: dict[str, Callable[[Path, Sizes], list[Row]]] = {
     "help": bench_help,
     "hash": bench_hash,
     "check": bench_check_compute,
+    "conv": bench_check_conv,
     "tiny": bench_check_tiny,
     "batch": bench_batch,
     "zstd": bench_zstd,
