@@ -115,3 +115,11 @@ def test_more_threads_than_cores_are_reported_and_still_run(tmp_path: Path, mlp_
     assert note.message.endswith(f"this model's profile shows threads ({recorded}, 1, 2) do not change its bits")
     assert note.message in TextFormatter().render([report]).replace("\n│   ", " ")
     assert report.to_json()["replay"]["intra_op_num_threads"] == recorded
+
+
+def test_log_init_without_threads_records_the_default(tmp_path: Path, run_cli: RunCli) -> None:
+    from ogverify.packing.log import EvidenceLog
+
+    log = tmp_path / "log"
+    assert run_cli("log", "init", log, FIXTURES / "models" / "mlp.onnx").exit_code == 0
+    assert EvidenceLog.open(log).config.intra_op_num_threads == physical_cores()
