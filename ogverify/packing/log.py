@@ -330,7 +330,7 @@ class EvidenceLog:
             for _, _, _, _, at, _, header, _ in parts:
                 buffer[:, at : at + len(header)] = np.frombuffer(header, np.uint8)
         pending: list[Future[Any] | None] = [None] * len(buffers)
-        written: list[Future[Any]] = []  # the chunks' tiles, added on the writer thread
+        written: list[Future[Any]] = []  # the files of the chunks' full tiles, written on the writer thread
         out: Any = None
         pack, offset = first, 0
         with ThreadPoolExecutor(1, thread_name_prefix="ogverify-log-write") as writer:
@@ -374,7 +374,9 @@ class EvidenceLog:
                                              f"{MAX_LEAF_BYTES}-byte limit of a log entry")
                         leaves.append(leaf)
                     pending[slot] = writer.submit(_write_pieces, out, data, pieces)
-                    written.append(writer.submit(tiles.add, leaves))  # full tiles only: size moves at commit
+                    # The tiles' hashes here, their files on the writer thread: a thread that ran Python
+                    # would hold the GIL that blake3 gives up and takes back for every tensor it hashes.
+                    tiles.add(leaves, lambda path, data: written.append(writer.submit(self.store.write, path, data)))
                 for future in (*pending, *written):
                     if future is not None:
                         future.result()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -511,20 +511,21 @@ class TileWriter:
         self.add(leaves)
         self.commit()
 
-    def add(self, leaves: Sequence[bytes]) -> None:
-        """Add leaves, writing the tiles and entry bundles they complete; readers see them only
-        after ``commit`` (``size`` still names the old tree, whose files are unchanged).
+    def add(self, leaves: Sequence[bytes], write: Callable[[str, bytes], object] | None = None) -> None:
+        """Add leaves, writing the tiles and entry bundles they complete (through ``write``, default
+        the store's); readers see them only after ``commit`` (``size`` still names the old tree,
+        whose files are unchanged).
 
         A batch is hashed level by level: the leaf hashes at once, then each tile completed on a
         level gives one hash to the level above (the files are those of one leaf at a time).
         """
+        write = write or self.store.write
         old_size = self.size
         entries = self.entries + list(leaves)
         bundle = old_size // TILE_WIDTH
         full = len(entries) // TILE_WIDTH
         for k in range(full):
-            self.store.write(entries_path(bundle + k, TILE_WIDTH),
-                             encode_entries(entries[k * TILE_WIDTH : (k + 1) * TILE_WIDTH]))
+            write(entries_path(bundle + k, TILE_WIDTH), encode_entries(entries[k * TILE_WIDTH : (k + 1) * TILE_WIDTH]))
         self.entries = entries[full * TILE_WIDTH :]
         hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
         before = old_size  # hashes of this level before the append
@@ -538,7 +539,7 @@ class TileWriter:
             hashes = []
             for k in range(full):
                 tile = current[k * TILE_WIDTH : (k + 1) * TILE_WIDTH]
-                self.store.write(tile_path(level, n + k, TILE_WIDTH), b"".join(tile))
+                write(tile_path(level, n + k, TILE_WIDTH), b"".join(tile))
                 hashes.append(merkle.root_of(tile))
             self.partial[level] = current[full * TILE_WIDTH :]
             before >>= TILE_HEIGHT
