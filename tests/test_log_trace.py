@@ -172,3 +172,22 @@ def test_sequences_maps_and_optionals_are_logged_exported_and_audited(tmp_path: 
         opened.append({"parts": [np.array([1, 2], np.float32), np.array([4], np.float32)]})
         opened.checkpoint([key])
     assert _audit(run_cli, tmp_path / "seq", pub)[0] == 0
+
+
+def test_a_failed_append_leaves_the_log_as_it_was(tmp_path: Path) -> None:
+    model = add_double_model(tmp_path / "m.onnx")
+    trees = []
+    for name, fail in (("failed", True), ("clean", False)):
+        with EvidenceLog.create(tmp_path / name, model) as log:
+            log.append_batch({"x": records(300)})
+            if fail:
+                bad = {"x": records(1)[0].astype(np.float64)}
+                with pytest.raises(Exception, match="expects float32"):
+                    log.append_many([({"x": records(1, start=400)[0]}, None), (bad, None)])
+                with pytest.raises(Exception, match="first dimension"):
+                    log.append_batch({"x": records(3)}, {"y": records(2)})
+                assert log.size == 300
+            log.append_batch({"x": records(20, start=300)})
+        trees.append({p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
+                      for p in (tmp_path / name).rglob("*") if p.is_file() and p.name != "log.json"})
+    assert trees[0] == trees[1]

@@ -6,13 +6,14 @@
 
     log = ogverify.EvidenceLog.create("evidence-log/", "model.onnx")   # or "s3://bucket/log"
     index = log.append({"x": x}, {"y": y})            # one record: inputs and claimed outputs
+    log.append({"x": x}, trace=True)                  # run the model now, and keep the run's trace
     log.append_batch({"x": xs}, {"y": ys})            # many: the first axis indexes records
     note = log.checkpoint(["producer.key"])           # a C2SP signed-note checkpoint
     log.export(index, "record.ogb")                   # one record as a bundle, signed through the log
 
-The model and the execution configuration are stored once. Each append writes one tensor pack
-(every distinct tensor once), the tiles that changed and the new size; nothing is rewritten but
-the partial tiles. A log has one writer at a time.
+The model and the execution configuration are stored once. Each append writes one pack (every
+distinct tensor, value and trace once), the tiles that changed and the new size; nothing is
+rewritten but the partial tiles. A log has one writer at a time.
 """
 
 from __future__ import annotations
