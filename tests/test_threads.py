@@ -45,6 +45,44 @@ def test_physical_cores_is_the_pool_onnxruntime_starts_at_its_default() -> None:
     assert added + 1 == physical_cores()
 
 
+# A re-execution process's session (worker.fresh_session) for a recorded count: the count its
+# options hold (0: onnxruntime's default) and the threads it started. With a second argument,
+# ogverify believes this machine has that many cores: onnxruntime's default then starts another
+# count, which build_session must notice.
+FRESH_SESSION = """
+import os, sys
+import onnxruntime as ort
+import ogverify.runtime.session
+from ogverify.evidence.execution import ExecutionConfig
+from ogverify.runtime.worker import fresh_session
+if len(sys.argv) > 3:
+    ogverify.runtime.session.physical_cores = lambda: int(sys.argv[3])
+config = ExecutionConfig(runtime_version=ort.__version__, intra_op_num_threads=int(sys.argv[2]))
+before = len(os.listdir("/proc/self/task"))
+session = fresh_session(sys.argv[1], config, "")
+print(session.get_session_options().intra_op_num_threads, len(os.listdir("/proc/self/task")) - before)
+"""
+
+
+def _fresh(*args: int) -> tuple[int, int]:
+    process = subprocess.run([sys.executable, "-c", FRESH_SESSION, str(FIXTURES / "models" / "mlp.onnx"),
+                              *map(str, args)], capture_output=True, text=True, check=True)
+    options, started = process.stdout.split()
+    return int(options), int(started)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through Linux's /proc")
+def test_a_fresh_process_runs_the_recorded_count_as_onnxruntime_defaults_do() -> None:
+    cores = physical_cores()
+    # The recorded count is onnxruntime's default here: built at the default (threads pinned to
+    # cores, as the producer's script ran), and the pool it started is the recorded count.
+    assert _fresh(cores) == ((0, cores - 1) if cores > 1 else (1, 0))
+    # Another count: set as recorded.
+    assert _fresh(cores + 1) == (cores + 1, cores)
+    # Had ogverify counted the cores wrong, the default's pool would differ: built again, as recorded.
+    assert _fresh(cores + 1, cores + 1) == (cores + 1, cores)
+
+
 def _cpu(root: Path, cpu: int, siblings: str, name: str = "core_cpus_list") -> None:
     topology = root / f"cpu{cpu}" / "topology"
     topology.mkdir(parents=True)

@@ -11,6 +11,8 @@ on a path that leaves all numeric work to the re-execution process.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ PROCESS_STICKY_ENTRIES = frozenset({"session.set_denormal_as_zero"})
 
 
 SPINNING = "session.intra_op.allow_spinning"
+AFFINITIES = "session.intra_op_thread_affinities"
 
 
 def is_process_sticky(config: ExecutionConfig) -> bool:
@@ -55,14 +58,35 @@ def check_runnable(config: ExecutionConfig) -> None:
         raise RuntimeUnavailableError(f"onnxruntime {ort.__version__} has no {config.graph_optimization_level}")
 
 
-def session_options(config: ExecutionConfig, *, log_severity_level: int = 3) -> Any:
-    """The ``SessionOptions`` for ``config`` (onnxruntime's log quiet unless asked)."""
+def _is_runtime_default(config: ExecutionConfig) -> bool:
+    """Whether onnxruntime's own default (``intra_op_num_threads = 0``) gives ``config``'s thread
+    pool here: the same number of threads, which it then pins one to a core, as the producer's
+    own script at default options ran. Pinning decides where a thread runs, never how the work is
+    split: the bits are those of the recorded count."""
+    return (1 < config.intra_op_num_threads == physical_cores() and config.execution_mode == "ORT_SEQUENTIAL"
+            and AFFINITIES not in config.config_entries and sys.platform.startswith("linux"))
+
+
+def _threads_now() -> int | None:
+    """This process's threads (Linux), to read back the pool a session started."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
+def session_options(config: ExecutionConfig, *, log_severity_level: int = 3, runtime_default: bool = False) -> Any:
+    """The ``SessionOptions`` for ``config`` (onnxruntime's log quiet unless asked).
+
+    ``runtime_default``: leave the intra-op thread count to onnxruntime (0) where its default
+    resolves to the recorded count here (``_is_runtime_default``); ``build_session`` verifies it did.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, config.graph_optimization_level)
     options.execution_mode = getattr(ort.ExecutionMode, config.execution_mode)
-    options.intra_op_num_threads = config.intra_op_num_threads
+    options.intra_op_num_threads = 0 if runtime_default else config.intra_op_num_threads
     options.inter_op_num_threads = config.inter_op_num_threads
     options.log_severity_level = log_severity_level
     for key, value in config.config_entries.items():
@@ -82,6 +106,7 @@ def build_session(
     disabled_optimizers: Sequence[str] = (),
     optimized_model: Path | None = None,
     log_severity_level: int = 3,
+    alone: bool = False,
 ) -> Any:
     """An ``InferenceSession`` of ``model`` under exactly ``config``.
 
@@ -90,15 +115,32 @@ def build_session(
         optimized_model: write the optimised graph there, its weights beside it in
             ``optimized.data`` (a multi-GB model must not become one in-memory protobuf).
         log_severity_level: onnxruntime's log level; 1 lists the graph transformers applied.
+        alone: the caller is a process's only session, built while no other thread starts or
+            ends (a fresh re-execution process): where onnxruntime's default thread count is the
+            recorded one, the session is built at that default, threads pinned to cores as in the
+            producer's own script, and the threads it started are counted; any other count, and
+            it is built again with the recorded count set.
 
     Raises:
         RuntimeUnavailableError: a provider or optimisation level this onnxruntime lacks.
         Exception: whatever onnxruntime raises for a model it cannot load.
     """
+    check_runnable(config)
+    if alone and _is_runtime_default(config):
+        before = _threads_now()
+        session = _create(model, config, disabled_optimizers, optimized_model, log_severity_level, runtime_default=True)
+        after = _threads_now()
+        if before is not None and after is not None and after - before + 1 == config.intra_op_num_threads:
+            return session
+        del session
+    return _create(model, config, disabled_optimizers, optimized_model, log_severity_level)
+
+
+def _create(model: Path | str, config: ExecutionConfig, disabled_optimizers: Sequence[str],
+            optimized_model: Path | None, log_severity_level: int, *, runtime_default: bool = False) -> Any:
     import onnxruntime as ort
 
-    check_runnable(config)
-    options = session_options(config, log_severity_level=log_severity_level)
+    options = session_options(config, log_severity_level=log_severity_level, runtime_default=runtime_default)
     if optimized_model is not None:
         options.optimized_model_filepath = str(optimized_model)
         options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")

@@ -38,10 +38,10 @@ SessionProvider = Callable[[str, "ExecutionConfig", str], Any]
 
 
 def fresh_session(model: str, config: ExecutionConfig, model_key: str) -> Any:
-    """A new session for every job (the process runs one job, then exits)."""
+    """A new session for every job (the process runs one job, then exits: its only session)."""
     from ogverify.runtime.session import build_session
 
-    return build_session(model, config)
+    return build_session(model, config, alone=True)
 
 
 def run_check_job(job: CheckJob, sessions: SessionProvider = fresh_session) -> CheckResult:
@@ -158,7 +158,9 @@ def _run(
         return Failure(FailureKind.MODEL, exc.message)
     facts = RunFacts(tuple(session.get_providers()), str(ort.__version__),
                      {"load": loaded - started, "run": finished - loaded},
-                     intra_op_num_threads=int(session.get_session_options().intra_op_num_threads))
+                     # 0: onnxruntime's default, which build_session verified started the recorded count
+                     intra_op_num_threads=int(session.get_session_options().intra_op_num_threads)
+                     or config.intra_op_num_threads)
     return facts, dict(zip(names, values, strict=True))
 
 
