@@ -66,11 +66,13 @@ class Sizes:
     zstd_dim: int
     zstd_layers: int
     repeats: int
+    mid_layers: int
 
 
-FULL = Sizes(hash_bytes=GiB, big_dim=4096, big_layers=32, batch_bundles=50, zstd_dim=2048, zstd_layers=16, repeats=3)
+FULL = Sizes(hash_bytes=GiB, big_dim=4096, big_layers=32, batch_bundles=50, zstd_dim=2048, zstd_layers=16, repeats=3,
+             mid_layers=16)
 QUICK = Sizes(hash_bytes=256 * MiB, big_dim=2048, big_layers=16, batch_bundles=10, zstd_dim=1024, zstd_layers=16,
-              repeats=2)
+              repeats=2, mid_layers=8)
 
 
 def ogverify_command() -> list[str]:
@@ -325,8 +327,9 @@ def check_breakdown(work: Path, bundle: Path, key: Path | None = None) -> str:
     check needs it, not ahead, so the profile shows the parent's work in sequence.
     """
     process = run([PYTHON, "-c", PROFILE_SCRIPT, *_check_cmd(bundle, key)[len(ogverify_command()):]], work)
-    wanted = {"pipeline.py(check_bundle)": "check_bundle", "pipeline.py(_integrity)": "integrity (hash, copy out)",
-              "pipeline.py(_signatures)": "signatures", "child.py(run)": "re-execution process (wall)"}
+    wanted = {"pipeline.py(check_bundle_then)": "check_bundle", "pipeline.py(_integrity)": "integrity (hash, copy out)",
+              "pipeline.py(_signatures)": "signatures", "child.py(run)": "re-execution process (wall)",
+              "pipeline.py(recheck)": "re-hash after the run"}
     found: dict[str, float] = {}
     total = 0.0
     for line in process.stdout.splitlines():
@@ -476,10 +479,71 @@ def bench_big(work: Path, sizes: Sizes) -> list[Row]:
     rows.append(Row(f"peak RSS, check --no-rerun {label} model (ogverify alone)", fmt_mib(norun_rss), "-",
                     f"{norun_rss / model_bytes:.2f}x model", target, verdict(norun_rss <= limit),
                     f"integrity only, took {fmt_s(norun_s)}"))
-    bare_s = statistics.median(wall([PYTHON, "-c", BARE_SCRIPT, str(model), str(x)], folder) for _ in range(2))
-    rows.append(Row(f"check {label} model vs bare onnxruntime (informational)", fmt_s(check_s),
-                    "bare " + fmt_s(bare_s), f"{check_s / bare_s:.2f}x", "-", "INFO",
-                    f"model generated in {fmt_s(generated)}"))
+    rows.append(_big_check_row(folder, model, x, bundle, label, sizes, f"model generated in {fmt_s(generated)}"))
+    shutil.rmtree(folder)
+    return rows
+
+
+def _big_check_row(folder: Path, model: Path, x: Path, bundle: Path, label: str, sizes: Sizes, note: str = "") -> Row:
+    """check of a large external-data bundle (.ogb, weights stored uncompressed) against a bare
+    onnxruntime load + run of the same model: medians of interleaved runs."""
+    bare_cmd = [PYTHON, "-c", BARE_SCRIPT, str(model), str(x)]
+    check_cmd = _check_cmd(bundle)
+    wall(bare_cmd, folder)
+    wall(check_cmd, folder)
+    checks, bares = [], []
+    for _ in range(max(5, sizes.repeats)):
+        bares.append(wall(bare_cmd, folder))
+        checks.append(wall(check_cmd, folder))
+    check_s, bare_s = statistics.median(checks), statistics.median(bares)
+    ratio = check_s / bare_s
+    return Row(f"check {label} external-data model vs bare onnxruntime load + run (median of {len(checks)})",
+               fmt_s(check_s), "bare " + fmt_s(bare_s), f"{ratio:.2f}x", "<= 1.3x bare", verdict(ratio <= 1.3),
+               "; ".join(part for part in (note, "check spends: " + check_breakdown(folder, bundle)) if part))
+
+
+def bench_inplace(work: Path, sizes: Sizes) -> list[Row]:
+    """A 1 GiB external-data model: check vs bare, and what ``check --no-rerun`` adds per GiB
+    (no-rerun of it minus no-rerun of a tiny bundle) against a ``b3sum`` process; the tiny
+    no-rerun against the tiny full check."""
+    folder = work / "inplace"
+    model = matmul_chain(folder, name="mid", dim=sizes.big_dim, layers=sizes.mid_layers, batch=1)
+    x = input_for(sizes.big_dim, 1, folder / "x.npy")
+    weights = folder / "mid.data"
+    size = weights.stat().st_size
+    label = fmt_mib(size)
+    bundle = folder / "mid.ogb"
+    run([*ogverify_command(), "pack", str(model), "--out", str(bundle), "-i", f"x={x}", "--run"], folder)
+    warm(bundle)
+    rows = [_big_check_row(folder, model, x, bundle, label, sizes)]
+    tiny_model = matmul_chain(folder / "tiny", name="tiny", dim=16, layers=2, batch=4, external=False)
+    tiny_x = input_for(16, 4, folder / "tiny" / "x.npy")
+    tiny = folder / "tiny.ogb"
+    run([*ogverify_command(), "pack", str(tiny_model), "--out", str(tiny), "-i", f"x={tiny_x}", "--run"], folder)
+    no_rerun = {name: [*_check_cmd(path), "--no-rerun"] for name, path in (("big", bundle), ("tiny", tiny))}
+    b3sum = ensure_b3sum()
+    times: dict[str, list[float]] = {"big": [], "tiny": [], "b3sum": [], "tiny check": []}
+    for _ in range(max(7, sizes.repeats)):
+        times["tiny"].append(wall(no_rerun["tiny"], folder))
+        times["big"].append(wall(no_rerun["big"], folder))
+        times["tiny check"].append(wall(_check_cmd(tiny), folder))
+        if b3sum is not None:
+            times["b3sum"].append(wall([b3sum, str(weights)], folder))
+    median = {name: statistics.median(values) for name, values in times.items() if values}
+    marginal = median["big"] - median["tiny"]
+    if b3sum is None:
+        rows.append(Row(f"`check --no-rerun` marginal hashing of {label}", fmt_rate(size, marginal), "b3sum: missing",
+                        "-", ">= 0.8x b3sum", "SKIP", "b3sum is not installed and apt-get could not install it"))
+    else:
+        ratio = median["b3sum"] / marginal
+        rows.append(Row(f"`check --no-rerun` marginal hashing of {label} (medians of {len(times['big'])}, interleaved)",
+                        fmt_rate(size, marginal), "b3sum process " + fmt_rate(size, median["b3sum"]),
+                        f"{ratio:.2f}x", ">= 0.8x b3sum", verdict(ratio >= 0.8),
+                        f"no-rerun {fmt_s(median['big'])} minus tiny no-rerun {fmt_s(median['tiny'])}"))
+    rows.append(Row("`check --no-rerun`, tiny model, vs its full check (medians, interleaved)",
+                    fmt_s(median["tiny"]), "full check " + fmt_s(median["tiny check"]),
+                    f"{median['tiny'] / median['tiny check']:.2f}x", "<= 1x full check",
+                    verdict(median["tiny"] <= median["tiny check"])))
     shutil.rmtree(folder)
     return rows
 
@@ -520,6 +584,7 @@ BENCHES: dict[str, Callable[[Path, Sizes], list[Row]]] = {
     "batch": bench_batch,
     "zstd": bench_zstd,
     "big": bench_big,
+    "inplace": bench_inplace,
 }
 
 

@@ -155,6 +155,10 @@ class BundleSource(Protocol):
         """The file that holds the member's bytes and their offset in it (for pread and kernel copies)."""
         ...
 
+    def place(self, name: str) -> tuple[Path, int]:
+        """The real path of the file that holds the member's bytes (symlinks resolved), and their offset."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -199,6 +203,9 @@ class DirectorySource:
     def region(self, name: str) -> Iterator[tuple[BinaryIO, int]]:
         with self.open(name) as handle:
             yield handle, 0
+
+    def place(self, name: str) -> tuple[Path, int]:
+        return (self.root / name).resolve(), 0
 
     def close(self) -> None:
         return None
@@ -251,7 +258,8 @@ class TarSource:
     """Members of a ``.ogb`` file: a plain tar whose members are read in place."""
 
     def __init__(self, path: Path, limits: Limits) -> None:
-        self._handle: BinaryIO = path.open("rb")
+        self._path = path.resolve()
+        self._handle: BinaryIO = self._path.open("rb")
         self._members: dict[str, tuple[int, int]] = {}
         try:
             self._index(path, limits)
@@ -333,8 +341,36 @@ class TarSource:
     def region(self, name: str) -> Iterator[tuple[BinaryIO, int]]:
         yield self._handle, self._members[name][0]
 
+    def place(self, name: str) -> tuple[Path, int]:
+        return self._path, self._members[name][0]
+
     def close(self) -> None:
         self._handle.close()
+
+
+@dataclass(frozen=True)
+class BlobPlace:
+    """Where a verified, uncompressed blob's bytes lie on disk, and what the file was when they were hashed.
+
+    ``check`` lets onnxruntime read a large model file there instead of copying it
+    (``Bundle.verify_in_place``); ``Bundle.recheck`` proves afterwards that the file still holds
+    the bytes that were hashed (docs/performance.md, "Verified in place").
+
+    Attributes:
+        path: the file's real path (symlinks resolved).
+        offset: where the blob starts in it (0 for a bundle directory, the member's data in a ``.ogb``).
+        size: the blob's length.
+        identity: (device, inode, size, mtime ns, ctime ns) of the file when the blob was hashed.
+    """
+
+    path: Path
+    offset: int
+    size: int
+    identity: tuple[int, int, int, int, int]
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 class BlobError(EvidenceMismatchError):
@@ -489,6 +525,46 @@ class Bundle:
         except ValueError:  # the file got shorter while it was read
             return "blob ends early (the bundle changed while it was read)"
         return _digest_problem(artifact, hashers)
+
+    def verify_in_place(self, artifact: Artifact) -> tuple[str | None, BlobPlace | None]:
+        """``verify_blob``, and for a blob stored uncompressed, where it lies (None when compressed).
+
+        The file's identity is taken before the first byte is hashed, so ``recheck`` notices any
+        write from that moment on, as well as a different file renamed into its place.
+        """
+        hashers = _hashers(artifact)
+        try:
+            if not self._stored_plain(artifact):
+                return self.verify_blob(artifact), None
+            path, offset = self.source.place(artifact.blob_path)
+            with self.source.region(artifact.blob_path) as (handle, start):
+                identity = _identity(os.fstat(handle.fileno()))
+                hash_pieces(handle, start, artifact.size, list(hashers.values()))
+        except BlobError as exc:
+            return str(exc), None
+        except ValueError:  # the file got shorter while it was read
+            return "blob ends early (the bundle changed while it was read)", None
+        problem = _digest_problem(artifact, hashers)
+        return problem, (BlobPlace(path, offset, artifact.size, identity) if problem is None else None)
+
+    @staticmethod
+    def recheck(place: BlobPlace, artifact: Artifact) -> str | None:
+        """Whether ``place`` still holds the verified blob: the same file, not written since it was
+        hashed (device, inode, size, mtime, ctime), and the same digests when hashed again; what
+        is wrong, or None."""
+        changed = "the bundle changed while the model ran"
+        try:
+            with place.path.open("rb") as handle:
+                if _identity(os.fstat(handle.fileno())) != place.identity:
+                    return f"{changed} (its file was written or replaced after it was verified)"
+                hashers = _hashers(artifact)
+                hash_pieces(handle, place.offset, place.size, list(hashers.values()))
+        except OSError as exc:
+            return f"{changed} ({exc.strerror or exc})"
+        except ValueError:
+            return f"{changed} (its file got shorter)"
+        problem = _digest_problem(artifact, hashers)
+        return None if problem is None else f"{changed}: {problem}"
 
     def write_blob(self, artifact: Artifact, target: Path, what: str) -> None:
         """Write a blob's verified content to ``target`` (removed again if it does not verify).

@@ -7,6 +7,7 @@ without loading external data, so a multi-GB model costs only its graph.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,3 +293,52 @@ def read_signature(path: Path, model_name: str | None = None) -> ModelSignature:
         external_data=tuple(sorted(locations)),
         opsets={opset.domain or "ai.onnx": opset.version for opset in proto.opset_import},
     )
+
+
+_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def relocate_external_data(data: bytes, model_name: str, places: Mapping[str, tuple[str, int, int]]) -> bytes | None:
+    """The model ``data`` with its external data read from where the bundle holds it, or None.
+
+    ``places`` maps each external-data file, by its name relative to the model's folder (as the
+    manifest's ``model_files`` name it), to (new location, offset of its bytes there, its size):
+    the blob's file in a bundle directory, or the ``.ogb`` itself at the member's offset. Every
+    external tensor's ``location`` becomes the new one and its ``offset`` moves by the file's
+    offset. None (the caller copies the files instead) when a tensor does not say plainly which
+    bytes it reads: no ``length``, a key given twice, numbers that are not plain decimals, or a
+    range past the end of its file, which in a ``.ogb`` would read another member's bytes.
+
+    Raises:
+        ModelError: not an ONNX model, or external data outside the model's folder.
+    """
+    from google.protobuf.message import DecodeError
+
+    try:
+        proto = parse_model(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{model_name} is not a readable ONNX model ({exc})") from exc
+    for tensor in _all_tensors(proto):
+        if tensor.data_location != EXTERNAL:
+            continue
+        entries = {}
+        for entry in tensor.external_data:
+            if entry.key in entries:
+                return None
+            entries[entry.key] = entry
+        location, offset, length = (entries.get(key) for key in ("location", "offset", "length"))
+        if location is None or length is None or not _NUMBER.fullmatch(length.value) or (
+                offset is not None and not _NUMBER.fullmatch(offset.value)):
+            return None
+        place = places.get(_safe_location(location.value, model_name))
+        if place is None:
+            return None
+        start = int(offset.value) if offset is not None else 0
+        if start + int(length.value) > place[2]:
+            return None
+        location.value = place[0]
+        if offset is None:
+            offset = tensor.external_data.add(key="offset")
+        offset.value = str(place[1] + start)
+    serialized: bytes = proto.SerializeToString()
+    return serialized

@@ -134,19 +134,97 @@ def capture() -> dict[str, Any]:
     """This process's environment fingerprint (imports onnxruntime)."""
     import numpy
 
+    return _assemble({"runtime": _runtime(), "session_defaults": _session_defaults(), "numpy": numpy.__version__})
+
+
+def _assemble(imported: Mapping[str, Any]) -> dict[str, Any]:
+    """The fingerprint, given the fields that need numpy and onnxruntime imported (``_IMPORTED``)."""
     libc_name, libc_version = platform.libc_ver()
     return {
-        "runtime": _runtime(),
-        "session_defaults": _session_defaults(),
+        "runtime": imported["runtime"],
+        "session_defaults": imported["session_defaults"],
         "gpus": _gpus(),
         "python": {"implementation": platform.python_implementation(), "version": platform.python_version()},
-        "numpy": numpy.__version__,
+        "numpy": imported["numpy"],
         "os": {"system": platform.system(), "release": platform.release()},
         "libc": f"{libc_name} {libc_version}".strip(),
         "cpu": _cpu(),
         "thread_env": {k: v for k, v in sorted(os.environ.items()) if THREAD_ENV.match(k)},
         "byteorder": sys.byteorder,
     }
+
+
+# The parts of the fingerprint that ``capture`` takes by importing numpy and onnxruntime.
+_IMPORTED = ("runtime", "session_defaults", "numpy")
+
+
+def capture_cached() -> dict[str, Any]:
+    """``capture``'s fingerprint, without importing numpy or onnxruntime when this installation's
+    has been taken before (``check --no-rerun``: ~150 ms of imports for three fields).
+
+    What only an import can tell (onnxruntime's version, build information, providers and session
+    defaults, numpy's version) is kept in the user's cache directory, under a key made of the
+    files those answers come from: the Python executable, onnxruntime's compiled module and
+    numpy's version file, each by path, size, inode and modification time. Anything else, or a
+    cache that cannot be read or written, and this is ``capture``. The result is the same
+    dictionary either way (a test holds both to it).
+    """
+    import hashlib
+    import json
+
+    key = _installation_key()
+    cache = _cache_dir() / f"fingerprint-{hashlib.sha256(key.encode()).hexdigest()[:32]}.json" if key else None
+    if cache is not None:
+        try:
+            stored = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = None
+        if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("imported"), dict):
+            imported = stored["imported"]
+            if set(imported) == set(_IMPORTED):
+                return _assemble(imported)
+    environment = capture()
+    if cache is not None:
+        import contextlib
+        import tempfile
+
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=cache.parent, prefix=".fingerprint-", suffix=".partial")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump({"key": key, "imported": {k: environment[k] for k in _IMPORTED}}, out)
+            os.replace(temp, cache)
+    return environment
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "ogverify"
+
+
+def _installation_key() -> str | None:
+    """Path, size, inode and mtime of the files behind the imported fields; None: not found."""
+    import importlib.util
+
+    try:
+        runtime, numpy = importlib.util.find_spec("onnxruntime"), importlib.util.find_spec("numpy")
+    except (ImportError, ValueError):
+        return None
+    if runtime is None or numpy is None or not runtime.submodule_search_locations or numpy.origin is None:
+        return None
+    runtime_dir = Path(next(iter(runtime.submodule_search_locations)))
+    files = [Path(sys.executable), *sorted(runtime_dir.glob("capi/onnxruntime_pybind11_state*")),
+             runtime_dir / "__init__.py", Path(numpy.origin).parent / "version.py"]
+    if len(files) < 4:
+        return None
+    parts = []
+    for file in files:
+        try:
+            info = file.stat()
+        except OSError:
+            return None
+        parts.append(f"{file}:{info.st_size}:{info.st_ino}:{info.st_mtime_ns}")
+    return "\n".join(parts)
 
 
 _IMPACT: list[tuple[str, Impact, str]] = [

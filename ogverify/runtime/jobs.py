@@ -17,14 +17,16 @@ Job file (``job.json``)::
 
     {"schema": "ogverify.check-job/1", "model": PATH, "model_key": STR,
      "inputs": [TENSOR...], "claimed": [TENSOR...], "comparisons": {NAME: "exact" | "ulp:N" ...},
-     "execution": EXECUTION, "memory_limit": INT | null, "out_dir": PATH}
+     "execution": EXECUTION, "memory_limit": INT | null, "out_dir": PATH, "data_folder": PATH | null}
     {"schema": "ogverify.run-job/1", "model": PATH, "inputs": [TENSOR...], "outputs": [NAME...],
      "execution": EXECUTION, "memory_limit": INT | null, "out_dir": PATH}
     TENSOR = {"name": STR, "path": PATH, "dtype": STR | null, "shape": [INT...] | null, "type": STR | null}
 
 ``dtype``/``shape`` are what the manifest declares for a tensor, ``type`` for a sequence, map or
 optional (``seq(map(int64,tensor(float)))``; ``ogverify.model.values``); all null: not checked,
-for inputs ogverify wrote itself. EXECUTION is the manifest's ``execution`` object.
+for inputs ogverify wrote itself. EXECUTION is the manifest's ``execution`` object. ``data_folder``
+(absent or null: the model's own folder) is where the model's external data lies: ``check``
+hands the runtime a model whose external data it verified where the bundle holds it.
 
 Result file (``result.json``)::
 
@@ -216,7 +218,9 @@ class CheckJob:
     """Check ``claimed`` against a run of ``model`` on ``inputs``, each output under its comparison.
 
     ``model_key`` names the model by content (its files' digests), so that a worker may re-use
-    a session across bundles of one model; ``memory_limit`` is the policy's ``max_replay_memory``.
+    a session across bundles of one model; ``memory_limit`` is the policy's ``max_replay_memory``;
+    ``data_folder`` is where the model's external data lies, when not beside the model
+    (``session.build_session``).
     """
 
     model: str
@@ -226,12 +230,14 @@ class CheckJob:
     execution: ExecutionConfig
     model_key: str = ""
     memory_limit: int | None = None
+    data_folder: str | None = None
 
     def to_json(self, out_dir: Path) -> dict[str, Any]:
         return {"schema": CHECK_JOB, "model": self.model, "model_key": self.model_key,
                 "inputs": [t.to_json() for t in self.inputs], "claimed": [t.to_json() for t in self.claimed],
                 "comparisons": {name: str(spec) for name, spec in self.comparisons.items()},
-                "execution": self.execution.to_json(), "memory_limit": self.memory_limit, "out_dir": str(out_dir)}
+                "execution": self.execution.to_json(), "memory_limit": self.memory_limit, "out_dir": str(out_dir),
+                "data_folder": self.data_folder}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> CheckJob:
@@ -240,6 +246,7 @@ class CheckJob:
             tuple(TensorFile.from_json(t) for t in raw["claimed"]),
             {str(name): ComparisonSpec.parse(spec) for name, spec in raw["comparisons"].items()},
             _config(raw), str(raw.get("model_key", "")), raw.get("memory_limit"),
+            None if raw.get("data_folder") is None else str(raw["data_folder"]),
         )
 
 

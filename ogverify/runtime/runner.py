@@ -290,7 +290,7 @@ class SessionCache:
     def _key(model_key: str, config: ExecutionConfig) -> tuple[str, str]:
         return model_key, json.dumps(config.to_json(), sort_keys=True)
 
-    def _session(self, model: str, config: ExecutionConfig, model_key: str) -> Any:
+    def _session(self, model: str, config: ExecutionConfig, model_key: str, data_folder: str | None = None) -> Any:
         """The cached session for (model_key, config), built on first use (``worker.SessionProvider``)."""
         from ogverify.runtime.session import build_session
 
@@ -301,7 +301,7 @@ class SessionCache:
                 self._sessions.move_to_end(key)
                 self.reuses += 1
                 return session
-            session = build_session(model, config)
+            session = build_session(model, config, data_folder=data_folder)
             self.loads += 1
             self._sessions[key] = session
             while len(self._sessions) > self.max_sessions:

@@ -107,6 +107,7 @@ def build_session(
     optimized_model: Path | None = None,
     log_severity_level: int = 3,
     alone: bool = False,
+    data_folder: Path | str | None = None,
 ) -> Any:
     """An ``InferenceSession`` of ``model`` under exactly ``config``.
 
@@ -120,6 +121,8 @@ def build_session(
             recorded one, the session is built at that default, threads pinned to cores as in the
             producer's own script, and the threads it started are counted; any other count, and
             it is built again with the recorded count set.
+        data_folder: read the model's external data from this folder rather than the model's
+            own (``check`` points a model at the bundle's verified blobs, which lie elsewhere).
 
     Raises:
         RuntimeUnavailableError: a provider or optimisation level this onnxruntime lacks.
@@ -128,16 +131,18 @@ def build_session(
     check_runnable(config)
     if alone and _is_runtime_default(config):
         before = _threads_now()
-        session = _create(model, config, disabled_optimizers, optimized_model, log_severity_level, runtime_default=True)
+        session = _create(model, config, disabled_optimizers, optimized_model, log_severity_level, data_folder,
+                          runtime_default=True)
         after = _threads_now()
         if before is not None and after is not None and after - before + 1 == config.intra_op_num_threads:
             return session
         del session
-    return _create(model, config, disabled_optimizers, optimized_model, log_severity_level)
+    return _create(model, config, disabled_optimizers, optimized_model, log_severity_level, data_folder)
 
 
 def _create(model: Path | str, config: ExecutionConfig, disabled_optimizers: Sequence[str],
-            optimized_model: Path | None, log_severity_level: int, *, runtime_default: bool = False) -> Any:
+            optimized_model: Path | None, log_severity_level: int, data_folder: Path | str | None, *,
+            runtime_default: bool = False) -> Any:
     import onnxruntime as ort
 
     options = session_options(config, log_severity_level=log_severity_level, runtime_default=runtime_default)
@@ -145,8 +150,14 @@ def _create(model: Path | str, config: ExecutionConfig, disabled_optimizers: Seq
         options.optimized_model_filepath = str(optimized_model)
         options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
         options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+    source: str | bytes = str(model)
+    if data_folder is not None:
+        # onnxruntime resolves the locations of a model given as bytes against this folder, and
+        # refuses any that leads outside it (symlinks resolved).
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(data_folder))
+        source = Path(model).read_bytes()
     return ort.InferenceSession(
-        str(model),
+        source,
         sess_options=options,
         providers=[p.name for p in config.providers],
         provider_options=[dict(p.options) for p in config.providers],

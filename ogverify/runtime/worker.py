@@ -24,24 +24,28 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ogverify.evidence.execution import ExecutionConfig
     from ogverify.model.values import Value
     from ogverify.runtime.jobs import CheckJob, CheckResult, Failure, RunFacts, RunJob, RunResult, TensorFile
 
-# (model path, execution configuration, model key) -> an InferenceSession for them.
-SessionProvider = Callable[[str, "ExecutionConfig", str], Any]
+class SessionProvider(Protocol):
+    """(model path, execution configuration, model key, folder of its external data when not the
+    model's own) -> an InferenceSession for them."""
+
+    def __call__(self, model: str, config: ExecutionConfig, model_key: str, data_folder: str | None = None, /
+                 ) -> Any: ...
 
 
-def fresh_session(model: str, config: ExecutionConfig, model_key: str) -> Any:
+def fresh_session(model: str, config: ExecutionConfig, model_key: str, data_folder: str | None = None) -> Any:
     """A new session for every job (the process runs one job, then exits: its only session)."""
     from ogverify.runtime.session import build_session
 
-    return build_session(model, config, alone=True)
+    return build_session(model, config, alone=True, data_folder=data_folder)
 
 
 def run_check_job(job: CheckJob, sessions: SessionProvider = fresh_session) -> CheckResult:
@@ -69,7 +73,7 @@ def _check(job: CheckJob, sessions: SessionProvider) -> CheckResult:
         return CheckResult(failure=Failure(FailureKind.MISMATCH, exc.message))
     except OgverifyError as exc:
         return CheckResult(failure=Failure(FailureKind.BUNDLE, exc.message))
-    ran = _run(job.model, job.model_key, job.execution, inputs, list(claimed), sessions)
+    ran = _run(job.model, job.model_key, job.execution, inputs, list(claimed), sessions, job.data_folder)
     if not isinstance(ran, tuple):
         return CheckResult(failure=ran)
     facts, values = ran
@@ -130,7 +134,7 @@ def load_tensors(files: Sequence[TensorFile], kind: str) -> dict[str, Value]:
 
 def _run(
     model: str, model_key: str, config: ExecutionConfig, inputs: Mapping[str, Value], names: list[str],
-    sessions: SessionProvider,
+    sessions: SessionProvider, data_folder: str | None = None,
 ) -> tuple[RunFacts, dict[str, Value]] | Failure:
     """Run the model: the run's facts and the named outputs, or why there are none.
 
@@ -146,7 +150,7 @@ def _run(
 
     started = time.perf_counter()
     try:
-        session = sessions(model, config, model_key)
+        session = sessions(model, config, model_key, data_folder)
     except RuntimeUnavailableError as exc:
         return Failure(FailureKind.ENVIRONMENT, exc.message)
     loaded = time.perf_counter()

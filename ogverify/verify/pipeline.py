@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ogverify.errors import EvidenceMismatchError, OgverifyError
-from ogverify.evidence.bundle import DEFAULT_LIMITS, Bundle, Limits, open_bundle
+from ogverify.evidence.bundle import DEFAULT_LIMITS, BlobPlace, Bundle, Limits, open_bundle
 from ogverify.evidence.comparison import OutputComparison
 from ogverify.evidence.manifest import Artifact, Manifest, ValueEntry
 from ogverify.evidence.materialise import model_targets
 from ogverify.evidence.signing import TrustedKey, verify_envelope
 from ogverify.model.agreement import check_model
+from ogverify.model.signature import relocate_external_data
 from ogverify.report.findings import EnvironmentDifference, Finding, Report, Status
 from ogverify.runtime.child import ReplayChild, take_prestarted
-from ogverify.runtime.fingerprint import capture, diff_environments
+from ogverify.runtime.fingerprint import capture_cached, diff_environments
 from ogverify.runtime.jobs import CheckJob, CheckResult, FailureKind, RunFacts, TensorFile
 from ogverify.runtime.runner import DEFAULT_TIMEOUT, Replayer, checked_timeout
 from ogverify.runtime.threads import physical_cores
@@ -131,7 +132,10 @@ def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None
     outcome = None
     if options.rerun and runnable and workspace is not None:
         outcome = _reexecute(bundle, options, child, workspace)
-    environment_here = outcome.environment if outcome is not None and outcome.environment is not None else capture()
+    if outcome is not None and outcome.changed:
+        integrity, outcome = _changed_while_running(integrity, outcome)
+    ran_here = outcome.environment if outcome is not None else None
+    environment_here = ran_here if ran_here is not None else capture_cached()
     differences = tuple(diff_environments(bundle.manifest.environment, environment_here))
     findings = [integrity, signatures, *check_provenance(bundle, integrity, options.model_signing_key),
                 _environment(differences, options.environment_policy)]
@@ -167,6 +171,21 @@ def _check_open(bundle: Bundle, options: CheckOptions, child: ReplayChild | None
     )
 
 
+def _changed_while_running(integrity: Finding, outcome: _Outcome) -> tuple[Finding, _Outcome]:
+    """A model file verified in place changed while the model ran: integrity fails (as for any
+    blob that does not match its digest) and the re-execution's result counts for nothing."""
+    changed = dict(outcome.changed)
+    children = tuple(
+        Finding("integrity", c.subject, Status.FAIL, f"{c.subject}: {changed[c.subject]}", c.evidence)
+        if c.subject in changed else c for c in integrity.children)
+    first = next(c for c in children if c.subject in changed)
+    message = first.message if len(changed) == 1 else f"{len(changed)} artifacts fail: {first.message}; ..."
+    void = Finding("replay", "re-execution", Status.FAIL,
+                   "re-execution void: the model files it read changed while it ran")
+    return (Finding("integrity", "blobs", Status.FAIL, message, children=children),
+            _Outcome(void, environment=outcome.environment))
+
+
 def _graph_drift(recorded: object, here: Mapping[str, object] | None) -> str:
     """A sentence when onnxruntime here optimises the graph differently than where it was packed."""
     if not isinstance(recorded, dict) or here is None or recorded.get("sha256") == here.get("sha256"):
@@ -200,6 +219,7 @@ def _explanation(
                        f"no explanation: the drift search explains tensors only, and {values[0].name!r} is a "
                        f"{values[0].type}; the comparison above names where the outputs differ")
     try:
+        workspace.copy_in_place_files(bundle)  # the drift search's trials read the model from its folder
         with tempfile.TemporaryDirectory(prefix="ogverify-explain-") as work:
             # Tensors only (checked above), as the drift search takes them.
             inputs = {n: v for n, v in load_tensors(workspace.inputs, "input").items() if is_tensor(v)}
@@ -373,6 +393,8 @@ class _Outcome:
     result: CheckResult | None = None
     comparisons: list[OutputComparison] = field(default_factory=list)
     environment: Mapping[str, Any] | None = None
+    # (artifact label, what changed) for model files read in place that changed while the model ran
+    changed: tuple[tuple[str, str], ...] = ()
 
 
 def _comparison_findings(comparisons: list[OutputComparison]) -> list[Finding]:
@@ -427,6 +449,13 @@ class _Workspace:
     hashes the copy), so it is read once, not once to verify and again to copy. A plan that
     cannot be made (a model file name pointing outside, a tensor over the limits) keeps its
     error for the re-execution stage, as before; its blobs are then verified in place.
+
+    External-data files the bundle stores uncompressed (a bundle directory's blobs, a ``.ogb``'s
+    stored members) are not copied: they are verified where they lie (``Bundle.verify_in_place``),
+    the runtime is given a copy of the model whose external data points there
+    (``model.signature.relocate_external_data``), and after the run each is checked again
+    (``Bundle.recheck``): the same file, unwritten, the same digests. A model whose external
+    data cannot be relocated exactly has its files copied as before.
     """
 
     model: Path
@@ -435,6 +464,10 @@ class _Workspace:
     error: Exception | None = None
     # artifact label -> (artifact, file) still to write, in manifest order
     pending: dict[str, list[tuple[Artifact, Path]]] = field(default_factory=dict)
+    # model file label -> (manifest name, artifact, where its copy would go): verified in place
+    in_place: dict[str, tuple[str, Artifact, Path]] = field(default_factory=dict)
+    # model file label -> where it was verified in place
+    places: dict[str, BlobPlace] = field(default_factory=dict)
 
     @classmethod
     def plan(cls, bundle: Bundle, work_dir: Path) -> _Workspace:
@@ -444,13 +477,24 @@ class _Workspace:
             tensors, workspace.inputs, workspace.claimed = _tensor_targets(bundle, work_dir / "tensors")
         except (OgverifyError, OSError) as exc:
             workspace.error = exc
-        else:
-            for label, artifact, target in (*model, *tensors):
+            return workspace
+        files = {f"model file '{f.name}'": f.name for f in bundle.manifest.model_files}
+        stored_plain = all(f.artifact.encoding == "identity" for f in bundle.manifest.model_files)
+        for label, artifact, target in (*model, *tensors):
+            if stored_plain and label in files:
+                workspace.in_place[label] = (files[label], artifact, target)
+            else:
                 workspace.pending.setdefault(label, []).append((artifact, target))
         return workspace
 
     def export(self, bundle: Bundle, label: str, artifact: Artifact) -> str | None:
         """Verify ``artifact``, writing it to its place when the plan has one; what is wrong, or None."""
+        planned_in_place = self.in_place.get(label)
+        if self.error is None and planned_in_place is not None and planned_in_place[1] == artifact:
+            problem, place = bundle.verify_in_place(artifact)
+            if place is not None:
+                self.places[label] = place
+            return problem
         planned = self.pending.get(label)
         if self.error is not None or not planned or planned[0][0] != artifact:
             return bundle.verify_blob(artifact)
@@ -474,6 +518,48 @@ class _Workspace:
             for artifact, target in files:
                 bundle.write_blob(artifact, target, label)
         self.pending.clear()
+        if set(self.places) != set(self.in_place):  # not all verified in place (names repeat): copy them
+            self.copy_in_place_files(bundle)
+
+    def relocated_model(self, bundle: Bundle) -> tuple[Path, str | None]:
+        """The model the runtime loads and the folder of its external data (None: beside it).
+
+        With files verified in place: a copy of the model beside the workspace's, its external
+        data pointing at the bundle's own files; where that cannot be done exactly, the files
+        are copied into the workspace instead.
+
+        Raises:
+            ModelError; BundleError for a copied blob that does not verify; OSError.
+        """
+        if not self.places:
+            return self.model, None
+        places = {self.in_place[label][0]: (place.path.name, place.offset, place.size)
+                  for label, place in self.places.items()}
+        folders = {place.path.parent for place in self.places.values()}
+        relocated = relocate_external_data(self.model.read_bytes(), bundle.manifest.model.name, places)
+        if relocated is None or len(folders) != 1:
+            self.copy_in_place_files(bundle)
+            return self.model, None
+        target = self.model.parent.parent / "model-in-place.onnx"
+        target.write_bytes(relocated)
+        return target, str(folders.pop())
+
+    def copy_in_place_files(self, bundle: Bundle) -> None:
+        """Copy (and verify) into the workspace the model files verified in place: no longer in place.
+
+        Raises:
+            BundleError: a file that does not verify. OSError.
+        """
+        for label, (_, artifact, target) in self.in_place.items():
+            if not target.exists():
+                bundle.write_blob(artifact, target, label)
+        self.in_place.clear()
+        self.places.clear()
+
+    def recheck(self) -> tuple[tuple[str, str], ...]:
+        """(label, what changed) for each file verified in place that no longer holds what was verified."""
+        problems = ((label, Bundle.recheck(place, self.in_place[label][1])) for label, place in self.places.items())
+        return tuple((label, problem) for label, problem in problems if problem is not None)
 
 
 class _BundleLimitError(OgverifyError):
@@ -501,11 +587,12 @@ def _reexecute(bundle: Bundle, options: CheckOptions, child: ReplayChild | None,
     try:
         workspace.complete(bundle)
         _check_model(bundle, workspace.model)
+        model, data_folder = workspace.relocated_model(bundle)
         job = CheckJob(
-            str(workspace.model), workspace.inputs, workspace.claimed,
+            str(model), workspace.inputs, workspace.claimed,
             {t.name: manifest.comparison.for_output(t.name) for t in manifest.outputs}, manifest.execution,
             model_key=";".join(f"{f.name}={f.artifact.blake3}" for f in (manifest.model, *manifest.model_files)),
-            memory_limit=bundle.limits.max_replay_memory,
+            memory_limit=bundle.limits.max_replay_memory, data_folder=data_folder,
         )
         limit = bundle.limits.max_tensor_bytes
         if child is not None:
@@ -515,7 +602,13 @@ def _reexecute(bundle: Bundle, options: CheckOptions, child: ReplayChild | None,
             assert options.replayer is not None
             result = options.replayer(job, timeout=options.timeout, max_output_bytes=limit)
     except (OgverifyError, OSError) as exc:
-        return _failed(exc)
+        # A file truncated under the runtime kills it (SIGBUS): that is the change, not the crash.
+        changed = workspace.recheck()
+        return _Outcome(_failed(exc).replay_finding, changed=changed) if changed else _failed(exc)
+    changed = workspace.recheck()
+    if changed:
+        return _Outcome(Finding("replay", "re-execution", Status.FAIL, "model files changed while the model ran"),
+                        environment=result.environment, changed=changed)
     failure = result.failure
     if failure is not None:
         if failure.kind is FailureKind.MISMATCH:
