@@ -237,3 +237,19 @@ def test_a_model_that_cannot_be_relocated_is_checked_from_copies(tmp_path: Path,
 
     assert _check(target, replayer).exit_code == 0
     assert jobs[0].data_folder is None
+
+
+def test_a_failed_reproduction_is_explained_from_verified_copies(packed: Path, tmp_path: Path) -> None:
+    """The drift search runs its trials on a model folder of its own: the files checked in place are
+    copied (and verified) there first, and the explanation runs."""
+    src = packed / "src"
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((16, 1024), np.int32))
+    target = tmp_path / "wrong.ogb"
+    assert invoke_cli("pack", src / "add.onnx", "--out", target, "-i", f"x={src / 'x.npy'}",
+                      "-O", f"y={wrong}").exit_code == 0
+    report = check_bundle(target, CheckOptions(allow_unsigned=True, explain_budget=2))
+    assert report.exit_code == 1
+    assert next(f for f in report.findings if f.stage == "integrity").status is Status.PASS
+    drift = next(f for f in report.findings if f.stage == "drift")
+    assert not drift.message.startswith("no explanation"), drift.message
