@@ -111,6 +111,16 @@ def test_a_record_carries_its_trace_through_the_leaf_the_export_and_the_audit(tm
     assert code == 1 and 0 in audit["failed_indices"]
     assert "trace does not match its digest" in json.dumps(audit["records"])
 
+    # Claimed outputs with --trace: the trace says whether the log's configuration reproduces them.
+    np.save(tmp_path / "wrong.npy", claimed)
+    result = run_cli("log", "append", log, "-i", f"x={tmp_path / 'x.npy'}", "-O", f"y={tmp_path / 'wrong.npy'}",
+                     "--trace")
+    assert result.exit_code == 0 and result.stdout.split() == ["5"], result.output
+    entry = layout.LogReader(open_store(log)).record(5)
+    assert entry.trace is not None
+    taken = Trace.from_json(canonical_json.loads_strict(layout.LogReader(open_store(log)).trace(entry.trace), "t"))
+    assert taken.claim_reproduced is False and taken.outputs == trace.outputs
+
 
 def pub_key(path: Path) -> Any:
     from ogverify.evidence.signing import load_trusted_keys
