@@ -201,3 +201,17 @@ def test_a_failed_append_leaves_the_log_as_it_was(tmp_path: Path) -> None:
         trees.append({p.relative_to(tmp_path / name).as_posix(): p.read_bytes()
                       for p in (tmp_path / name).rglob("*") if p.is_file() and p.name != "log.json"})
     assert trees[0] == trees[1]
+
+
+def test_the_logs_in_process_trace_is_the_one_pack_records(tmp_path: Path) -> None:
+    """The log takes its traces on a session kept loaded; pack takes one in a fresh trial process.
+    The two must record the same bits, or check would see drift that is not there."""
+    from ogverify.evidence.execution import ExecutionConfig
+    from ogverify.runtime.trace import TraceTaker, record_trace
+
+    model = add_double_model(tmp_path / "m.onnx")
+    config = ExecutionConfig(runtime_version="any", intra_op_num_threads=1)
+    x = {"x": records(1, start=7)[0]}
+    taker = TraceTaker(model, config, tmp_path / "log-trace")
+    assert taker.take(x, claim_reproduced=True).outputs == record_trace(model, x, config, tmp_path / "pack").outputs
+    assert taker.take(x).outputs == taker.take(x).outputs  # the session is reused
