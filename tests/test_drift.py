@@ -291,3 +291,25 @@ def test_align_matches_names_first_then_op_and_shape_order() -> None:
     # Same op (Sigmoid) but another shape: not aligned.
     assert "r1_s" not in aligned
     assert by_order == 1
+
+
+def test_trials_share_a_process_only_with_the_same_sticky_settings_after_a_first_that_sets_them() -> None:
+    """The first session of a process fixes its denormal setting: a process holds trials of one
+    such state, a fresh-process trial runs first in its own, and the rest spread over up to
+    ``parallel`` processes."""
+    from ogverify.runtime.trials import _groups
+
+    ftz = dataclasses.replace(RECORDED, config_entries={"session.set_denormal_as_zero": "1"})
+    no_ftz = dataclasses.replace(RECORDED, config_entries={"session.set_denormal_as_zero": "0"})
+    trials = [Trial("rerun 1", RECORDED, fresh_process=True), Trial("rerun 2", RECORDED, fresh_process=True),
+              Trial("a", RECORDED), Trial("ftz", ftz), Trial("b", RECORDED), Trial("c", RECORDED),
+              Trial("ftz pair", ftz), Trial("no ftz", no_ftz)]
+    groups = _groups(trials, parallel=2)
+    assert sorted(i for group in groups for i in group) == list(range(len(trials)))
+    assert [0, 2, 5] in groups and [1, 4] in groups  # each re-run first in its own process, the rest after them
+    assert [3, 6] in groups and [7] in groups  # denormals: same value together, another value apart
+    assert len(groups) == 4
+    plain = [Trial(str(i), RECORDED) for i in range(5)]
+    assert _groups(plain, parallel=1) == [[0, 1, 2, 3, 4]]
+    assert _groups(plain, parallel=2) == [[0, 2, 4], [1, 3]]
+    assert _groups([*plain[:2], Trial("ftz", ftz)], parallel=2) == [[0, 1], [2]]

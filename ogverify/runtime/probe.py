@@ -4,7 +4,8 @@ Invoked as ``python -m ogverify.runtime.probe JOB.json``: JOB.json is a ``ProbeJ
 answer, a ``ProbeResult``, goes beside it as ``JOB.result.json`` (``ogverify.runtime.jobs``).
 Each trial creates its own session (with its own configuration, disabled optimizers, optional
 optimised-graph file and transformer log) and writes its outputs as .npy. The parent decides
-which trials may share a process: settings that stick to a process (``session.is_process_sticky``) never share one.
+which trials may share a process (``trials``): those whose process-sticky settings agree
+(``session.process_state``), the first of them fixing those settings for the process.
 """
 
 from __future__ import annotations

@@ -36,7 +36,16 @@ AFFINITIES = "session.intra_op_thread_affinities"
 
 def is_process_sticky(config: ExecutionConfig) -> bool:
     """Whether ``config`` sets process-wide state, so that it must run in a process of its own."""
-    return any(key in PROCESS_STICKY_ENTRIES for key in config.config_entries)
+    return bool(process_state(config))
+
+
+def process_state(config: ExecutionConfig) -> tuple[tuple[str, str], ...]:
+    """The process-sticky entries ``config`` sets, with their values (empty: none).
+
+    Sessions whose process states are equal may share a process, provided the first session
+    created there has that state too: it is the one that fixes it (the drift trials group by it).
+    """
+    return tuple(sorted((k, v) for k, v in config.config_entries.items() if k in PROCESS_STICKY_ENTRIES))
 
 
 class RuntimeUnavailableError(ReplayError):

@@ -2,8 +2,10 @@
 
 The drift engine asks "what would the outputs be if knob K had value V?" many times. A trial
 is one session: a configuration, optionally some graph transformers disabled, optionally the
-optimised graph saved and the applied transformers listed. Trials share a process unless one
-of them sets something that sticks to the process (``session.is_process_sticky``), which gets its own.
+optimised graph saved and the applied transformers listed. A process start (Python, numpy,
+onnxruntime) costs more than most trials, so trials share processes: the first session of a
+process fixes what sticks to it (``session.process_state``), so a process holds trials of one
+such state and starts with one of them; a trial that asks for a fresh process runs first in one.
 Each process gets a ``ProbeJob`` and answers a ``ProbeResult`` (``ogverify.runtime.jobs``).
 """
 
@@ -21,7 +23,7 @@ from ogverify.evidence.trace import TensorSummary
 from ogverify.model.tensors import Array, parse_npy
 from ogverify.model.values import Value
 from ogverify.runtime.jobs import ProbeJob, ProbeResult, ProbeTrial, TrialOutcome, tensor_files
-from ogverify.runtime.session import is_process_sticky
+from ogverify.runtime.session import process_state
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class Trial:
         capture_transformers: list the transformers that changed the graph.
         model: another model file to run instead of the bundle's (a traced graph, a candidate).
         outputs: output names to fetch; empty: every graph output.
-        fresh_process: run alone in a new process even if it could share one.
+        fresh_process: be the first session of a new process (trials of the same process state
+            may run after it there).
         run: run the model; False only builds the session (for its optimised graph or log).
         summarise: return each output's digest and sketch (``TrialResult.summaries``) instead of
             its values, which then never leave the trial process (the recorded trace).
@@ -53,10 +56,6 @@ class Trial:
     run: bool = True
     summarise: bool = False
 
-    @property
-    def process_sticky(self) -> bool:
-        return self.fresh_process or is_process_sticky(self.config)
-
 
 @dataclass(frozen=True)
 class TrialResult:
@@ -71,12 +70,29 @@ class TrialResult:
 
 
 def _groups(trials: Sequence[Trial], parallel: int = 1) -> list[list[int]]:
-    shared = [i for i, t in enumerate(trials) if not t.process_sticky]
-    alone = [[i] for i, t in enumerate(trials) if t.process_sticky]
-    # Up to ``parallel`` processes share the trials that may share one, round robin.
-    chunks = max(1, min(parallel - len(alone), len(shared)))
-    split = [shared[k::chunks] for k in range(chunks)] if shared else []
-    return split + alone
+    """The processes to start, each the indices of its trials in the order they run.
+
+    Each process holds trials of one process state and starts with one of them (see the module
+    docstring): one process per ``fresh_process`` trial, which runs first there, and the other
+    trials of that state spread round robin over those processes, or over new ones. Trials of the
+    default state spread over up to ``parallel`` processes in all (they may all run at once).
+    """
+    states: dict[tuple[tuple[str, str], ...], tuple[list[int], list[int]]] = {}
+    for index, trial in enumerate(trials):
+        fresh, shared = states.setdefault(process_state(trial.config), ([], []))
+        (fresh if trial.fresh_process else shared).append(index)
+    sticky = sum(max(len(fresh), 1) for state, (fresh, _) in states.items() if state)
+    groups: list[list[int]] = []
+    for state, (fresh, shared) in states.items():
+        if state:  # rare (denormals as zero): their own processes, no more than need be
+            extra = 0 if fresh else 1
+        else:
+            extra = max(0 if fresh or not shared else 1, min(len(shared), parallel - sticky - len(fresh)))
+        processes = [[index] for index in fresh] + [[] for _ in range(extra)]
+        for k, process in enumerate(processes):
+            process.extend(shared[k::len(processes)])
+        groups += processes
+    return groups
 
 
 def run_trials(

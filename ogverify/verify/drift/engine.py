@@ -6,7 +6,9 @@ Steps, each bounded by a budget of trial runs (``--explain-budget``):
    the model is nondeterministic under that configuration, which is not evidence of tampering.
 2. Counterfactuals: vary one knob at a time (optimisation level, threads, execution mode, the
    numerics-relevant session config entries, provider); a variant that reproduces the claimed
-   outputs bitwise names the drifted knob. Then pairs of knobs, greedily.
+   outputs bitwise names the drifted knob. Then pairs of knobs, greedily. The one-knob variants
+   run in the noise floor's processes, after its re-runs (a process start is most of what a
+   trial costs); their answers are used only when the noise floor finds no noise.
 3. When the optimisation level is to blame: bisect onnxruntime's ``disabled_optimizers`` to
    name the graph transformer whose rewrite changed the numbers, and diff the op histograms
    of the two optimised graphs.
@@ -29,6 +31,7 @@ from ogverify.model.compare import compare_output
 from ogverify.model.graph import op_histogram
 from ogverify.model.tensors import Array
 from ogverify.runtime.fingerprint import graph_fingerprint
+from ogverify.runtime.sensitivity import cores
 from ogverify.runtime.trials import Trial, TrialResult, run_trials
 from ogverify.verify.drift.localise import Localisation, localise
 from ogverify.verify.drift.trace import TraceComparison, compare_trace
@@ -236,9 +239,11 @@ class _Context:
     timeout: float
     budget: _Budget
     tolerance: ComparisonSpec
+    parallel: int = 1
 
     def run(self, trials: Sequence[Trial]) -> list[TrialResult]:
-        return run_trials(self.model, self.inputs, trials, self.work_dir, timeout=self.timeout)
+        return run_trials(self.model, self.inputs, trials, self.work_dir, timeout=self.timeout,
+                          parallel=self.parallel)
 
     def config_for(self, changes: Sequence[KnobChange]) -> ExecutionConfig:
         config = self.recorded
@@ -282,15 +287,21 @@ def explain(
         profile: the producer's sensitivity profile; knobs it found irrelevant are tried last.
     """
     context = _Context(model, inputs, claimed, recorded, work_dir, timeout, _Budget(budget),
-                       tolerance or ComparisonSpec())
-    noise, recorded_run = _noise_floor(context, first_reproduction)
+                       tolerance or ComparisonSpec(), cores())
+    reruns = _noise_trials(context)
+    traces = trace is not None and context.budget.take(1) == 1
+    every = single_knob_changes(context.recorded, available_providers, profile)
+    singles = every[: context.budget.take(len(every))]
+    results = context.run([*reruns, *(Trial(str(c), context.config_for([c])) for c in singles)])
+    noise, recorded_run = _noise_floor(context, first_reproduction, results[: len(reruns)])
     graph = graph_fingerprint(recorded_run)
     if noise is not None:
-        return dataclasses.replace(noise, recorded_graph=graph, budget=budget)
+        return dataclasses.replace(noise, recorded_graph=graph, budget=budget, runs=len(results))
     traced = None
-    if trace is not None and context.budget.take(1) == 1:
+    if traces:
+        assert trace is not None
         traced = compare_trace(trace, model, inputs, recorded, work_dir / "trace-here", timeout=timeout)
-    search = _counterfactuals(context, available_providers, profile,
+    search = _counterfactuals(context, singles, results[len(reruns):], tuple(str(c) for c in every[len(singles):]),
                               reserve=1 if candidate_model is not None else 0)
     attempts = search.attempts
     matching = [a for a in attempts if a.reproduced]
@@ -335,16 +346,21 @@ def explain(
     )
 
 
-def _noise_floor(context: _Context, first: Mapping[str, Array]) -> tuple[Explanation | None, TrialResult | None]:
-    """Two fresh re-runs of the recorded configuration; the first also keeps its optimised graph
-    and the transformers that rewrote it (saving and logging do not change the numbers)."""
-    reruns = context.budget.take(2)
-    trials = [
+def _noise_trials(context: _Context) -> list[Trial]:
+    """Two re-runs of the recorded configuration, each the first session of a fresh process; the
+    first also keeps its optimised graph and the transformers that rewrote it (saving and logging
+    do not change the numbers)."""
+    return [
         Trial(f"rerun {i + 1}", context.recorded, fresh_process=True,
               save_optimized=i == 0, capture_transformers=i == 0)
-        for i in range(reruns)
+        for i in range(context.budget.take(2))
     ]
-    results = context.run(trials) if trials else []
+
+
+def _noise_floor(
+    context: _Context, first: Mapping[str, Array], results: Sequence[TrialResult]
+) -> tuple[Explanation | None, TrialResult | None]:
+    """Whether the re-runs (``_noise_trials``) disagree with the first reproduction or with each other."""
     recorded_run = results[0] if results and results[0].error is None else None
     disagreeing = []
     for result in results:
@@ -362,7 +378,6 @@ def _noise_floor(context: _Context, first: Mapping[str, Array]) -> tuple[Explana
         "nondeterministic",
         f"outputs are nondeterministic under the recorded configuration ({detail}); "
         "this is not evidence of tampering",
-        runs=context.budget.used,
     ), recorded_run
 
 
@@ -381,12 +396,10 @@ class _Search:
 
 
 def _counterfactuals(
-    context: _Context, available_providers: Sequence[str], profile: Profile | None, reserve: int
+    context: _Context, singles: Sequence[KnobChange], results: Sequence[TrialResult], untried: tuple[str, ...],
+    reserve: int,
 ) -> _Search:
-    every = single_knob_changes(context.recorded, available_providers, profile)
-    singles = every[: context.budget.take(len(every))]
-    untried = tuple(str(c) for c in every[len(singles):])
-    results = context.run([Trial(str(c), context.config_for([c])) for c in singles]) if singles else []
+    """The one-knob variants' attempts (run already: ``results``), then pairs of knobs if none reproduces."""
     attempts = [_attempt(context, (change,), result) for change, result in zip(singles, results, strict=True)]
     if any(a.reproduced for a in attempts):
         return _Search(attempts, untried)
