@@ -110,3 +110,26 @@ def test_a_crash_is_one_line_and_exit_3_with_the_traceback_only_under_ogverify_d
     lines = result.stderr.splitlines()
     assert lines[0] == "error: internal error: ValueError: boom"
     assert ("Traceback (most recent call last):" in lines) is debug
+
+
+@pytest.mark.parametrize(("arguments", "line"), [
+    (["check", "--bogus", "b.ogb"], "error: No such option: --bogus"),
+    (["pack"], "error: Missing argument 'MODEL'; see 'ogverify pack --help'"),
+    (["log", "init"], "error: Missing argument 'LOG'; see 'ogverify log init --help'"),
+    (["nosuch"], "error: No such command 'nosuch'; see 'ogverify --help'"),
+])
+def test_a_parse_error_is_one_error_line_and_exit_2(arguments: list[str], line: str, run_cli: RunCli) -> None:
+    from tests.bundle_helpers import single_error_line
+
+    result = run_cli(*arguments)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and single_error_line(result).startswith(line), result.stderr
+    assert "Usage:" not in result.stderr
+
+
+def test_a_command_group_alone_still_shows_its_commands(run_cli: RunCli) -> None:
+    result = run_cli("log")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Usage: ogverify log [OPTIONS] COMMAND [ARGS]...")
+    assert "checkpoint" in result.stderr

@@ -7,9 +7,12 @@ Heavy libraries (onnxruntime, onnx, numpy) are imported inside the commands, so 
 from __future__ import annotations
 
 import signal
-from typing import Annotated
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from ogverify import __version__
 from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, log, pack, profile
@@ -21,7 +24,54 @@ check it by re-executing the model under the recorded configuration.
 
 Exit codes: """ + ", ".join(f"{int(code)} {word} ({why})" for code, (word, why) in EXIT_MEANINGS.items()) + "."
 
+
+
+class OgverifyGroup(typer.core.TyperGroup):
+    """The root command: a usage error (an unknown option, a missing argument, a value of the
+    wrong type) is one ``error:`` line on stderr and exit 2, like every other bad input, not
+    click's usage block.
+
+    It runs click's ``main`` with ``standalone_mode=False``, where click raises its errors instead
+    of printing them (public click API: ``format_message()``, ``exit_code``, ``ctx``; typer does
+    not export the classes, so they are told by those). Without arguments it is click's own
+    ``main``: ``ogverify`` alone prints the help (so does a command group alone).
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        arguments = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or not arguments:
+            return super().main(arguments, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
+        try:
+            result = super().main(arguments, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.Abort:  # end of input at a prompt
+            typer.echo("error: aborted", err=True)
+            sys.exit(2)
+        except Exception as exc:
+            format_message, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+            if not callable(format_message) or not isinstance(code, int):
+                raise
+            context = getattr(exc, "ctx", None)
+            message = str(format_message())
+            if context is not None and message == context.get_help():  # a group without its command
+                typer.echo(message, err=True)
+                sys.exit(code)
+            path = getattr(context, "command_path", None) or prog_name or "ogverify"
+            typer.echo(f"error: {' '.join(message.split()).rstrip('.')}; see '{path} --help'", err=True)
+            sys.exit(code)
+        # Without standalone mode click returns the exit code a command raised, or what it returned.
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
+    cls=OgverifyGroup,
     help=HELP,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import ReportFormatOption, echo, emit, guarded, use_color
+from ogverify.cli.common import ReportFormatOption, echo, emit, guarded, require_writable, use_color
 from ogverify.errors import UsageError
 
 
@@ -125,6 +125,9 @@ def check(
         (get_formatter(fmt).render, functools.partial(emit, output=Path(file)))
         for fmt, file in parse_key_values(also_reports or [], "--report").items()
     ]
+    require_writable(output, "--output")
+    for file in parse_key_values(also_reports or [], "--report").values():
+        require_writable(Path(file), "--report")
     checked_timeout(timeout, "--timeout")
     if explain_budget < 0:
         raise UsageError("--explain-budget must be 0 or more")

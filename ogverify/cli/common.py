@@ -119,6 +119,21 @@ def emit(text: str, output: Path | None = None) -> None:
     typer.echo(f"wrote {output}", err=True)
 
 
+def require_writable(output: Path | None, option: str) -> None:
+    """Refuse now, before the run, a report file that could not be written after it: a missing or
+    read-only directory, or a directory in the file's place (``emit`` writes it at the end)."""
+    if output is None:
+        return
+    from ogverify.evidence.bundle import check_writable
+
+    if output.is_dir():
+        raise UsageError(f"{option} {output} is a directory")
+    try:
+        check_writable(output, overwrite=True)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc.message}") from exc
+
+
 def echo(line: str) -> None:
     """One line of progress or information, on stderr."""
     typer.echo(line, err=True)

@@ -19,6 +19,7 @@ from ogverify.cli.common import (
     emit,
     execution_options,
     guarded,
+    require_writable,
 )
 from ogverify.errors import UsageError
 
@@ -230,6 +231,7 @@ def audit(
     if previous is not None and not previous.is_file():
         raise UsageError(f"--previous-checkpoint {previous} does not exist")
     formatter = None if output_format == "json" else get_formatter(output_format, color=False)
+    require_writable(output, "--output")
     options = AuditOptions(
         trusted_keys=load_trusted_keys(trusted_keys),
         previous_checkpoint=previous.read_bytes() if previous is not None else None,

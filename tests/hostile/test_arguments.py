@@ -272,3 +272,24 @@ def test_an_attestation_is_read_with_a_bound(signed: dict[str, Path], tmp_path: 
         out.truncate(MAX_ATTESTATION_BYTES * 4)  # sparse: costs no disk
     finding = verify_attestation(big, Report(str(signed["bundle"]), ()), {})
     assert finding.message == f"attestation {big} is larger than {MAX_ATTESTATION_BYTES} bytes"
+
+
+@pytest.mark.parametrize("option", ["--output", "--report"])
+def test_check_refuses_a_report_file_it_could_not_write_before_it_runs(
+    signed: dict[str, Path], tmp_path: Path, run_cli: RunCli, option: str
+) -> None:
+    written = tmp_path / "report.json"
+    for place in (_unwritable_folder(tmp_path) / "r.sarif", tmp_path / "missing" / "r.sarif"):
+        value = f"sarif={place}" if option == "--report" else str(place)
+        other = ("--report", f"json={written}") if option == "--output" else ("--output", str(written))
+        result = run_cli("check", signed["bundle"], "--trusted-key", signed["pub"], option, value, *other)
+        assert result.exit_code == 2, result.output
+        assert single_error_line(result).startswith(f"error: {option}: "), result.stderr
+        assert not written.exists(), "the check ran and wrote its other report"
+
+
+def test_audit_refuses_an_output_in_a_missing_folder(tmp_path: Path, run_cli: RunCli) -> None:
+    result = run_cli("audit", tmp_path / "no-log", "--trusted-key", tmp_path / "k.pub",
+                     "--output", tmp_path / "missing" / "audit.json")
+    assert result.exit_code == 2, result.output
+    assert single_error_line(result) == f"error: --output: directory {tmp_path / 'missing'} does not exist"
