@@ -103,3 +103,21 @@ def test_a_provider_this_runtime_lacks_is_an_environment_failure(tmp_path: Path)
     assert failure is not None and failure.kind is FailureKind.ENVIRONMENT
     assert failure.headline.startswith(
         "re-execution failed: execution provider NoSuchExecutionProvider is not available here")
+
+
+def test_a_session_cache_answers_a_batch_of_jobs_in_order_on_one_loaded_session(tmp_path: Path) -> None:
+    """``SessionCache.check_many`` (an audit's batch) answers each job as ``run_check_job`` does."""
+    from ogverify.runtime.runner import SessionCache
+
+    good = _job(tmp_path)
+    (tmp_path / "wrong").mkdir()
+    wrong = _job(tmp_path / "wrong", claimed_dtype="float64")
+    cache = SessionCache()
+    answers = list(cache.check_many([good, wrong, good], timeout=60))
+    assert [type(a) for a in answers] == [CheckResult] * 3
+    first, second, third = (a for a in answers if isinstance(a, CheckResult))
+    assert first.failure is None and third.failure is None and second.failure is not None
+    assert second.failure.kind is FailureKind.MISMATCH
+    assert first.run is not None and first.run.process == "worker"
+    assert (cache.loads, cache.reuses) == (1, 1)  # the mismatch never reached the session
+    assert list(cache.check_many([], timeout=60)) == []

@@ -7,12 +7,13 @@ Both run the same code (``worker.run_check_job``/``run_run_job``) on the same ty
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -204,6 +205,51 @@ class SessionCache:
             self.poisoned = True
         return replace(result, run=replace(result.run, process="worker")) if result.run is not None else result
 
+    def check_many(self, jobs: Sequence[CheckJob], *, timeout: float = DEFAULT_TIMEOUT,
+                   max_output_bytes: int | None = None) -> Iterator[CheckResult | ReplayError]:
+        """Each job's answer, in order: what ``self(job)`` answers, or the ReplayError it raises.
+
+        For a batch of one model's records (``audit``): the jobs that run here run one after
+        another on one thread, with no thread started between two runs, each within ``timeout``.
+        After a run that does not finish the cache is poisoned, and the jobs after it are answered
+        with that error.
+        """
+        from ogverify.runtime.session import is_process_sticky
+        from ogverify.runtime.worker import run_check_job
+
+        if not jobs:
+            return
+        if any(is_process_sticky(job.execution) for job in jobs) or any(
+            job.memory_limit is not None and self.process_memory_limit is not None
+            and job.memory_limit < self.process_memory_limit for job in jobs
+        ):
+            for job in jobs:  # fresh processes: each job on its own
+                try:
+                    yield self(job, timeout=timeout, max_output_bytes=max_output_bytes)
+                except ReplayError as exc:
+                    yield exc
+            return
+        answers: queue.Queue[CheckResult] = queue.Queue()
+
+        def work() -> None:
+            for job in jobs:
+                answers.put(run_check_job(job, self._session))
+
+        threading.Thread(target=work, name="ogverify-replay", daemon=True).start()
+        for index, job in enumerate(jobs):
+            try:
+                result = answers.get(timeout=timeout)
+            except queue.Empty:
+                self.poisoned = True  # the run still holds the session: the worker must start afresh
+                with self._lock:
+                    self._sessions.pop(self._key(job.model_key, job.execution), None)
+                late = ReplayError(f"re-execution did not finish within {timeout:g} s")
+                yield from [late] * (len(jobs) - index)
+                return
+            if result.failure is not None and result.failure.kind in (FailureKind.MEMORY, FailureKind.LIMIT):
+                self.poisoned = True
+            yield replace(result, run=replace(result.run, process="worker")) if result.run is not None else result
+
     def run_model(
         self,
         model_path: Path,
@@ -268,23 +314,6 @@ class SessionCache:
                 self._sessions.pop(self._key(model_key, config), None)
             raise ReplayError(f"re-execution did not finish within {timeout:g} s")
         return box[0]
-
-    def session(self, model_path: Path, config: ExecutionConfig, model_key: str) -> Any:
-        """The cached InferenceSession for this model and configuration (loaded now if need be), for
-        callers that run many inputs themselves (an audit's batch of records).
-
-        Raises:
-            ReplayError: the session cannot be created here.
-        """
-        from ogverify.runtime.worker import describe_failure
-
-        try:
-            return self._session(str(model_path), config, model_key)
-        except ReplayError:
-            raise
-        except Exception as exc:
-            failure = describe_failure(exc, None)
-            raise ReplayError(failure.headline, failure.detail) from exc
 
     @staticmethod
     def _key(model_key: str, config: ExecutionConfig) -> tuple[str, str]:

@@ -5,7 +5,8 @@
 3. A sample is drawn from the checkpoint's root and the auditor's seed (``sampling``).
 4. Each sampled record's leaf must be included under the checkpoint's root, its tensors must
    match their digests, and re-executing it under the log's configuration must reproduce its
-   claimed outputs. Records are re-executed in batches, each worker keeping the model loaded:
+   claimed outputs. Each record is re-executed as ``check --jobs`` re-executes a bundle (a
+   ``CheckJob`` on the worker's session cache), in batches, each worker keeping the model loaded:
    in this process, on ``jobs`` worker processes, or on a Dask cluster (each worker then reads
    its records from the log itself). A failed record gets ``check``'s drift explanation.
 5. The exact hypergeometric bound says what the sample proves about the records not sampled.
@@ -24,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ogverify.errors import ExitCode, OgverifyError, UsageError
 from ogverify.evidence.log import layout, merkle, note
@@ -33,6 +34,9 @@ from ogverify.evidence.log.store import open_store
 from ogverify.evidence.signing import TrustedKey
 from ogverify.report.findings import Finding, Report, Status
 from ogverify.verify import sampling
+
+if TYPE_CHECKING:
+    from ogverify.runtime.jobs import CheckResult, TensorFile
 
 DEFAULT_MAX_FAILURE_RATE = 0.01
 MAX_SAMPLE = 10_000_000
@@ -200,33 +204,48 @@ def _loaded(location: str, reader: LogReader) -> _Loaded:
         return loaded
 
 
-def _tensor(reader: LogReader, ref: layout.Ref, what: str) -> Any:
-    """A record's tensor, or its sequence, map or optional, checked against its digest and declaration."""
+def _tensor(reader: LogReader, ref: layout.Ref, stem: Path, what: str) -> TensorFile:
+    """A record's tensor, or its sequence, map or optional, checked against its digest and
+    declaration, and written beside ``stem`` (``.npy``, or ``.value`` for the canonical value encoding).
+
+    Raises:
+        LogFormatError, EvidenceMismatchError: the stored bytes changed, or are not what the record declares.
+    """
     import blake3
 
     from ogverify.model.agreement import check_tensor
     from ogverify.model.tensors import parse_npy
-    from ogverify.model.values import decode
+    from ogverify.model.values import VALUE_SUFFIX, decode
+    from ogverify.runtime.jobs import TensorFile
 
     data = reader.tensor(ref, MAX_TENSOR_BYTES)
     if blake3.blake3(data).hexdigest() != ref.blake3:
         raise layout.LogFormatError(f"{what} does not match its digest (the stored bytes changed)")
     if isinstance(ref, layout.ValueRef):
-        value_type, value = decode(data, what)
+        value_type, _ = decode(data, what)
         if str(value_type) != ref.type:
             raise layout.LogFormatError(f"{what} holds a {value_type}, not the {ref.type} its entry names")
-        return value
-    array = parse_npy(data, what)
-    check_tensor(array, ref.dtype, ref.shape, what)
-    return array
+        path = stem.with_name(stem.name + VALUE_SUFFIX)
+        path.write_bytes(data)
+        return TensorFile(ref.name, str(path), type=ref.type)
+    check_tensor(parse_npy(data, what), ref.dtype, ref.shape, what)
+    path = stem.with_name(stem.name + ".npy")
+    path.write_bytes(data)
+    return TensorFile(ref.name, str(path), ref.dtype, tuple(ref.shape))
 
 
 def run_batch(job: BatchJob) -> list[RecordOutcome]:
-    """Read, verify and re-execute ``job``'s records (in any process: a pool or Dask worker, or here)."""
-    from ogverify.evidence.comparison import ComparisonPolicy, OutputComparison
+    """Read, verify and re-execute ``job``'s records (in any process: a pool or Dask worker, or here).
+
+    Each record is a ``CheckJob`` answered by this process's session cache (``batch.worker_cache``),
+    as ``check --jobs`` answers a bundle's: the same validation, run and comparison
+    (``runtime.worker.run_check_job``), on a session loaded once per worker and configuration.
+    A configuration that changes process-wide state gets a fresh process per record there.
+    """
+    from ogverify.evidence.comparison import ComparisonPolicy
     from ogverify.evidence.execution import ExecutionConfig
-    from ogverify.model.compare import compare_value
-    from ogverify.model.values import type_of
+    from ogverify.runtime.jobs import CheckJob
+    from ogverify.verify.batch import worker_cache
 
     reader = LogReader(open_store(job.location))
     try:
@@ -237,112 +256,48 @@ def run_batch(job: BatchJob) -> list[RecordOutcome]:
         message = getattr(exc, "message", str(exc))
         return [RecordOutcome(i, "error", f"cannot load the log's model: {message}") for i in job.indices]
     outcomes: list[RecordOutcome] = []
-    ready: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
-    for index, expected in zip(job.indices, job.leaf_hashes, strict=True):
-        outcome: RecordOutcome
-        try:
-            leaf = reader.leaf(index)
-            if merkle.leaf_hash(leaf) != expected:
-                raise layout.LogFormatError("its entry changed while it was audited")
-            entry = RecordEntry.parse(leaf, index)
-            if entry.log != loaded.descriptor.digest:
-                raise layout.LogFormatError("it was recorded for another model or configuration than the log's")
-            inputs = {t.name: _tensor(reader, t, f"input {t.name!r}") for t in entry.inputs}
-            claimed = {t.name: _tensor(reader, t, f"claimed output {t.name!r}") for t in entry.outputs}
-            if entry.trace is not None:
-                reader.trace(entry.trace)  # committed to, so it must still be what was committed
-        except OgverifyError as exc:  # a record the producer committed to, but cannot show
-            outcomes.append(RecordOutcome(index, "fail", f"record {index}: {exc.message}"))
-            continue
-        ready.append((index, inputs, claimed))
-    reproduced = _reproduce(loaded, config, ready, job.timeout)
-    for index, _, claimed in ready:
-        result = reproduced[index]
-        if isinstance(result, OgverifyError):
-            outcomes.append(RecordOutcome(index, "error", f"record {index}: {result.message}"))
-            continue
-        comparisons: list[OutputComparison] = [
-            compare_value(name, claimed[name], result[name], policy.for_output(name), type_of(claimed[name]))
-            for name in claimed]
-        failing = [c for c in comparisons if not c.passed]
-        if failing:
-            outcome = RecordOutcome(index, "fail", f"record {index}: output '{failing[0].name}' [{failing[0].spec}]: "
-                                    f"{failing[0].reason}", tuple(c.to_json() for c in comparisons))
-        else:
-            outcome = RecordOutcome(index, "pass", f"record {index}: outputs reproduced")
-        outcomes.append(outcome)
+    checks: list[tuple[int, CheckJob]] = []
+    with tempfile.TemporaryDirectory(prefix="ogverify-audit-records-") as work:
+        folder = Path(work)
+        for index, expected in zip(job.indices, job.leaf_hashes, strict=True):
+            try:
+                leaf = reader.leaf(index)
+                if merkle.leaf_hash(leaf) != expected:
+                    raise layout.LogFormatError("its entry changed while it was audited")
+                entry = RecordEntry.parse(leaf, index)
+                if entry.log != loaded.descriptor.digest:
+                    raise layout.LogFormatError("it was recorded for another model or configuration than the log's")
+                inputs = tuple(_tensor(reader, t, folder / f"{index}-input-{i}", f"input {t.name!r}")
+                               for i, t in enumerate(entry.inputs))
+                claimed = tuple(_tensor(reader, t, folder / f"{index}-claimed-{i}", f"claimed output {t.name!r}")
+                                for i, t in enumerate(entry.outputs))
+                if entry.trace is not None:
+                    reader.trace(entry.trace)  # committed to, so it must still be what was committed
+            except OgverifyError as exc:  # a record the producer committed to, but cannot show
+                outcomes.append(RecordOutcome(index, "fail", f"record {index}: {exc.message}"))
+                continue
+            checks.append((index, CheckJob(str(loaded.model), inputs, claimed,
+                                           {t.name: policy.for_output(t.name) for t in claimed}, config,
+                                           loaded.model_key)))
+        answers = worker_cache().check_many([check for _, check in checks], timeout=job.timeout,
+                                            max_output_bytes=MAX_TENSOR_BYTES)
+        for (index, _), answer in zip(checks, answers, strict=True):
+            outcomes.append(RecordOutcome(index, "error", f"record {index}: {answer.message}")
+                            if isinstance(answer, OgverifyError) else _outcome(index, answer))
     return outcomes
 
 
-def _reproduce(loaded: _Loaded, config: Any, ready: Sequence[tuple[int, dict[str, Any], dict[str, Any]]],
-               timeout: float) -> dict[int, dict[str, Any] | OgverifyError]:
-    """Run each record's inputs on the worker's cached session, one thread for the whole batch, each
-    run within ``timeout``. A configuration that changes process-wide state gets a fresh process per run."""
-    import queue
+def _outcome(index: int, result: CheckResult) -> RecordOutcome:
+    from ogverify.runtime.jobs import FailureKind
 
-    import numpy as np
-
-    from ogverify.errors import ReplayError
-    from ogverify.model.tensors import canonicalize, for_runtime
-    from ogverify.model.values import is_tensor
-    from ogverify.runtime.session import is_process_sticky
-    from ogverify.verify.batch import worker_cache
-
-    cache = worker_cache()
-    results: dict[int, dict[str, Any] | OgverifyError] = {}
-    # Sequences, maps and optionals go through the cache's own run, which reads them as the session declares.
-    plain = [all(is_tensor(v) for v in (*inputs.values(), *claimed.values())) for _, inputs, claimed in ready]
-    valued = [r for r, tensors in zip(ready, plain, strict=True) if not tensors]
-    ready = [r for r, tensors in zip(ready, plain, strict=True) if tensors]
-    if is_process_sticky(config):
-        valued, ready = [*valued, *ready], []
-    if valued:
-        for index, inputs, claimed in valued:
-            try:
-                results[index] = dict(cache.run_model(
-                    loaded.model, inputs, list(claimed), config, timeout=timeout, model_key=loaded.model_key,
-                    max_output_bytes=MAX_TENSOR_BYTES,
-                ).outputs)
-            except OgverifyError as exc:
-                results[index] = exc
-    if not ready:
-        return results
-    try:
-        session = cache.session(loaded.model, config, loaded.model_key)
-    except OgverifyError as exc:
-        return {**results, **dict.fromkeys((index for index, _, _ in ready), exc)}
-    from ogverify.runtime.session import run_options
-
-    options = run_options(config)
-    answers: queue.Queue[tuple[int, dict[str, Any] | OgverifyError]] = queue.Queue()
-
-    def work() -> None:
-        for index, inputs, claimed in ready:
-            names = list(claimed)
-            try:
-                values = session.run(names, {n: for_runtime(np.asarray(a)) for n, a in inputs.items()}, options)
-                outputs = {}
-                for name, value in zip(names, values, strict=True):
-                    if not isinstance(value, np.ndarray):
-                        raise ReplayError(f"output {name!r} is a {type(value).__name__}, not a tensor")
-                    outputs[name] = canonicalize(value, f"output {name!r}")
-                answers.put((index, outputs))
-            except OgverifyError as exc:
-                answers.put((index, exc))
-            except Exception as exc:  # onnxruntime's own errors
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                answers.put((index, ReplayError(f"re-execution failed: {type(exc).__name__}: {first[:500]}")))
-
-    threading.Thread(target=work, name="ogverify-audit", daemon=True).start()
-    for _ in ready:
-        try:
-            index, answer = answers.get(timeout=timeout)
-        except queue.Empty:
-            cache.poisoned = True  # the run still holds the session: this worker's cache starts afresh
-            late = ReplayError(f"re-execution did not finish within {timeout:g} s")
-            return {**results, **{index: results.get(index, late) for index, _, _ in ready}}
-        results[index] = answer
-    return results
+    if result.failure is not None:
+        status: Literal["fail", "error"] = "fail" if result.failure.kind is FailureKind.MISMATCH else "error"
+        return RecordOutcome(index, status, f"record {index}: {result.failure.headline}")
+    failing = [c for c in result.comparisons if not c.passed]
+    if failing:
+        return RecordOutcome(index, "fail", f"record {index}: output '{failing[0].name}' [{failing[0].spec}]: "
+                             f"{failing[0].reason}", tuple(c.to_json() for c in result.comparisons))
+    return RecordOutcome(index, "pass", f"record {index}: outputs reproduced")
 
 
 # --- dispatch -------------------------------------------------------------------------------
