@@ -206,7 +206,7 @@ def test_check_output_file(mlp_bundle: Path, run_cli: RunCli, tmp_path: Path) ->
 def test_check_output_file_in_missing_directory(mlp_bundle: Path, run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("check", mlp_bundle, "--allow-unsigned", "--output", tmp_path / "nope" / "r.txt")
     assert result.exit_code == 2
-    assert single_error_line(result) == f"error: directory {tmp_path / 'nope'} does not exist"
+    assert single_error_line(result) == f"error: --output: directory {tmp_path / 'nope'} does not exist"
 
 
 def test_check_no_rerun_skips_execution(mlp_bundle: Path, run_cli: RunCli) -> None:
