@@ -50,13 +50,19 @@ def big_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"model": folder / "big.onnx", "x": folder / "x.npy", "y": folder / "y.npy"}
 
 
+_MAIN_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                     "runpy.run_module('ogverify', run_name='__main__', alter_sys=True)")
+
+
 def _pack_and_signal(
     files: dict[str, Path], target: Path, signum: int, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     """Start a pack, wait until it has begun writing next to ``target``, then send ``signum``."""
     before = set(target.parent.iterdir())
+    # `python -m ogverify`, with SIGINT as Python sets it at start when it is not ignored: a shell
+    # starts background jobs (`pytest &`) with SIGINT ignored, and the pack would inherit that.
     process = subprocess.Popen(
-        [sys.executable, "-m", "ogverify", "pack", str(files["model"]), "-i", f"x={files['x']}",
+        [sys.executable, "-c", _MAIN_WITH_CTRL_C, "pack", str(files["model"]), "-i", f"x={files['x']}",
          "-O", f"y={files['y']}", "--out", str(target), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
