@@ -313,14 +313,16 @@ class EvidenceLog:
         # Each tensor's part of a leaf, as RecordEntry.leaf writes it (the audit parses every leaf it
         # samples and refuses one that RecordEntry would not write byte for byte).
         templates = []
-        for side, name, dtype, shape, at, size, _, _ in parts:
+        for _, name, dtype, shape, at, size, _, _ in parts:
             sample = TensorRef(name, dtype, shape, "0" * 64, size, 0, 0)
             text = RecordEntry(0, "0" * 64, (sample,), ()).leaf().decode("utf-8")
             body = text[text.index('{"blake3":') : text.index("]", text.index('"shape":')) + 1]
             head = body[: len('{"blake3":"')]
             middle = body[len('{"blake3":"') + 64 : body.index('"offset":') + len('"offset":')]
             after = body[body.index(',"shape":') :] + f',"size":{size}}}'
-            templates.append((side, at, size, head, (middle, after)))
+            templates.append((at, size, head, middle, after))  # inputs first, as in ``order``
+        inputs_count = sum(1 for side, *_ in parts if side == 0)
+        stored, log_digest = self._stored, self.log_digest
         tiles = self._tiles()
         first = tiles.size
         chunk = max(1, min(count, WRITE_BYTES // width))
@@ -351,25 +353,26 @@ class EvidenceLog:
                         pack, offset = first + start, 0
                         out = self.store.open_write(layout.pack_path(pack))
                     digests = iter([blake3.blake3(data[row * width + at : row * width + at + size]).hexdigest()
-                                    for row in range(stop - start) for _, at, size, _, _ in templates])
+                                    for row in range(stop - start) for at, size, _, _, _ in templates])
                     pieces: list[tuple[int, int]] = []  # (begin, end) of bytes in ``data`` to store
                     leaves: list[bytes] = []
                     for row in range(stop - start):
-                        texts: list[list[str]] = [[], []]
-                        for side, at, size, head, tail in templates:
-                            begin = row * width + at
+                        texts: list[str] = []
+                        base = row * width
+                        for at, size, head, middle, after in templates:
                             digest = next(digests)
-                            where = self._stored.get(digest)
+                            where = stored.get(digest)
                             if where is None:
-                                where = self._stored[digest] = (pack, offset)
+                                where = stored[digest] = (pack, offset)
                                 offset += size
+                                begin = base + at
                                 if pieces and pieces[-1][1] == begin:
                                     pieces[-1] = (pieces[-1][0], begin + size)
                                 else:
                                     pieces.append((begin, begin + size))
-                            texts[side].append(f'{head}{digest}{tail[0]}{where[1]},"pack":{where[0]}{tail[1]}')
-                        leaf = (f'{{"index":{first + start + row},"inputs":[{",".join(texts[0])}],'
-                                f'"log":"{self.log_digest}","outputs":[{",".join(texts[1])}]}}').encode()
+                            texts.append(f'{head}{digest}{middle}{where[1]},"pack":{where[0]}{after}')
+                        leaf = (f'{{"index":{first + start + row},"inputs":[{",".join(texts[:inputs_count])}],'
+                                f'"log":"{log_digest}","outputs":[{",".join(texts[inputs_count:])}]}}').encode()
                         if len(leaf) > MAX_LEAF_BYTES:
                             raise UsageError(f"record {first + start + row}: its entry is {len(leaf)} bytes, over the "
                                              f"{MAX_LEAF_BYTES}-byte limit of a log entry")
@@ -377,7 +380,7 @@ class EvidenceLog:
                     pending[slot] = writer.submit(_write_pieces, out, data, pieces)
                     # The tiles' hashes here, their files on the writer thread: a thread that ran Python
                     # would hold the GIL that blake3 gives up and takes back for every tensor it hashes.
-                    tiles.add(leaves, lambda path, data: written.append(writer.submit(self.store.write, path, data)))
+                    tiles.add(leaves, lambda path, blob: written.append(writer.submit(self.store.write, path, blob)))
                 for future in (*pending, *written):
                     if future is not None:
                         future.result()
