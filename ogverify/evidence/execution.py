@@ -111,24 +111,24 @@ class ExecutionConfig:
         )
 
 
+def _parse_name(text: str, names: Mapping[str, str], what: str, choices: str) -> str:
+    """Our short name (any case) or onnxruntime's own name for it, as onnxruntime's name."""
+    key = text.strip().lower()
+    if key in names:
+        return names[key]
+    if text in names.values():
+        return text
+    raise UsageError(f"unknown {what} {text!r}; use {choices}")
+
+
 def parse_opt_level(text: str) -> str:
     """``all`` → ``ORT_ENABLE_ALL``; onnxruntime's own names are accepted too."""
-    key = text.strip().lower()
-    if key in OPT_LEVELS:
-        return OPT_LEVELS[key]
-    if text in OPT_LEVELS.values():
-        return text
-    raise UsageError(f"unknown optimization level {text!r}; use one of {', '.join(OPT_LEVELS)}")
+    return _parse_name(text, OPT_LEVELS, "optimization level", f"one of {', '.join(OPT_LEVELS)}")
 
 
 def parse_execution_mode(text: str) -> str:
     """``sequential`` → ``ORT_SEQUENTIAL``; onnxruntime's own names are accepted too."""
-    key = text.strip().lower()
-    if key in EXECUTION_MODES:
-        return EXECUTION_MODES[key]
-    if text in EXECUTION_MODES.values():
-        return text
-    raise UsageError(f"unknown execution mode {text!r}; use sequential or parallel")
+    return _parse_name(text, EXECUTION_MODES, "execution mode", "sequential or parallel")
 
 
 def parse_key_values(pairs: list[str], what: str) -> dict[str, str]:
