@@ -11,8 +11,8 @@ Three ways to run the same per-bundle check (``check_target``):
   own cache. Bundles are then named by paths or URLs that every worker can reach.
 
 Each check runs the pipeline, then ``BatchStages`` (the policy, the facts a signed verdict
-records) on the bundle the pipeline opened. Results stream back as they finish (``iter_checks``
-yields ``Checked``: index, report, facts); callers sort by index for deterministic output.
+records) on the bundle the pipeline opened. Results stream back as they finish (``check_all``
+hands each ``Checked``, index, report and facts, to ``on_result``) and are returned in input order.
 """
 
 from __future__ import annotations
@@ -516,25 +516,6 @@ def run_dask(targets: Sequence[str], spec: CheckSpec, scheduler: Any) -> Iterato
 # --- all of it ----------------------------------------------------------------------------
 
 
-def iter_checks(
-    targets: Sequence[str],
-    spec: CheckSpec,
-    *,
-    jobs: int = 1,
-    dask_scheduler: Any = None,
-    stats: PoolStats | None = None,
-) -> Iterator[Checked]:
-    """Check every target; yield each result as it finishes (``Checked.index`` into ``targets``)."""
-    if dask_scheduler is not None:
-        yield from run_dask(targets, spec, dask_scheduler)
-    elif jobs > 1 and len(targets) > 1:
-        yield from run_pool(targets, spec, jobs, stats)
-    else:
-        for index, target in enumerate(targets):
-            report, facts = _check_target(target, spec)
-            yield Checked(index, report, facts)
-
-
 def check_all(
     targets: Sequence[str],
     spec: CheckSpec,
@@ -545,8 +526,15 @@ def check_all(
     stats: PoolStats | None = None,
 ) -> list[Checked]:
     """Results for ``targets`` in their order; ``on_result`` is called as each one finishes."""
+    finishing: Iterable[Checked]
+    if dask_scheduler is not None:
+        finishing = run_dask(targets, spec, dask_scheduler)
+    elif jobs > 1 and len(targets) > 1:
+        finishing = run_pool(targets, spec, jobs, stats)
+    else:
+        finishing = (Checked(index, *_check_target(target, spec)) for index, target in enumerate(targets))
     done: dict[int, Checked] = {}
-    for checked in iter_checks(targets, spec, jobs=jobs, dask_scheduler=dask_scheduler, stats=stats):
+    for checked in finishing:
         done[checked.index] = checked
         if on_result is not None:
             on_result(checked)
