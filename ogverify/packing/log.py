@@ -32,6 +32,7 @@ from ogverify.errors import UsageError
 from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.digest import digest_file
 from ogverify.evidence.execution import ExecutionConfig
+from ogverify.evidence.json_fields import JsonFields
 from ogverify.evidence.log import layout, merkle, note
 from ogverify.evidence.log.attached import LogProof
 from ogverify.evidence.log.layout import Descriptor, LogReader, RecordEntry, TensorRef, TileWriter, TraceRef, ValueRef
@@ -54,7 +55,7 @@ MAX_LEAF_BYTES = layout.MAX_ENTRY
 
 
 @dataclass(frozen=True)
-class InclusionProof:
+class InclusionProof(JsonFields):
     """RFC 9162 inclusion proof of one record in the tree of ``tree_size`` records."""
 
     index: int
@@ -63,13 +64,9 @@ class InclusionProof:
     root_hash: bytes
     inclusion_path: tuple[bytes, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "tree_size": self.tree_size, "leaf_hash": self.leaf_hash.hex(),
-                "root_hash": self.root_hash.hex(), "inclusion_path": [h.hex() for h in self.inclusion_path]}
-
 
 @dataclass(frozen=True)
-class ConsistencyProof:
+class ConsistencyProof(JsonFields):
     """RFC 9162 consistency proof: the tree of ``second_size`` extends the one of ``first_size``."""
 
     first_size: int
@@ -77,10 +74,6 @@ class ConsistencyProof:
     first_root: bytes
     second_root: bytes
     consistency_path: tuple[bytes, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"first_size": self.first_size, "second_size": self.second_size, "first_root": self.first_root.hex(),
-                "second_root": self.second_root.hex(), "consistency_path": [h.hex() for h in self.consistency_path]}
 
 
 def default_origin(template_sha256: str) -> str:

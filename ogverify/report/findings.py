@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from ogverify.errors import ExitCode
 from ogverify.evidence.comparison import OutputComparison
+from ogverify.evidence.json_fields import JsonFields
 
 REPORT_VERSION = 1
 
@@ -16,7 +17,7 @@ Impact = Literal["high", "medium", "low"]
 
 
 @dataclass(frozen=True)
-class EnvironmentDifference:
+class EnvironmentDifference(JsonFields):
     """One field that differs between the recorded and the current environment."""
 
     field: str
@@ -24,10 +25,6 @@ class EnvironmentDifference:
     current: Any
     impact: Impact
     why: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "recorded": self.recorded, "current": self.current,
-                "impact": self.impact, "why": self.why}
 
     def change(self) -> str:
         """The difference in a line a person reads: for lists (CPU flags), what is missing and what

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ogverify.errors import BundleError, UsageError
 from ogverify.evidence import canonical_json
+from ogverify.evidence.json_fields import JsonFields
 from ogverify.evidence.signing import STATEMENT_TYPE, TrustedKey, find_signer, keyid_of, parse_envelope, sign_statement
 from ogverify.report.findings import Finding, Report, Status
 from ogverify.report.results import outcome, partition
@@ -58,14 +59,11 @@ def ci_run_url() -> str | None:
 
 
 @dataclass(frozen=True)
-class PolicyRecord:
+class PolicyRecord(JsonFields):
     """The policy a verdict was reached under: its file, and that file's sha256 (None: not a file)."""
 
     source: str
     sha256: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "sha256": self.sha256}
 
 
 @dataclass(frozen=True)

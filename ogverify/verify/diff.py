@@ -15,6 +15,7 @@ import numpy as np
 
 from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.evidence.digest import digest_bytes
+from ogverify.evidence.json_fields import JsonFields
 from ogverify.model.compare import compare_output
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class TensorChange:
+class TensorChange(JsonFields):
     """An initializer present on both sides with other values (or another type)."""
 
     name: str
@@ -41,14 +42,9 @@ class TensorChange:
             detail += f", max abs diff {self.max_abs_diff:.3g}, mean abs diff {self.mean_abs_diff or 0:.3g}"
         return f"{self.name} ({self.a_type}): {detail}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "a_type": self.a_type, "b_type": self.b_type,
-                "elements_differing": self.elements_differing, "max_abs_diff": self.max_abs_diff,
-                "mean_abs_diff": self.mean_abs_diff}
-
 
 @dataclass(frozen=True)
-class FieldChange:
+class FieldChange(JsonFields):
     """A non-tensor field (attribute, opset, config, environment) that differs."""
 
     section: str
@@ -58,9 +54,6 @@ class FieldChange:
 
     def describe(self) -> str:
         return f"{self.section} {self.field}: {self.a!r} -> {self.b!r}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"section": self.section, "field": self.field, "a": self.a, "b": self.b}
 
 
 @dataclass(frozen=True)

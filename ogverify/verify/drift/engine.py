@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ogverify.evidence.comparison import ComparisonSpec
 from ogverify.evidence.execution import OPT_LEVELS, ExecutionConfig, ProviderSpec
+from ogverify.evidence.json_fields import JsonFields
 from ogverify.model.compare import compare_output
 from ogverify.model.graph import op_histogram
 from ogverify.model.tensors import Array
@@ -53,7 +54,7 @@ Cause = Literal["knob", "nondeterministic", "unexplained", "candidate_model", "e
 
 
 @dataclass(frozen=True)
-class KnobChange:
+class KnobChange(JsonFields):
     """One configuration knob set to a value other than the recorded one."""
 
     knob: str
@@ -62,9 +63,6 @@ class KnobChange:
 
     def __str__(self) -> str:
         return f"{self.knob}={self.value}"
-
-    def to_json(self) -> dict[str, str]:
-        return {"knob": self.knob, "recorded": self.recorded, "value": self.value}
 
 
 @dataclass(frozen=True)
