@@ -35,6 +35,7 @@ from typing import Any
 from ogverify.errors import BundleError
 from ogverify.evidence import canonical_json
 from ogverify.evidence.digest import HEX64
+from ogverify.evidence.json_fields import JsonFields
 from ogverify.evidence.log import merkle
 from ogverify.evidence.log.store import LogStore
 from ogverify.evidence.trace import MAX_TRACE_BYTES
@@ -127,7 +128,7 @@ def _name(raw: Mapping[str, Any], index: int) -> str:
 
 
 @dataclass(frozen=True)
-class TensorRef:
+class TensorRef(JsonFields):
     """One input or claimed output of a record, and where its .npy bytes are."""
 
     name: str
@@ -137,10 +138,6 @@ class TensorRef:
     size: int
     pack: int
     offset: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "blake3": self.blake3,
-                "size": self.size, "pack": self.pack, "offset": self.offset}
 
     def leaf_json(self) -> str:
         """Its part of a leaf: canonical JSON written directly (keys sorted; the dtype and digest are
@@ -169,7 +166,7 @@ class TensorRef:
 
 
 @dataclass(frozen=True)
-class ValueRef:
+class ValueRef(JsonFields):
     """A sequence, map or optional input or claimed output of a record: its type as onnxruntime
     writes it, and where its canonical value encoding (``ogverify.model.values``) is."""
 
@@ -179,10 +176,6 @@ class ValueRef:
     size: int
     pack: int
     offset: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "blake3": self.blake3, "size": self.size, "pack": self.pack,
-                "offset": self.offset}
 
     def leaf_json(self) -> str:
         return (f'{{"blake3":"{self.blake3}","name":{json.dumps(self.name, ensure_ascii=False)},'
@@ -218,16 +211,13 @@ def ref_from_json(raw: Any, index: int) -> Ref:
 
 
 @dataclass(frozen=True)
-class TraceRef:
+class TraceRef(JsonFields):
     """Where a record's trace is: the blake3 and size of its canonical JSON, its pack and offset."""
 
     blake3: str
     size: int
     pack: int
     offset: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"blake3": self.blake3, "size": self.size, "pack": self.pack, "offset": self.offset}
 
     def leaf_json(self) -> str:
         return f'{{"blake3":"{self.blake3}","offset":{self.offset},"pack":{self.pack},"size":{self.size}}}'
