@@ -67,12 +67,13 @@ class Sizes:
     zstd_layers: int
     repeats: int
     mid_layers: int
+    conv_layers: int = 32
 
 
 FULL = Sizes(hash_bytes=GiB, big_dim=4096, big_layers=32, batch_bundles=50, zstd_dim=2048, zstd_layers=16, repeats=3,
              mid_layers=16)
 QUICK = Sizes(hash_bytes=256 * MiB, big_dim=2048, big_layers=16, batch_bundles=10, zstd_dim=1024, zstd_layers=16,
-              repeats=2, mid_layers=8)
+              repeats=2, mid_layers=8, conv_layers=8)
 
 
 def ogverify_command() -> list[str]:
@@ -403,7 +404,7 @@ def bench_check_conv(work: Path, sizes: Sizes) -> list[Row]:
     """A conv net that is compute-bound at the defaults a user runs: every core busy for over a second
     (~240 GFLOP; the size of the conv net issue 15 measured, 1.78 s bare on this 2-core machine)."""
     folder = work / "conv"
-    shape, layers = (32, 128, 28, 28), 32
+    shape, layers = (32, 128, 28, 28), sizes.conv_layers
     model = conv_net(folder, name="conv", batch=shape[0], channels=shape[1], size=shape[2], layers=layers)
     x = image_input(shape, folder / "x.npy")
     bundle, key = _signed_bundle(folder, model, x)

@@ -52,7 +52,10 @@ class ExecutionConfig:
         runtime_version: the onnxruntime version that produced the outputs.
         providers: execution providers in priority order.
         graph_optimization_level: one of onnxruntime's ``GraphOptimizationLevel`` names.
-        intra_op_num_threads: threads inside an operator; 0 lets onnxruntime choose (not reproducible).
+        intra_op_num_threads: threads inside an operator; 0 lets onnxruntime choose (not
+            reproducible: it follows the checking machine's cores). ``pack`` without ``--threads``
+            records the number 0 resolves to where it runs (``ogverify.runtime.threads``); this
+            value type's own default stays 1, what bundles recorded before that.
         inter_op_num_threads: threads across operators (used in parallel mode).
         execution_mode: ``ORT_SEQUENTIAL`` or ``ORT_PARALLEL``.
         config_entries: session configuration entries (``session.*``, ``optimization.*`` ...).
