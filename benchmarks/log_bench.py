@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from models import matmul_chain
 
-DIM, LAYERS, BATCH = 512, 16, 16  # audit: x, y float32[16, 512]; >= 5 ms per record (bare, default options)
+DIM, LAYERS, BATCH = 512, 16, 96  # audit: x, y float32[96, 512]; >= 5 ms per record (bare, default options)
 APPEND_DIM, APPEND_BATCH = 256, 8  # append: x, y float32[8, 256], 16 KiB of tensors per record
 
 
