@@ -25,6 +25,7 @@ from ogverify.model.onnx_proto import parse_model
 from ogverify.model.signature import relocate_external_data
 from ogverify.report.findings import Report, Status
 from ogverify.runtime.jobs import CheckJob, CheckResult
+from ogverify.runtime.runner import SessionCache
 from ogverify.runtime.worker import run_check_job
 from ogverify.verify.pipeline import CheckOptions, check_bundle
 from tests.conftest import RunCli, invoke_cli
@@ -174,6 +175,22 @@ def test_a_file_renamed_into_the_bundles_place_fails_the_check(bundle: Path) -> 
 
     report = _check(bundle, writer)
     assert report.exit_code == 1
+
+
+def test_a_workers_cached_session_never_reads_another_bundles_file(packed: Path, tmp_path: Path) -> None:
+    """onnxruntime maps external data and reads it while the model runs (a file written after the
+    session was built changes its outputs). A ``check --jobs`` worker's session cache must
+    therefore not keep a session built on one bundle's file for the next bundle of the same model:
+    that file may change after its own check is over, where no re-hash looks."""
+    first, second = tmp_path / "first.ogb", tmp_path / "second.ogb"
+    shutil.copyfile(packed / "add.ogb", first)
+    shutil.copyfile(packed / "add.ogb", second)
+    cache = SessionCache()
+    assert _check(first, cache).exit_code == 0
+    file, offset = _weights_place(first)
+    _flip(file, offset + 1000)  # the first bundle's check is over; its file changes now
+    report = _check(second, cache)
+    assert report.exit_code == 0, report.findings
 
 
 def _external(tmp_path: Path) -> tuple[bytes, int]:

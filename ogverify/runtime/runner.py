@@ -320,7 +320,8 @@ class SessionCache:
         return model_key, json.dumps(config.to_json(), sort_keys=True)
 
     def _session(self, model: str, config: ExecutionConfig, model_key: str, data_folder: str | None = None) -> Any:
-        """The cached session for (model_key, config), built on first use (``worker.SessionProvider``)."""
+        """The cached session for (model_key, config), built on first use (``worker.SessionProvider``);
+        one built on external data read in place (``data_folder``) serves this run only."""
         from ogverify.runtime.session import build_session
 
         key = self._key(model_key, config)
@@ -332,6 +333,12 @@ class SessionCache:
                 return session
             session = build_session(model, config, data_folder=data_folder)
             self.loads += 1
+            if data_folder is not None:
+                # Built on a bundle's own files (verified in place): onnxruntime maps external data
+                # and reads it as the model runs, so the session is sound only within that bundle's
+                # check, whose re-hash after the run covers it. Kept, it would read that file for
+                # other bundles too, after the file's own check is over.
+                return session
             self._sessions[key] = session
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)
