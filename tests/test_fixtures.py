@@ -75,6 +75,13 @@ def test_shipped_numpy_bundle_explains_the_numbers(run_cli: RunCli) -> None:
     headline, cause = result.stdout.splitlines()[:2]
     # numpy rounds once, onnxruntime after the Sub and after the Div: the same elements differ on every CPU.
     assert headline == "FAILED: output 'y' [exact]: 8 of 32 elements differ bitwise (max abs diff 7.63e-06, max 1 ULP)"
-    assert cause.startswith("cause: outputs are not explained by any configuration knob")
+    # Which cause is stated depends on this machine: where its CPU has numeric features the producer's
+    # lacked, that stays a possible explanation beside "computed otherwise" (the bundle has no trace).
+    if "likely to change numerics" in result.stdout:
+        assert cause.startswith("cause: no configuration knob reproduces the outputs; two explanations remain: "
+                                "this machine computes differently (CPU features"), cause
+        assert "or the outputs were computed otherwise" in cause
+    else:
+        assert cause.startswith("cause: outputs are not explained by any configuration knob"), cause
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"$ ogverify check fixtures/mlp-numpy.ogb --trusted-key fixtures/demo.key.pub\n{headline}\n" in readme
