@@ -20,7 +20,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ogverify.evidence.bundle import open_bundle
+from ogverify.evidence import bundle as bundle_module
+from ogverify.evidence.bundle import BlobPlace, Bundle, open_bundle
 from ogverify.model.onnx_proto import parse_model
 from ogverify.model.signature import relocate_external_data
 from ogverify.report.findings import Report, Status
@@ -175,6 +176,51 @@ def test_a_file_renamed_into_the_bundles_place_fails_the_check(bundle: Path) -> 
 
     report = _check(bundle, writer)
     assert report.exit_code == 1
+
+
+def test_a_settled_file_is_held_to_its_identity_and_a_racy_one_is_hashed_again(bundle: Path) -> None:
+    """After the run, a file whose ctime was older than the hash by more than any timestamp tick
+    is trusted by its identity alone (a write since would have moved its ctime); one changed just
+    before it is hashed again. The place named here lies past the file's end: only a re-hash sees
+    that, so which of the two ran shows in the answer."""
+    file, _ = _weights_place(bundle)
+    with open_bundle(bundle) as opened:
+        artifact = opened.manifest.model_files[0].artifact
+    info = os.stat(file)
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    settled = BlobPlace(file, info.st_size, artifact.size, identity, info.st_ctime_ns + bundle_module.SETTLED_NS + 1)
+    racy = BlobPlace(file, info.st_size, artifact.size, identity, info.st_ctime_ns + bundle_module.SETTLED_NS // 2)
+    assert settled.settled and not racy.settled
+    assert Bundle.recheck(settled, artifact) is None
+    problem = Bundle.recheck(racy, artifact)
+    assert problem is not None and "got shorter" in problem
+    _flip(file, info.st_size - 1)
+    problem = Bundle.recheck(settled, artifact)
+    assert problem is not None and "written or replaced" in problem
+
+
+@pytest.mark.parametrize("when", ["before the run", "after the run"])
+def test_a_settled_file_written_while_the_model_runs_fails_the_check(
+    bundle: Path, when: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same writer as above, on a bundle whose files count as settled (as a bundle stored for
+    longer than a few seconds does): no re-hash, and the write is still caught."""
+    monkeypatch.setattr(bundle_module, "SETTLED_NS", 0)
+    file, offset = _weights_place(bundle)
+    assert _check(bundle, lambda job, **_: run_check_job(job)).exit_code == 0
+
+    def writer(job: CheckJob, **_: object) -> CheckResult:
+        if when == "before the run":
+            _flip(file, offset + 1000)
+            return run_check_job(job)
+        result = run_check_job(job)
+        _flip(file, offset + 1000)
+        return result
+
+    report = _check(bundle, writer)
+    assert report.exit_code == 1
+    integrity = next(f for f in report.findings if f.stage == "integrity")
+    assert integrity.status is Status.FAIL and "written or replaced" in integrity.message
 
 
 def test_a_workers_cached_session_never_reads_another_bundles_file(packed: Path, tmp_path: Path) -> None:

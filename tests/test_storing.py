@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from onnx import numpy_helper
 
 from ogverify.errors import ModelError, UsageError
-from ogverify.evidence import digest, storing
+from ogverify.evidence import digest, regions, storing
 from ogverify.evidence.bundle import BundleWriter, open_bundle
 from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.execution import ExecutionConfig
@@ -38,7 +39,7 @@ def _normal_floats(count: int, seed: int = 0) -> bytes:
 def test_windowed_hashing_matches_whole_file_hashes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
 ) -> None:
-    monkeypatch.setattr(digest, "WINDOW", window)
+    monkeypatch.setattr(regions, "WINDOW", window)
     data = os.urandom(5 * 4096 + 123)
     path = tmp_path / "f.bin"
     path.write_bytes(data)
@@ -241,7 +242,38 @@ def test_hash_pieces_hashes_the_region_and_notices_a_short_file(tmp_path: Path) 
     path.write_bytes(data)
     with path.open("rb") as handle:
         hasher = blake3.blake3()
-        digest.hash_pieces(handle, 7, len(data) - 7, [hasher])
+        regions.hash_pieces(handle, 7, len(data) - 7, [hasher])
         assert hasher.hexdigest() == blake3.blake3(data[7:]).hexdigest()
         with pytest.raises(ValueError, match="ends before"):
-            digest.hash_pieces(handle, 7, len(data), [blake3.blake3()])
+            regions.hash_pieces(handle, 7, len(data), [blake3.blake3()])
+
+
+@pytest.mark.parametrize("isolate_from", [0, 1 << 40], ids=["in-a-process", "here"])
+def test_a_region_that_may_shrink_is_hashed_alike_in_a_process_and_here(tmp_path: Path, isolate_from: int) -> None:
+    data = os.urandom((1 << 20) * 3 + 12345)
+    path = tmp_path / "data"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        digests = regions.digest_region_isolated(handle, 99, len(data) - 99, ["blake3", "sha256"],
+                                                 isolate_from=isolate_from)
+        assert digests == {"blake3": blake3.blake3(data[99:]).hexdigest(),
+                           "sha256": hashlib.sha256(data[99:]).hexdigest()}
+        with pytest.raises(ValueError, match="got shorter" if isolate_from == 0 else "ends before"):
+            regions.digest_region_isolated(handle, 99, len(data), ["blake3"], isolate_from=isolate_from)
+
+
+def test_a_file_truncated_under_the_hashing_process_ends_that_process_not_this_one(tmp_path: Path) -> None:
+    """The process maps the file; a truncation meanwhile kills it with SIGBUS (a map here would
+    kill the checker). The file is sparse: 64 GiB that take no disk and longer to hash than the
+    fraction of a second before the truncation, on any machine."""
+    path = tmp_path / "sparse"
+    with path.open("wb") as out:
+        out.truncate(64 << 30)
+    timer = threading.Timer(0.3, os.truncate, (path, 4096))
+    with path.open("rb") as handle:
+        timer.start()
+        try:
+            with pytest.raises(ValueError, match=r"got shorter .* while it was hashed"):
+                regions.digest_region_isolated(handle, 0, 64 << 30, ["blake3"])
+        finally:
+            timer.cancel()

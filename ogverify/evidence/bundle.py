@@ -28,6 +28,7 @@ import signal
 import stat
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,19 +38,10 @@ import zstandard
 
 from ogverify.errors import BundleError, EvidenceMismatchError, TargetExistsError, UsageError
 from ogverify.evidence import canonical_json, storing
-from ogverify.evidence.digest import (
-    CHUNK,
-    Algorithm,
-    Digest,
-    Hasher,
-    digest_bytes,
-    digest_file_multi,
-    hash_pieces,
-    hash_region,
-    new_hasher,
-)
+from ogverify.evidence.digest import Algorithm, Digest, Hasher, digest_bytes, digest_file_multi
 from ogverify.evidence.manifest import Artifact, Manifest
 from ogverify.evidence.paths import problem
+from ogverify.evidence.regions import CHUNK, digest_region_isolated, hash_region, new_hasher
 from ogverify.evidence.storing import MemberOpener, MemberSource
 
 MARKER = "ogverify-bundle.json"
@@ -361,12 +353,30 @@ class BlobPlace:
         offset: where the blob starts in it (0 for a bundle directory, the member's data in a ``.ogb``).
         size: the blob's length.
         identity: (device, inode, size, mtime ns, ctime ns) of the file when the blob was hashed.
+        noted_at_ns: this machine's clock (``time.time_ns``) just before ``identity`` was taken.
     """
 
     path: Path
     offset: int
     size: int
     identity: tuple[int, int, int, int, int]
+    noted_at_ns: int
+
+    @property
+    def settled(self) -> bool:
+        """The file had not changed for ``SETTLED_NS`` when it was hashed: any write since moves its ctime.
+
+        A write sets the ctime to the clock at that moment, at the file system's granularity; a
+        file last changed well before the identity was noted cannot be written afterwards and
+        keep that ctime. A file changed just before it (within one timestamp tick) could, which
+        is git's "racy" case: such a file is hashed again instead (``Bundle.recheck``).
+        """
+        return self.identity[4] < self.noted_at_ns - SETTLED_NS
+
+
+# A file whose ctime is this much older than the moment its identity was noted is "settled" (above):
+# more than any local file system's timestamp granularity (FAT's 2 s included).
+SETTLED_NS = 3_000_000_000
 
 
 def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -511,20 +521,21 @@ class Bundle:
 
     def verify_blob(self, artifact: Artifact) -> str | None:
         """Read a blob through its digests where it lies; return what is wrong with it, or None."""
-        hashers = _hashers(artifact)
         try:
             if self._stored_plain(artifact):
                 with self.source.region(artifact.blob_path) as (handle, offset):
-                    hash_pieces(handle, offset, artifact.size, list(hashers.values()))
+                    digests = digest_region_isolated(handle, offset, artifact.size, _algorithms(artifact))
             else:
+                hashers = _hashers(artifact)
                 for chunk in self.iter_blob(artifact):
                     for hasher in hashers.values():
                         hasher.update(chunk)
+                digests = _hex(hashers)
         except BlobError as exc:
             return str(exc)
         except ValueError:  # the file got shorter while it was read
             return "blob ends early (the bundle changed while it was read)"
-        return _digest_problem(artifact, hashers)
+        return _digest_problem(artifact, digests)
 
     def verify_in_place(self, artifact: Artifact) -> tuple[str | None, BlobPlace | None]:
         """``verify_blob``, and for a blob stored uncompressed, where it lies (None when compressed).
@@ -532,38 +543,39 @@ class Bundle:
         The file's identity is taken before the first byte is hashed, so ``recheck`` notices any
         write from that moment on, as well as a different file renamed into its place.
         """
-        hashers = _hashers(artifact)
         try:
             if not self._stored_plain(artifact):
                 return self.verify_blob(artifact), None
             path, offset = self.source.place(artifact.blob_path)
             with self.source.region(artifact.blob_path) as (handle, start):
+                noted_at = time.time_ns()
                 identity = _identity(os.fstat(handle.fileno()))
-                hash_pieces(handle, start, artifact.size, list(hashers.values()))
+                digests = digest_region_isolated(handle, start, artifact.size, _algorithms(artifact))
         except BlobError as exc:
             return str(exc), None
         except ValueError:  # the file got shorter while it was read
             return "blob ends early (the bundle changed while it was read)", None
-        problem = _digest_problem(artifact, hashers)
-        return problem, (BlobPlace(path, offset, artifact.size, identity) if problem is None else None)
+        problem = _digest_problem(artifact, digests)
+        return problem, (BlobPlace(path, offset, artifact.size, identity, noted_at) if problem is None else None)
 
     @staticmethod
     def recheck(place: BlobPlace, artifact: Artifact) -> str | None:
         """Whether ``place`` still holds the verified blob: the same file, not written since it was
-        hashed (device, inode, size, mtime, ctime), and the same digests when hashed again; what
-        is wrong, or None."""
+        hashed (device, inode, size, mtime, ctime), and, unless the file was ``settled`` then, the
+        same digests when hashed again; what is wrong, or None."""
         changed = "the bundle changed while the model ran"
         try:
             with place.path.open("rb") as handle:
                 if _identity(os.fstat(handle.fileno())) != place.identity:
                     return f"{changed} (its file was written or replaced after it was verified)"
-                hashers = _hashers(artifact)
-                hash_pieces(handle, place.offset, place.size, list(hashers.values()))
+                if place.settled:
+                    return None
+                digests = digest_region_isolated(handle, place.offset, place.size, _algorithms(artifact))
         except OSError as exc:
             return f"{changed} ({exc.strerror or exc})"
         except ValueError:
             return f"{changed} (its file got shorter)"
-        problem = _digest_problem(artifact, hashers)
+        problem = _digest_problem(artifact, digests)
         return None if problem is None else f"{changed}: {problem}"
 
     def write_blob(self, artifact: Artifact, target: Path, what: str) -> None:
@@ -602,7 +614,7 @@ class Bundle:
             if plain:
                 with target.open("rb") as copy:
                     hash_region(copy, 0, artifact.size, list(hashers.values()))
-            problem = _digest_problem(artifact, hashers)
+            problem = _digest_problem(artifact, _hex(hashers))
         except BlobError as exc:
             problem = str(exc)
         if problem is not None:
@@ -610,17 +622,22 @@ class Bundle:
         return problem
 
 
+def _algorithms(artifact: Artifact) -> tuple[Algorithm, ...]:
+    return ("blake3",) if artifact.sha256 is None else ("blake3", "sha256")
+
+
 def _hashers(artifact: Artifact) -> dict[Algorithm, Hasher]:
-    hashers: dict[Algorithm, Hasher] = {"blake3": new_hasher("blake3")}
-    if artifact.sha256 is not None:
-        hashers["sha256"] = new_hasher("sha256")
-    return hashers
+    return {algorithm: new_hasher(algorithm) for algorithm in _algorithms(artifact)}
 
 
-def _digest_problem(artifact: Artifact, hashers: dict[Algorithm, Hasher]) -> str | None:
-    if hashers["blake3"].hexdigest() != artifact.blake3:
+def _hex(hashers: dict[Algorithm, Hasher]) -> dict[Algorithm, str]:
+    return {algorithm: hasher.hexdigest() for algorithm, hasher in hashers.items()}
+
+
+def _digest_problem(artifact: Artifact, digests: dict[Algorithm, str]) -> str | None:
+    if digests["blake3"] != artifact.blake3:
         return "blake3 digest does not match the manifest (content changed)"
-    if artifact.sha256 is not None and hashers["sha256"].hexdigest() != artifact.sha256:
+    if artifact.sha256 is not None and digests["sha256"] != artifact.sha256:
         return "sha256 digest does not match the manifest (content changed)"
     return None
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 import zstandard
 
 from ogverify.errors import UsageError
-from ogverify.evidence.digest import CHUNK
+from ogverify.evidence.regions import CHUNK
 
 ZSTD_LEVEL = 3
 MIN_SAVING = 0.05

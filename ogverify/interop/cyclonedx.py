@@ -79,7 +79,7 @@ def _hashes(artifact: Artifact, sha256: str | None = None) -> list[dict[str, str
 def _read_model(bundle: Bundle) -> tuple[str, dict[str, str]]:
     """The model file's sha256 and IPFS CIDs, from its bytes in the bundle (blake3-checked)."""
     from ogverify.evidence.cid import content_cids
-    from ogverify.evidence.digest import new_hasher
+    from ogverify.evidence.regions import new_hasher
 
     model = bundle.manifest.model
     blake3, sha256 = new_hasher("blake3"), new_hasher("sha256")

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ogverify.errors import ModelError
-from ogverify.evidence.digest import digest_bytes, digest_region, new_hasher
+from ogverify.evidence.digest import digest_bytes, digest_region
 from ogverify.evidence.manifest import InitializerDigest
+from ogverify.evidence.regions import new_hasher
 from ogverify.model.signature import _safe_location
 
 # ONNX element types whose numpy name differs from the lowercased ONNX name.

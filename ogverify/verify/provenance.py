@@ -46,7 +46,7 @@ def check_provenance(bundle: Bundle, integrity: Finding, model_signing_key: Path
 
 def _model_cid(bundle: Bundle, claimed: str) -> Finding:
     from ogverify.evidence.cid import content_cids, parse_cid
-    from ogverify.evidence.digest import new_hasher
+    from ogverify.evidence.regions import new_hasher
 
     model = bundle.manifest.model
     subject = f"model '{model.name}' CID"
