@@ -35,6 +35,9 @@ _SHORT_FILE = 3
 # Files are hashed through mmap windows this large: big enough for blake3 to use every core at
 # full speed, small enough to keep resident memory far below a multi-GB model's size.
 WINDOW = 256 << 20
+# The hashing process maps smaller windows: it is resident set alone, as small as ogverify's own
+# process, and 16 MiB still hash at the speed of 256 (measured on 1 GiB; 8 MiB ran ~10 % slower).
+ISOLATED_WINDOW = 16 << 20
 
 
 def new_hasher(algorithm: Algorithm) -> Hasher:
@@ -46,7 +49,9 @@ def new_hasher(algorithm: Algorithm) -> Hasher:
     return hashlib.sha256()
 
 
-def hash_region(handle: BinaryIO, offset: int, length: int, hashers: Sequence[Hasher]) -> None:
+def hash_region(
+    handle: BinaryIO, offset: int, length: int, hashers: Sequence[Hasher], window: int | None = None
+) -> None:
     """Feed ``length`` bytes at ``offset`` of ``handle`` to every hasher, through bounded mmap windows.
 
     Falls back to reading in chunks where the file cannot be mapped (a pipe, some network filesystems).
@@ -57,7 +62,7 @@ def hash_region(handle: BinaryIO, offset: int, length: int, hashers: Sequence[Ha
     if length <= 0:
         return
     try:
-        _hash_mapped(handle.fileno(), offset, length, hashers)
+        _hash_mapped(handle.fileno(), offset, length, hashers, window or WINDOW)
     except (OSError, ValueError, io.UnsupportedOperation) as exc:
         if isinstance(exc, _ShortFileError):
             raise ValueError(str(exc)) from exc
@@ -68,17 +73,17 @@ class _ShortFileError(ValueError):
     pass
 
 
-def _hash_mapped(fd: int, offset: int, length: int, hashers: Sequence[Hasher]) -> None:
+def _hash_mapped(fd: int, offset: int, length: int, hashers: Sequence[Hasher], window: int) -> None:
     if offset + length > os.fstat(fd).st_size:
         raise _ShortFileError(f"the file ends before byte {offset + length}")
     position, end = offset, offset + length
     while position < end:
         start = position - position % mmap.ALLOCATIONGRANULARITY
-        span = min(WINDOW, end - start)
-        with mmap.mmap(fd, span, access=mmap.ACCESS_READ, offset=start) as window:
+        span = min(window, end - start)
+        with mmap.mmap(fd, span, access=mmap.ACCESS_READ, offset=start) as mapped:
             if hasattr(mmap, "MADV_SEQUENTIAL"):
-                window.madvise(mmap.MADV_SEQUENTIAL)
-            with memoryview(window) as view, view[position - start : span] as part:
+                mapped.madvise(mmap.MADV_SEQUENTIAL)
+            with memoryview(mapped) as view, view[position - start : span] as part:
                 _update_all(hashers, part)
         position = start + span
 
@@ -190,7 +195,7 @@ def _hash_region_of_fd(argv: Sequence[str]) -> int:
     hashers = {algorithm: new_hasher(algorithm) for algorithm in algorithms}
     with os.fdopen(fd, "rb") as handle:
         try:
-            hash_region(handle, offset, length, list(hashers.values()))
+            hash_region(handle, offset, length, list(hashers.values()), ISOLATED_WINDOW)
         except ValueError:
             return _SHORT_FILE
     os.write(answer, "".join(f"{algorithm} {hasher.hexdigest()}\n" for algorithm, hasher in hashers.items()).encode())
