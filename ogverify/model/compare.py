@@ -58,32 +58,25 @@ def error_statistics(claimed: Array, reproduced: Array) -> ErrorStatistics:
         scale = max(float(np.max(np.abs(c))) if c.size else 0.0, float(np.max(error)) if error.size else 0.0)
         noise = float(np.sum(np.square(error / scale))) if scale > 0 else 0.0
         signal = float(np.sum(np.square(c / scale))) if scale > 0 else 0.0
-        mean_abs = _json_float(float(error.mean())) if error.size else 0.0
-        p99_abs = _json_float(float(np.percentile(error, 99))) if error.size else 0.0
-        mean_rel = _json_float(float(rel.mean())) if rel.size else 0.0
-        p99_rel = _json_float(float(np.percentile(rel, 99))) if rel.size else 0.0
         sqnr: float | None = None
         if noise > 0:
             sqnr = _json_float(10 * np.log10(signal / noise)) if signal > 0 else -_json_float(np.inf)
         zero_c = (c64 == 0) & (r64 == 0)
-        signed_zero = int(np.count_nonzero(zero_c & (np.signbit(c64) != np.signbit(r64))))
         bits_c = claimed.ravel().view(_ORDERED_INT.get(claimed.dtype.itemsize, np.uint8))
         bits_r = reproduced.ravel().view(_ORDERED_INT.get(claimed.dtype.itemsize, np.uint8))
-        differing = int(np.count_nonzero(bits_c != bits_r))
         nonzero = c != 0
-        min_rtol = None if np.any((c == 0) & (error > 0)) else (_finite_max(error[nonzero] / np.abs(c[nonzero])))
-    return ErrorStatistics(
-        mean_abs=mean_abs,
-        p99_abs=p99_abs,
-        mean_rel=mean_rel,
-        p99_rel=p99_rel,
-        cosine=cosine,
-        sqnr_db=sqnr,
-        signed_zero_mismatches=signed_zero,
-        fraction_differing=differing / claimed.size if claimed.size else 0.0,
-        min_atol=_finite_max(error),
-        min_rtol=min_rtol,
-    )
+        return ErrorStatistics(
+            mean_abs=_json_float(float(error.mean())) if error.size else 0.0,
+            p99_abs=_json_float(float(np.percentile(error, 99))) if error.size else 0.0,
+            mean_rel=_json_float(float(rel.mean())) if rel.size else 0.0,
+            p99_rel=_json_float(float(np.percentile(rel, 99))) if rel.size else 0.0,
+            cosine=cosine,
+            sqnr_db=sqnr,
+            signed_zero_mismatches=int(np.count_nonzero(zero_c & (np.signbit(c64) != np.signbit(r64)))),
+            fraction_differing=int(np.count_nonzero(bits_c != bits_r)) / claimed.size if claimed.size else 0.0,
+            min_atol=_finite_max(error),
+            min_rtol=None if np.any((c == 0) & (error > 0)) else _finite_max(error[nonzero] / np.abs(c[nonzero])),
+        )
 
 
 _ORDERED_INT = {2: np.int16, 4: np.int32, 8: np.int64}
