@@ -16,7 +16,7 @@ import typer.core
 
 from ogverify import __version__
 from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, log, pack, profile
-from ogverify.cli.common import Terminated
+from ogverify.cli.common import Terminated, typer_group
 from ogverify.errors import EXIT_MEANINGS
 
 HELP = """Pack the evidence of an AI inference into a signed, content-addressed bundle, and
@@ -70,15 +70,7 @@ class OgverifyGroup(typer.core.TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-app = typer.Typer(
-    cls=OgverifyGroup,
-    help=HELP,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100},
-)
+app = typer_group(HELP, cls=OgverifyGroup, pretty_exceptions_enable=False, add_completion=False)
 
 
 def _version(value: bool) -> None:

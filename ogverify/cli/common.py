@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -41,6 +41,18 @@ SessionConfigOption = Annotated[
 RunConfigOption = Annotated[
     list[str] | None, typer.Option("--run-config", metavar="KEY=VALUE", help="Run-options config entry. Repeatable.")
 ]
+
+def typer_group(help_text: str, **options: Any) -> typer.Typer:
+    """A typer app for the root command or a group that sets out its own help (``log``): plain
+    text, ``-h`` as ``--help``, 100 columns whatever the terminal, and the help when called alone."""
+    return typer.Typer(
+        help=help_text,
+        rich_markup_mode=None,
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100},
+        **options,
+    )
+
 
 P = ParamSpec("P")
 R = TypeVar("R")

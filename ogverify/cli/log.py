@@ -20,15 +20,11 @@ from ogverify.cli.common import (
     execution_options,
     guarded,
     require_writable,
+    typer_group,
 )
 from ogverify.errors import UsageError
 
-log_app = typer.Typer(
-    help="Evidence logs: one model and configuration, an append-only Merkle log of inference records.",
-    rich_markup_mode=None,
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100},
-)
+log_app = typer_group("Evidence logs: one model and configuration, an append-only Merkle log of inference records.")
 
 LogArg = Annotated[str, typer.Argument(metavar="LOG", help="The log: a directory or an fsspec URL (s3://...).")]
 
