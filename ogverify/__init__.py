@@ -23,7 +23,7 @@ Heavy modules load on first use, so importing ogverify stays cheap.
 from __future__ import annotations
 
 from os import PathLike
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 # re-execution process of a check right after this package is imported.
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from typing import Unpack
 
     from ogverify.evidence.bundle import Bundle
     from ogverify.evidence.cid import FileCids
@@ -167,49 +168,50 @@ def import_opengradient(
                          overwrite=overwrite)
 
 
-def check(
-    bundle: StrPath,
-    *,
-    trusted_keys: Sequence[StrPath] = (),
-    allow_unsigned: bool = False,
-    rerun: bool = True,
-    timeout: float = 600.0,
-    policy: StrPath | Policy | None = None,
-    explain: bool = True,
-    model_signing_key: StrPath | None = None,
-) -> Report:
+class CheckArguments(TypedDict, total=False):
+    """The keyword arguments that ``check`` and ``check_many`` share, each optional (see ``check``)."""
+
+    trusted_keys: Sequence[StrPath]
+    allow_unsigned: bool
+    rerun: bool
+    timeout: float
+    policy: StrPath | Policy | None
+    explain: bool
+
+
+_CHECK_DEFAULTS: CheckArguments = {
+    "trusted_keys": (), "allow_unsigned": False, "rerun": True, "timeout": 600.0, "policy": None, "explain": True,
+}
+
+
+def check(bundle: StrPath, *, model_signing_key: StrPath | None = None, **arguments: Unpack[CheckArguments]) -> Report:
     """Check a bundle and return its Report (never raises for a bad bundle; bad keys raise).
 
     Args:
         bundle: ``.ogb`` file, bundle directory, or a ``file://`` / ``http(s)://`` URL of one.
-        trusted_keys: public key files, or directories of ``.pub`` files.
-        allow_unsigned: accept a bundle without a signature from a trusted key.
-        rerun: re-execute and compare (False: integrity and signatures only).
-        timeout: seconds the re-execution may take.
+        trusted_keys: public key files, or directories of ``.pub`` files (default: none).
+        allow_unsigned: accept a bundle without a signature from a trusted key (default False).
+        rerun: re-execute and compare (False: integrity and signatures only; default True).
+        timeout: seconds the re-execution may take (default 600.0).
         policy: a policy file (``ogverify.toml`` or ``pyproject.toml``) or a loaded Policy; its
-            keys, limits, rules and ``[check]`` settings apply over these arguments.
-        explain: on a failed reproduction, search for the cause (the ``drift`` stage).
+            keys, limits, rules and ``[check]`` settings apply over these arguments (default None).
+        explain: on a failed reproduction, search for the cause (the ``drift`` stage; default True).
         model_signing_key: the model publisher's EC public key: verify the bundle's model_signing
             signature of its model files (``pip install 'ogverify[model-signing]'``).
     """
     from ogverify.verify.batch import check_target
 
-    spec, _ = _spec(trusted_keys, allow_unsigned, rerun, timeout, policy, explain, model_signing_key)
+    spec, _ = _spec("check", arguments, model_signing_key)
     return check_target(str(bundle), spec)
 
 
 def check_many(
     bundles: Sequence[StrPath],
     *,
-    trusted_keys: Sequence[StrPath] = (),
-    allow_unsigned: bool = False,
-    rerun: bool = True,
-    timeout: float = 600.0,
-    policy: StrPath | Policy | None = None,
-    explain: bool = True,
     jobs: int = 1,
     dask_scheduler: Any = None,
     on_result: Callable[[Report], None] | None = None,
+    **arguments: Unpack[CheckArguments],
 ) -> list[Report]:
     """Check many bundles (paths, directories of bundles, quoted globs, URLs); reports in input order.
 
@@ -218,11 +220,12 @@ def check_many(
     ``if __name__ == "__main__":`` like any multiprocessing code). ``dask_scheduler`` (an
     address or a ``distributed.Client``) runs them on a Dask cluster instead; every worker must
     reach the bundles by the same path or URL. ``on_result`` sees each report as it finishes.
-    Other arguments are as for ``check``.
+    The other arguments (``trusted_keys``, ``allow_unsigned``, ``rerun``, ``timeout``, ``policy``,
+    ``explain``) are as for ``check``.
     """
     from ogverify.verify.batch import check_all, collect_targets
 
-    spec, policy_jobs = _spec(trusted_keys, allow_unsigned, rerun, timeout, policy, explain)
+    spec, policy_jobs = _spec("check_many", arguments)
     results = check_all(
         collect_targets(bundles), spec, jobs=jobs if jobs > 1 else policy_jobs or 1, dask_scheduler=dask_scheduler,
         on_result=None if on_result is None else (lambda checked: on_result(checked.report)),
@@ -231,12 +234,12 @@ def check_many(
 
 
 def _spec(
-    trusted_keys: Sequence[StrPath], allow_unsigned: bool, rerun: bool, timeout: float,
-    policy: StrPath | Policy | None, explain: bool, model_signing_key: StrPath | None = None,
+    function: str, arguments: CheckArguments, model_signing_key: StrPath | None = None
 ) -> tuple[CheckSpec, int | None]:
     """The CheckSpec for the API's arguments, and the policy's ``jobs``. Arguments that differ
     from their defaults win over the policy's ``[check]`` settings."""
     from pathlib import Path
+    from typing import get_args
 
     from ogverify.evidence.signing import load_trusted_keys
     from ogverify.verify.batch import CheckSpec
@@ -244,18 +247,22 @@ def _spec(
     from ogverify.verify.pipeline import CheckOptions
     from ogverify.verify.policy import load_policy
 
+    for name in arguments:
+        if name not in _CHECK_DEFAULTS:
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}")
+    given: CheckArguments = {**_CHECK_DEFAULTS, **arguments}
+    policy = given["policy"]
     loaded = load_policy(Path(policy)) if isinstance(policy, str | PathLike) else policy
     options = CheckOptions(
-        trusted_keys=load_trusted_keys(Path(k) for k in trusted_keys),
-        allow_unsigned=allow_unsigned,
-        rerun=rerun,
-        timeout=timeout,
-        explain=explain,
+        trusted_keys=load_trusted_keys(Path(k) for k in given["trusted_keys"]),
+        allow_unsigned=given["allow_unsigned"],
+        rerun=given["rerun"],
+        timeout=given["timeout"],
+        explain=given["explain"],
         model_signing_key=Path(model_signing_key).resolve() if model_signing_key is not None else None,
     )
-    given: tuple[tuple[PolicySetting, object, object], ...] = (
-        ("allow_unsigned", allow_unsigned, False), ("rerun", rerun, True), ("timeout", timeout, 600.0))
-    options = apply_policy(options, loaded, {name for name, value, default in given if value != default})
+    settings: tuple[PolicySetting, ...] = get_args(PolicySetting)
+    options = apply_policy(options, loaded, {name for name in settings if given[name] != _CHECK_DEFAULTS[name]})
     return CheckSpec.from_options(options, policy=loaded), loaded.jobs if loaded is not None else None
 
 
