@@ -96,11 +96,11 @@ class RecordOutcome:
 
 @dataclass(frozen=True)
 class BatchJob:
-    """Records for one worker to read, verify and re-execute; plain data, so it pickles to any worker."""
+    """Records for one worker to read, verify and re-execute, each as (index, the leaf hash its
+    inclusion proof was checked against); plain data, so it pickles to any worker."""
 
     location: str
-    indices: tuple[int, ...]
-    leaf_hashes: tuple[bytes, ...]
+    records: tuple[tuple[int, bytes], ...]
     timeout: float
 
 
@@ -254,12 +254,12 @@ def run_batch(job: BatchJob) -> list[RecordOutcome]:
         policy = ComparisonPolicy.from_json(loaded.descriptor.template["comparison"])
     except (OgverifyError, KeyError, TypeError, ValueError) as exc:
         message = getattr(exc, "message", str(exc))
-        return [RecordOutcome(i, "error", f"cannot load the log's model: {message}") for i in job.indices]
+        return [RecordOutcome(i, "error", f"cannot load the log's model: {message}") for i, _ in job.records]
     outcomes: list[RecordOutcome] = []
     checks: list[tuple[int, CheckJob]] = []
     with tempfile.TemporaryDirectory(prefix="ogverify-audit-records-") as work:
         folder = Path(work)
-        for index, expected in zip(job.indices, job.leaf_hashes, strict=True):
+        for index, expected in job.records:
             try:
                 leaf = reader.leaf(index)
                 if merkle.leaf_hash(leaf) != expected:
@@ -306,7 +306,7 @@ def _outcome(index: int, result: CheckResult) -> RecordOutcome:
 def _batches(location: str, indices: Sequence[int], leaves: Mapping[int, bytes], options: AuditOptions,
              workers: int) -> list[BatchJob]:
     size = max(1, min(256, math.ceil(len(indices) / (workers * 4))))
-    return [BatchJob(location, tuple(chunk), tuple(leaves[i] for i in chunk), options.timeout)
+    return [BatchJob(location, tuple((i, leaves[i]) for i in chunk), options.timeout)
             for chunk in (indices[i : i + size] for i in range(0, len(indices), size))]
 
 
@@ -324,7 +324,7 @@ def _dispatch(jobs: list[BatchJob], options: AuditOptions) -> Iterator[RecordOut
                     yield from future.result()
                 except Exception as exc:  # a worker that died
                     yield from (RecordOutcome(i, "error", f"record {i}: audit worker failed: {exc}")
-                                for i in futures[future].indices)
+                                for i, _ in futures[future].records)
     else:
         for job in jobs:
             yield from run_batch(job)
@@ -342,7 +342,7 @@ def _on_dask(jobs: list[BatchJob], scheduler: Any) -> Iterator[RecordOutcome]:
                 yield from future.result()
             except Exception as exc:
                 yield from (RecordOutcome(i, "error", f"record {i}: Dask task failed: {exc}")
-                            for i in futures[future].indices)
+                            for i, _ in futures[future].records)
 
 
 # --- the auditor's side ----------------------------------------------------------------------
