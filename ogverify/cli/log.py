@@ -27,6 +27,7 @@ from ogverify.errors import UsageError
 log_app = typer_group("Evidence logs: one model and configuration, an append-only Merkle log of inference records.")
 
 LogArg = Annotated[str, typer.Argument(metavar="LOG", help="The log: a directory or an fsspec URL (s3://...).")]
+RecordIndexOption = Annotated[int, typer.Option("--index", metavar="I", help="The record.")]
 
 
 def _json(value: Any) -> None:
@@ -145,7 +146,7 @@ def checkpoint(
 @guarded
 def prove(
     log: LogArg,
-    index: Annotated[int, typer.Option("--index", metavar="I", help="The record.")],
+    index: RecordIndexOption,
     size: Annotated[int | None, typer.Option("--size", metavar="N", help="The tree size (default: all).")] = None,
 ) -> None:
     """Print the RFC 9162 inclusion proof of record I (JSON, hex SHA-256)."""
@@ -173,7 +174,7 @@ def consistency(
 @guarded
 def export(
     log: LogArg,
-    index: Annotated[int, typer.Option("--index", metavar="I", help="The record.")],
+    index: RecordIndexOption,
     out: Annotated[Path, typer.Option("--out", "-o", metavar="BUNDLE", help="The bundle to write (.ogb: one file).")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle.")] = False,
 ) -> None:
