@@ -16,99 +16,51 @@ from ogverify.errors import UsageError
 @guarded
 def check(
     ctx: typer.Context,
-    bundles: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="BUNDLE...",
-            help="Bundles to check: .ogb files, bundle directories, directories of bundles, quoted globs or URLs.",
-        ),
-    ],
-    trusted_keys: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--trusted-key", "-k", metavar="PUB", help="Trusted public key, or a directory of .pub files. Repeatable."
-        ),
-    ] = None,
-    allow_unsigned: Annotated[
-        bool, typer.Option("--allow-unsigned", help="Accept bundles with no signature from a trusted key.")
-    ] = False,
-    no_rerun: Annotated[
-        bool, typer.Option("--no-rerun", help="Stop after integrity and signatures; do not execute the model.")
-    ] = False,
+    bundles: Annotated[list[str], typer.Argument(
+        metavar="BUNDLE...",
+        help="Bundles to check: .ogb files, bundle directories, directories of bundles, quoted globs or URLs.")],
+    trusted_keys: Annotated[list[Path] | None, typer.Option(
+        "--trusted-key", "-k", metavar="PUB",
+        help="Trusted public key, or a directory of .pub files. Repeatable.")] = None,
+    allow_unsigned: Annotated[bool, typer.Option(
+        "--allow-unsigned", help="Accept bundles with no signature from a trusted key.")] = False,
+    no_rerun: Annotated[bool, typer.Option(
+        "--no-rerun", help="Stop after integrity and signatures; do not execute the model.")] = False,
     output_format: ReportFormatOption = "text",
-    output: Annotated[
-        Path | None, typer.Option("--output", metavar="FILE", help="Write the report here instead of stdout.")
-    ] = None,
-    jobs: Annotated[
-        int | None,
-        typer.Option(
-            "--jobs",
-            "-j",
-            metavar="N",
-            help="Check N bundles at once on N worker processes that keep loaded models "
-            "(default 1: every re-execution in a fresh process).",
-        ),
-    ] = None,
-    policy_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy",
-            metavar="FILE",
-            help="Policy file (default: ogverify.toml, or [tool.ogverify] in pyproject.toml, of this directory).",
-        ),
-    ] = None,
-    no_policy: Annotated[
-        bool, typer.Option("--no-policy", help="Ignore a policy file in the current directory.")
-    ] = False,
-    dask_scheduler: Annotated[
-        str | None,
-        typer.Option("--dask-scheduler", metavar="ADDRESS", help="Distribute the checks over this Dask cluster."),
-    ] = None,
-    attest_keys: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--attest",
-            metavar="KEY",
-            help="Sign each verdict with this private key (in-toto test-result attestation). Repeatable.",
-        ),
-    ] = None,
-    attest_dir: Annotated[
-        Path | None,
-        typer.Option("--attest-dir", metavar="DIR", help="Where --attest writes (default: beside each bundle)."),
-    ] = None,
-    attestations: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--attestation", metavar="FILE", help="Verify this signed verdict about a checked bundle. Repeatable."
-        ),
-    ] = None,
-    also_reports: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--report",
-            metavar="FORMAT=FILE",
-            help="Also write the report in FORMAT to FILE, from the same run (sarif=out.sarif). Repeatable.",
-        ),
-    ] = None,
-    timeout: Annotated[
-        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one re-execution may take.")
-    ] = 600.0,
-    explain: Annotated[
-        bool,
-        typer.Option("--explain/--no-explain", help="On a failed reproduction, search for the drifted knob."),
-    ] = True,
-    explain_budget: Annotated[
-        int, typer.Option("--explain-budget", metavar="RUNS", help="Most trial runs the explanation may spend.")
-    ] = 32,
-    candidate_model: Annotated[
-        Path | None,
-        typer.Option("--candidate-model", metavar="MODEL", help="A model that may have produced the claim instead."),
-    ] = None,
-    model_signing_key: Annotated[
-        Path | None,
-        typer.Option("--model-signing-key", metavar="PUB",
-                     help="The model publisher's EC public key: verify the bundle's model_signing signature."),
-    ] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", metavar="FILE", help="Write the report here instead of stdout.")] = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", metavar="N",
+        help="Check N bundles at once on N worker processes that keep loaded models "
+             "(default 1: every re-execution in a fresh process).")] = None,
+    policy_file: Annotated[Path | None, typer.Option(
+        "--policy", metavar="FILE",
+        help="Policy file (default: ogverify.toml, or [tool.ogverify] in pyproject.toml, of this directory).")] = None,
+    no_policy: Annotated[bool, typer.Option(
+        "--no-policy", help="Ignore a policy file in the current directory.")] = False,
+    dask_scheduler: Annotated[str | None, typer.Option(
+        "--dask-scheduler", metavar="ADDRESS", help="Distribute the checks over this Dask cluster.")] = None,
+    attest_keys: Annotated[list[Path] | None, typer.Option(
+        "--attest", metavar="KEY",
+        help="Sign each verdict with this private key (in-toto test-result attestation). Repeatable.")] = None,
+    attest_dir: Annotated[Path | None, typer.Option(
+        "--attest-dir", metavar="DIR", help="Where --attest writes (default: beside each bundle).")] = None,
+    attestations: Annotated[list[Path] | None, typer.Option(
+        "--attestation", metavar="FILE", help="Verify this signed verdict about a checked bundle. Repeatable.")] = None,
+    also_reports: Annotated[list[str] | None, typer.Option(
+        "--report", metavar="FORMAT=FILE",
+        help="Also write the report in FORMAT to FILE, from the same run (sarif=out.sarif). Repeatable.")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", metavar="SECONDS", help="Seconds one re-execution may take.")] = 600.0,
+    explain: Annotated[bool, typer.Option(
+        "--explain/--no-explain", help="On a failed reproduction, search for the drifted knob.")] = True,
+    explain_budget: Annotated[int, typer.Option(
+        "--explain-budget", metavar="RUNS", help="Most trial runs the explanation may spend.")] = 32,
+    candidate_model: Annotated[Path | None, typer.Option(
+        "--candidate-model", metavar="MODEL", help="A model that may have produced the claim instead.")] = None,
+    model_signing_key: Annotated[Path | None, typer.Option(
+        "--model-signing-key", metavar="PUB",
+        help="The model publisher's EC public key: verify the bundle's model_signing signature.")] = None,
 ) -> None:
     """Verify bundles: integrity, signatures, re-execution and comparison of outputs."""
     from ogverify.cli.progress import StderrProgress

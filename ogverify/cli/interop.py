@@ -53,11 +53,9 @@ export_app = typer.Typer(help="Write a bundle in another system's format.", no_a
 def export_cyclonedx(
     bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="The bundle to describe.")],
     out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Where to write the BOM (JSON).")],
-    report: Annotated[
-        Path | None,
-        typer.Option("--report", metavar="FILE", help="A check report of this bundle (check --format json): "
-                     "its verdict goes into the BOM."),
-    ] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", metavar="FILE",
+        help="A check report of this bundle (check --format json): its verdict goes into the BOM.")] = None,
 ) -> None:
     """Write a CycloneDX 1.6 ML-BOM: the model, its input and output tensors, the runtime, the verdict."""
     from ogverify.interop.cyclonedx import dumps, export_bundle
@@ -74,30 +72,20 @@ import_app = typer.Typer(help="Make a bundle from evidence recorded elsewhere.",
 @import_app.command("opengradient")
 @guarded
 def import_opengradient(
-    model: Annotated[
-        Path, typer.Option("--model", metavar="MODEL", help="The ONNX model; its CID must be the record's modelId.")
-    ],
+    model: Annotated[Path, typer.Option(
+        "--model", metavar="MODEL", help="The ONNX model; its CID must be the record's modelId.")],
     out: Annotated[Path, typer.Option("--out", "-o", metavar="BUNDLE", help="Bundle to write (.ogb: one file).")],
-    tx: Annotated[
-        Path | None,
-        typer.Option("--tx", metavar="TX.json", help="The run() transaction (eth_getTransactionByHash result)."),
-    ] = None,
-    receipt: Annotated[
-        Path | None,
-        typer.Option("--receipt", metavar="RECEIPT.json", help="Its receipt (eth_getTransactionReceipt result)."),
-    ] = None,
-    input_json: Annotated[
-        Path | None,
-        typer.Option("--input-json", metavar="FILE", help="Or: the SDK's model input (numbers, strings)."),
-    ] = None,
-    output_json: Annotated[
-        Path | None,
-        typer.Option("--output-json", metavar="FILE",
-                     help="and the SDK's ModelOutput (numbers, strings, jsons, is_simulation_result)."),
-    ] = None,
-    inference_mode: Annotated[
-        str, typer.Option("--inference-mode", metavar="MODE", help="With --input-json: VANILLA, ZKML or TEE.")
-    ] = "VANILLA",
+    tx: Annotated[Path | None, typer.Option(
+        "--tx", metavar="TX.json", help="The run() transaction (eth_getTransactionByHash result).")] = None,
+    receipt: Annotated[Path | None, typer.Option(
+        "--receipt", metavar="RECEIPT.json", help="Its receipt (eth_getTransactionReceipt result).")] = None,
+    input_json: Annotated[Path | None, typer.Option(
+        "--input-json", metavar="FILE", help="Or: the SDK's model input (numbers, strings).")] = None,
+    output_json: Annotated[Path | None, typer.Option(
+        "--output-json", metavar="FILE",
+        help="and the SDK's ModelOutput (numbers, strings, jsons, is_simulation_result).")] = None,
+    inference_mode: Annotated[str, typer.Option(
+        "--inference-mode", metavar="MODE", help="With --input-json: VANILLA, ZKML or TEE.")] = "VANILLA",
     sign_keys: SignKeysOption = None,
     force: ForceBundleOption = False,
 ) -> None:

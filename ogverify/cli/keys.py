@@ -12,9 +12,8 @@ from ogverify.cli.common import echo, guarded
 
 @guarded
 def keygen(
-    out: Annotated[
-        Path, typer.Option("--out", "-o", metavar="KEY", help="Private key file; the public key goes to KEY.pub.")
-    ] = Path("ogverify.key"),
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", metavar="KEY", help="Private key file; the public key goes to KEY.pub.")] = Path("ogverify.key"),
     force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
 ) -> None:
     """Create an ed25519 signing key pair (private key file mode 0600)."""

@@ -28,84 +28,48 @@ TRACE_BY_DEFAULT: Literal["auto"] = "auto"
 
 @guarded
 def pack(
-    model: Annotated[
-        Path, typer.Argument(metavar="MODEL", help="The ONNX model (external-data files beside it are packed too).")
-    ],
-    out: Annotated[
-        Path,
-        typer.Option("--out", "-o", metavar="BUNDLE", help="Bundle to write: NAME.ogb for one file, else a directory."),
-    ],
-    input_args: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--input",
-            "-i",
-            metavar="NAME=PATH",
-            help="A model input: .npy, .npz (all arrays), ONNX .pb, or .json (sequences, maps). Repeatable.",
-        ),
-    ] = None,
-    output_args: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--claimed-output",
-            "-O",
-            metavar="NAME=PATH",
-            help="An output the producer claims, same file forms. Repeatable.",
-        ),
-    ] = None,
+    model: Annotated[Path, typer.Argument(
+        metavar="MODEL", help="The ONNX model (external-data files beside it are packed too).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", metavar="BUNDLE", help="Bundle to write: NAME.ogb for one file, else a directory.")],
+    input_args: Annotated[list[str] | None, typer.Option(
+        "--input", "-i", metavar="NAME=PATH",
+        help="A model input: .npy, .npz (all arrays), ONNX .pb, or .json (sequences, maps). Repeatable.")] = None,
+    output_args: Annotated[list[str] | None, typer.Option(
+        "--claimed-output", "-O", metavar="NAME=PATH",
+        help="An output the producer claims, same file forms. Repeatable.")] = None,
     run: Annotated[bool, typer.Option("--run", help="Compute the outputs now (fresh process) instead.")] = False,
-    test_data: Annotated[
-        Path | None,
-        typer.Option("--test-data", metavar="DIR", help="An ONNX test_data_set_N dir of input_*.pb / output_*.pb."),
-    ] = None,
-    opt_level: Annotated[
-        str,
-        typer.Option(
-            "--opt-level", metavar="LEVEL", help="Graph optimisation: disable, basic, extended, layout or all."
-        ),
-    ] = "all",
+    test_data: Annotated[Path | None, typer.Option(
+        "--test-data", metavar="DIR", help="An ONNX test_data_set_N dir of input_*.pb / output_*.pb.")] = None,
+    opt_level: Annotated[str, typer.Option(
+        "--opt-level", metavar="LEVEL", help="Graph optimisation: disable, basic, extended, layout or all.")] = "all",
     threads: ThreadsOption = None,
     inter_threads: InterThreadsOption = 1,
     execution_mode: ExecutionModeOption = "sequential",
-    providers: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--provider", metavar="NAME", help="Execution provider, in priority order. Default: CPUExecutionProvider."
-        ),
-    ] = None,
+    providers: Annotated[list[str] | None, typer.Option(
+        "--provider", metavar="NAME",
+        help="Execution provider, in priority order. Default: CPUExecutionProvider.")] = None,
     session_config: SessionConfigOption = None,
     run_config: RunConfigOption = None,
-    compare: Annotated[
-        str, typer.Option("--compare", metavar="MODE", help="exact, ulp:N, allclose:RTOL,ATOL, topk:K or decimal:D,...")
-    ] = "exact",
-    compare_output: Annotated[
-        list[str] | None,
-        typer.Option("--compare-output", metavar="NAME=MODE", help="Comparison for one output. Repeatable."),
-    ] = None,
+    compare: Annotated[str, typer.Option(
+        "--compare", metavar="MODE", help="exact, ulp:N, allclose:RTOL,ATOL, topk:K or decimal:D,...")] = "exact",
+    compare_output: Annotated[list[str] | None, typer.Option(
+        "--compare-output", metavar="NAME=MODE", help="Comparison for one output. Repeatable.")] = None,
     sign_keys: SignKeysOption = None,
-    annotate: Annotated[
-        list[str] | None,
-        typer.Option("--annotate", metavar="KEY=VALUE", help="Free-form note in the manifest. Repeatable."),
-    ] = None,
+    annotate: Annotated[list[str] | None, typer.Option(
+        "--annotate", metavar="KEY=VALUE", help="Free-form note in the manifest. Repeatable.")] = None,
     sha256: Annotated[bool, typer.Option("--sha256", help="Add per-blob sha256 digests and signed subjects.")] = False,
     force: ForceBundleOption = False,
-    model_cid: Annotated[
-        str | None,
-        typer.Option("--model-cid", metavar="CID", help="The model's IPFS CID, as claimed; check verifies it."),
-    ] = None,
-    model_signature: Annotated[
-        Path | None,
-        typer.Option("--model-signature", metavar="SIG",
-                     help="The publisher's model_signing signature of the model files, to attach."),
-    ] = None,
-    trace: Annotated[
-        bool | None,
-        typer.Option("--trace/--no-trace", help="Record a digest and sketch of every node output (docs/drift.md); "
-                     "default: when the model runs here."),
-    ] = None,
-    profile: Annotated[
-        bool, typer.Option("--profile", help="Record which configuration knobs change this model's output bits.")
-    ] = False,
+    model_cid: Annotated[str | None, typer.Option(
+        "--model-cid", metavar="CID", help="The model's IPFS CID, as claimed; check verifies it.")] = None,
+    model_signature: Annotated[Path | None, typer.Option(
+        "--model-signature", metavar="SIG",
+        help="The publisher's model_signing signature of the model files, to attach.")] = None,
+    trace: Annotated[bool | None, typer.Option(
+        "--trace/--no-trace", help="Record a digest and sketch of every node output (docs/drift.md); "
+        "default: when the model runs here.")] = None,
+    profile: Annotated[bool, typer.Option(
+        "--profile", help="Record which configuration knobs change this model's output bits.")] = False,
 ) -> None:
     """Pack a model, its inputs and its outputs into an evidence bundle."""
     from ogverify.evidence.bundle import check_writable

@@ -14,21 +14,17 @@ from ogverify.errors import UsageError
 @guarded
 def profile(
     model: Annotated[Path, typer.Argument(metavar="MODEL", help="The ONNX model.")],
-    input_args: Annotated[
-        list[str] | None,
-        typer.Option("--input", "-i", metavar="NAME=PATH", help="A model input (.npy, .npz, .pb). Repeatable."),
-    ] = None,
+    input_args: Annotated[list[str] | None, typer.Option(
+        "--input", "-i", metavar="NAME=PATH", help="A model input (.npy, .npz, .pb). Repeatable.")] = None,
     output_format: TextJsonFormatOption = "text",
-    opt_level: Annotated[
-        str, typer.Option("--opt-level", metavar="LEVEL", help="Baseline optimisation: disable, basic, extended, "
-                          "layout or all.")
-    ] = "all",
+    opt_level: Annotated[str, typer.Option(
+        "--opt-level", metavar="LEVEL",
+        help="Baseline optimisation: disable, basic, extended, layout or all.")] = "all",
     threads: Annotated[int | None, typer.Option(
-        "--threads", metavar="N", help="Baseline intra_op_num_threads (default: as pack records it, this "
-        "machine's physical cores).")] = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", metavar="N", help="Trial processes at once (default: the cores).")
-    ] = None,
+        "--threads", metavar="N",
+        help="Baseline intra_op_num_threads (default: as pack records it, this machine's physical cores).")] = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", metavar="N", help="Trial processes at once (default: the cores).")] = None,
 ) -> None:
     """Measure which configuration knobs change a model's output bits on given inputs.
 
