@@ -319,26 +319,38 @@ class EvidenceLog:
         tiles = self._tiles()
         first = tiles.size
         chunk = max(1, min(count, WRITE_BYTES // width))
-        # Two chunk buffers, reused: while one is written (on a thread: file writes release the GIL),
-        # the next is laid out and hashed. A fresh buffer per chunk costs its page faults each time.
-        buffers = [np.empty((chunk, width), np.uint8) for _ in range(min(2, -(-count // chunk)))]
+        # Two chunk buffers, reused: while this thread hashes one chunk, the writer thread writes the
+        # chunk before it and then lays out the next one (numpy's copy and file writes release the GIL).
+        # A fresh buffer per chunk costs its page faults each time.
+        starts = range(0, count, chunk)
+        buffers = [np.empty((chunk, width), np.uint8) for _ in range(min(2, len(starts)))]
         for buffer in buffers:  # the headers never change: laid once
             for _, _, _, _, at, _, header, _ in parts:
                 buffer[:, at : at + len(header)] = np.frombuffer(header, np.uint8)
+        columns = [(at + len(header), at + size, flat) for _, _, _, _, at, size, header, flat in parts]
+
+        def lay_out(number: int) -> None:
+            start = starts[number]
+            block = buffers[number % len(buffers)][: min(count, start + chunk) - start]
+            for begin, end, flat in columns:
+                block[:, begin:end] = flat[start : start + len(block)]
+
         pending: list[Future[Any] | None] = [None] * len(buffers)
         written: list[Future[Any]] = []  # the files of the chunks' full tiles, written on the writer thread
         out: Any = None
         pack, offset = first, 0
         with ThreadPoolExecutor(1, thread_name_prefix="ogverify-log-write") as writer:
             try:
-                for number, start in enumerate(range(0, count, chunk)):
+                laid = writer.submit(lay_out, 0)
+                for number, start in enumerate(starts):
                     stop = min(count, start + chunk)
                     slot = number % len(buffers)
-                    if pending[slot] is not None:
+                    laid.result()
+                    if pending[slot] is not None:  # written before ``laid`` ran: only its error is wanted
                         pending[slot].result()  # type: ignore[union-attr]
+                    if number + 1 < len(starts):  # into the other buffer, once its chunk is written (in order)
+                        laid = writer.submit(lay_out, number + 1)
                     block = buffers[slot][: stop - start]
-                    for _, _, _, _, at, size, header, flat in parts:
-                        block[:, at + len(header) : at + size] = flat[start:stop]
                     data = memoryview(block.reshape(-1))  # type: ignore[arg-type]
                     if out is None or offset >= PACK_BYTES:
                         if out is not None:
