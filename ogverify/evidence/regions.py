@@ -1,8 +1,7 @@
 """Feeding a file's bytes to hashers: through memory maps, in ``pread`` pieces, or in a process of its own.
 
-Only the standard library and blake3 at run time, nothing of ogverify: ``digest_region_isolated``
-runs this file as a script (``python -P regions.py --region FD ANSWER_FD OFFSET LENGTH ALGORITHM...``), and
-that process should start fast.
+Only the standard library and blake3 at run time, nothing of ogverify: ``RegionHasher`` runs this
+file as a script (``python -P regions.py --serve SOCKET_FD``), and that process should start fast.
 """
 
 from __future__ import annotations
@@ -11,13 +10,14 @@ import io
 import mmap
 import os
 import sys
+import threading
 
 import blake3
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import BinaryIO
+    from typing import Any, BinaryIO
 
     from ogverify.evidence.digest import Algorithm, Hasher
 
@@ -27,17 +27,19 @@ CHUNK = 1 << 20
 PIECE = 4 << 20
 # A region at least this large of a file another process may truncate (a bundle checked in place)
 # is hashed by a process of its own through a memory map: as fast as b3sum, and a truncation ends
-# that process with SIGBUS, not this one. Below it, starting the process (~30 ms) costs more than
-# the map saves over ``hash_pieces`` (~0.15 s per GiB on the project's machine).
-ISOLATED_MIN = 192 << 20
-# The hashing process's exit status for a file that ends before the region does.
-_SHORT_FILE = 3
+# that process with SIGBUS, not this one. Starting one costs ~13 ms (the CLI starts it ahead for a
+# bundle with such a file), a request to a running one ~0.3 ms; 64 MiB in pieces take ~17 ms.
+ISOLATED_MIN = 64 << 20
 # Files are hashed through mmap windows this large: big enough for blake3 to use every core at
 # full speed, small enough to keep resident memory far below a multi-GB model's size.
 WINDOW = 256 << 20
 # The hashing process maps smaller windows: it is resident set alone, as small as ogverify's own
 # process, and 16 MiB still hash at the speed of 256 (measured on 1 GiB; 8 MiB ran ~10 % slower).
 ISOLATED_WINDOW = 16 << 20
+# Hashing processes waiting for the next region (``RegionHasher``), one per process that uses them.
+_IDLE: list[RegionHasher] = []
+_IDLE_AT_EXIT: list[bool] = []
+_HASHERS_LOCK = threading.Lock()
 
 
 def new_hasher(algorithm: Algorithm) -> Hasher:
@@ -92,8 +94,6 @@ def _update_all(hashers: Sequence[Hasher], data: memoryview) -> None:
     if len(hashers) == 1:
         hashers[0].update(data)
         return
-    import threading
-
     # hashlib and blake3 release the GIL on large buffers: hash the window with each in parallel.
     threads = [threading.Thread(target=hasher.update, args=(data,)) for hasher in hashers[1:]]
     for thread in threads:
@@ -153,53 +153,175 @@ def digest_region_isolated(
 def _hash_in_a_process(
     fd: int, offset: int, length: int, algorithms: Sequence[Algorithm]
 ) -> dict[Algorithm, str] | None:
-    """The region's digests from ``python regions.py --region``; None where that cannot run here.
-
-    The process is handed the open file and a pipe for its answer (``ALGORITHM HEX`` lines).
-    """
-    import signal
-    import subprocess
-
-    script = os.path.abspath(__file__)
-    if os.name != "posix" or not sys.executable or not os.path.isfile(script):
+    """The region's digests from a hashing process (``RegionHasher``); None where none can run here."""
+    with _HASHERS_LOCK:
+        hasher = _take_hasher()
+    if hasher is None:
         return None
-    answer_read, answer_write = os.pipe()
-    command = [sys.executable, "-P", script, "--region", str(fd), str(answer_write), str(offset), str(length),
-               *algorithms]
     try:
-        done = subprocess.run(command, pass_fds=(fd, answer_write), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    except OSError:
-        done = None
-    finally:
-        os.close(answer_write)
-    with open(answer_read, "rb") as answer:
-        text = answer.read(4096).decode("ascii", "replace")
-    if done is None:
-        return None
-    if done.returncode in (_SHORT_FILE, -signal.SIGBUS):
-        raise ValueError(f"the file got shorter than byte {offset + length} while it was hashed")
-    if done.returncode != 0:
-        return None
-    digests = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
-    if set(digests) != set(algorithms) or not all(len(value) == 64 for value in digests.values()):
-        return None
-    return {algorithm: digests[algorithm] for algorithm in algorithms}
+        digests = hasher.digest(fd, offset, length, algorithms)
+    except BaseException:
+        hasher.close()
+        raise
+    with _HASHERS_LOCK:
+        if hasher.alive and hasher.pid == os.getpid():
+            _IDLE.append(hasher)
+        else:
+            hasher.close()
+    return digests
 
 
-def _hash_region_of_fd(argv: Sequence[str]) -> int:
-    """``--region FD ANSWER_FD OFFSET LENGTH ALGORITHM...``: write ``ALGORITHM HEX`` lines of the
-    region's digests to ANSWER_FD; exit 3 when the file is short."""
-    fd, answer, offset, length = (int(value) for value in argv[:4])
-    algorithms: list[Algorithm] = ["sha256" if name == "sha256" else "blake3" for name in argv[4:]]
-    hashers = {algorithm: new_hasher(algorithm) for algorithm in algorithms}
-    with os.fdopen(fd, "rb") as handle:
+class RegionHasher:
+    """A process that hashes regions of files it is handed (``python -P regions.py --serve FD``).
+
+    Each request passes the open file itself over a Unix socket (``SCM_RIGHTS``), so the process
+    hashes the very inode this one opened; it answers ``ok ALGORITHM HEX...`` or ``short``. A file
+    truncated under its memory map kills it with SIGBUS: ``digest`` then raises ValueError, and the
+    next request gets a new process. Started ahead of need by ``prestart_hasher`` (the CLI does,
+    for a bundle with large files), its start-up then overlaps the checker's own.
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import subprocess
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            hash_region(handle, offset, length, list(hashers.values()), ISOLATED_WINDOW)
-        except ValueError:
-            return _SHORT_FILE
-    os.write(answer, "".join(f"{algorithm} {hasher.hexdigest()}\n" for algorithm, hasher in hashers.items()).encode())
-    return 0
+            self._process = subprocess.Popen(
+                [sys.executable, "-P", os.path.abspath(__file__), "--serve", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._socket = ours
+        self.pid = os.getpid()  # a forked child must not share it: requests would interleave
+        self.alive = True
+
+    def digest(self, fd: int, offset: int, length: int, algorithms: Sequence[Algorithm]) -> dict[Algorithm, str] | None:
+        """The region's digests; None when the process failed otherwise than by a short file.
+
+        Raises:
+            ValueError: the file ends before ``offset + length``, or got shorter while it was hashed.
+        """
+        import signal
+        import socket
+
+        try:
+            socket.send_fds(self._socket, [f"{offset} {length} {' '.join(algorithms)}\n".encode()], [fd])
+            answer = _read_line(self._socket)
+        except OSError:
+            answer = b""
+        words = answer.decode("ascii", "replace").split()
+        if words[:1] == ["short"]:
+            raise ValueError(f"the file ends before byte {offset + length}")
+        if words[:1] == ["ok"] and len(words) == 1 + 2 * len(algorithms):
+            digests = dict(zip(words[1::2], words[2::2], strict=True))
+            if set(digests) == set(algorithms) and all(len(value) == 64 for value in digests.values()):
+                return {algorithm: digests[algorithm] for algorithm in algorithms}
+        self.close()
+        if self._process.returncode == -signal.SIGBUS:
+            raise ValueError(f"the file got shorter than byte {offset + length} while it was hashed")
+        return None
+
+    @property
+    def process_id(self) -> int:
+        """The hashing process's pid."""
+        return self._process.pid
+
+    def close(self) -> None:
+        """End the process (it exits when its socket closes) and wait for it."""
+        if self.alive:
+            self.alive = False
+            self._socket.close()
+        import subprocess
+
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+def prestart_hasher() -> None:
+    """Start a hashing process now, for the first region that needs one."""
+    with _HASHERS_LOCK:
+        if not _IDLE and _can_isolate():
+            _IDLE.append(RegionHasher())
+
+
+def _can_isolate() -> bool:
+    return os.name == "posix" and bool(sys.executable) and os.path.isfile(os.path.abspath(__file__))
+
+
+def _take_hasher() -> RegionHasher | None:
+    while _IDLE:
+        hasher = _IDLE.pop()
+        if hasher.alive and hasher.pid == os.getpid():
+            return hasher
+    if not _can_isolate():
+        return None
+    try:
+        started = RegionHasher()
+    except OSError:
+        return None
+    if not _IDLE_AT_EXIT:
+        import atexit
+
+        atexit.register(_close_idle)
+        _IDLE_AT_EXIT.append(True)
+    return started
+
+
+def _close_idle() -> None:
+    with _HASHERS_LOCK:
+        while _IDLE:
+            hasher = _IDLE.pop()
+            if hasher.pid == os.getpid():
+                hasher.close()
+
+
+def _read_line(sock: Any) -> bytes:
+    """One answer line (at most 1 KiB); empty when the other side closed first."""
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 1024:
+        part = sock.recv(1024)
+        if not part:
+            return b""
+        line += part
+    return line
+
+
+def _serve(argv: Sequence[str]) -> int:
+    """``--serve SOCKET_FD``: hash each region asked for, on the file passed with the request, until EOF."""
+    import socket
+
+    with socket.socket(fileno=int(argv[0])) as sock:
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(sock, 1024, 1)
+            except OSError:
+                return 0
+            if not message or len(fds) != 1:
+                return 0
+            while not message.endswith(b"\n"):
+                part = sock.recv(1024)
+                if not part:
+                    return 0
+                message += part
+            offset, length, *names = message.decode("ascii").split()
+            algorithms: list[Algorithm] = ["sha256" if name == "sha256" else "blake3" for name in names]
+            hashers = {algorithm: new_hasher(algorithm) for algorithm in algorithms}
+            with os.fdopen(fds[0], "rb") as handle:
+                try:
+                    hash_region(handle, int(offset), int(length), list(hashers.values()), ISOLATED_WINDOW)
+                except ValueError:
+                    sock.sendall(b"short\n")
+                    continue
+            sock.sendall(("ok " + " ".join(f"{a} {h.hexdigest()}" for a, h in hashers.items()) + "\n").encode())
 
 
 def _pread_into(fd: int, target: memoryview, position: int) -> int:
@@ -220,5 +342,5 @@ def _hash_read(handle: BinaryIO, offset: int, length: int, hashers: Sequence[Has
         remaining -= len(chunk)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--region"]:
-    sys.exit(_hash_region_of_fd(sys.argv[2:]))
+if __name__ == "__main__" and sys.argv[1:2] == ["--serve"]:
+    sys.exit(_serve(sys.argv[2:]))
