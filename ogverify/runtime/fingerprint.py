@@ -29,16 +29,19 @@ NUMERIC_CPU_FLAGS = re.compile(
 
 
 def _cpu() -> dict[str, Any]:
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = "", set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
             key = key.strip().lower()
-            if key in ("model name", "cpu model") and model in ("", platform.machine(), platform.processor()):
+            if key in ("model name", "cpu model") and not model:
                 model = value.strip()
             elif key in ("flags", "features"):
                 flags.update(value.split())
+    # Only without a model name in /proc/cpuinfo: on Linux platform.processor() runs `uname -p`, a
+    # process on the way to every check's verdict, for a name the first model line replaces anyway.
+    model = model or platform.processor() or platform.machine()
     return {
         "model": model,
         "architecture": platform.machine(),
