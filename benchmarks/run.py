@@ -384,14 +384,16 @@ def check_breakdown(work: Path, bundle: Path, key: Path | None = None) -> str:
 
 def bench_check_compute(work: Path, sizes: Sizes) -> list[Row]:
     folder = work / "compute"
-    batch = 4096
-    model = matmul_chain(folder, name="compute", dim=1024, layers=8, batch=batch)
+    # 16 layers: with 8 (32 MiB) the bare run took 0.36 s on the project's machine of 2026-12, under
+    # the 0.5 s this target is stated for.
+    batch, layers = 4096, 16
+    model = matmul_chain(folder, name="compute", dim=1024, layers=layers, batch=batch)
     x = input_for(1024, batch, folder / "x.npy")
     bundle, key = _signed_bundle(folder, model, x)
     check_s, bare_s, cpu = _check_vs_bare(folder, model, x, bundle, key, max(5, sizes.repeats))
     ratio = check_s / bare_s
     breakdown = check_breakdown(folder, bundle, key)
-    rows = [Row("check, compute-bound model (32 MiB weights, 16 MiB in/out; signed; median)", fmt_s(check_s),
+    rows = [Row(f"check, compute-bound model ({4 * layers} MiB weights, 16 MiB in/out; signed; median)", fmt_s(check_s),
                 "bare onnxruntime script " + fmt_s(bare_s), f"{ratio:.2f}x", "<= 1.3x bare (bare >= 0.5 s)",
                 verdict(ratio <= 1.3) if bare_s >= 0.5 else "SKIP",
                 ("" if bare_s >= 0.5 else "bare run under 0.5 s; ") + cpu + "; check spends: "
@@ -576,7 +578,9 @@ def bench_inplace(work: Path, sizes: Sizes) -> list[Row]:
         times["big"].append(wall(no_rerun["big"], folder))
         times["tiny check"].append(wall(_check_cmd(tiny), folder))
         if b3sum is not None:
-            times["b3sum"].append(wall([b3sum, str(weights)], folder))
+            # b3sum of the bundle itself: the same bytes, in the same page-cache pages, as the check
+            # hashes (the model's own .data file, written otherwise, hashes ~25 % faster from memory).
+            times["b3sum"].append(wall([b3sum, str(bundle)], folder))
     median = {name: statistics.median(values) for name, values in times.items() if values}
     marginal = median["big"] - median["tiny"]
     if b3sum is None:
