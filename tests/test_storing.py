@@ -102,7 +102,9 @@ def test_streaming_tar_refuses_a_source_shorter_than_declared(tmp_path: Path) ->
     ("name", "content", "expected"),
     [
         ("small compressible", b"\0" * MiB, "zstd"),
-        ("small weights saving 7%", _normal_floats(MiB // 4), "zstd"),
+        ("small weights saving 7%", _normal_floats(MiB // 8), "zstd"),
+        ("mid-size weights saving 7%", _normal_floats(3 * MiB // 8), "identity"),
+        ("mid-size, half zeros", bytes(3 * MiB // 4) + os.urandom(3 * MiB // 4), "zstd"),
         ("large weights saving 7%", _normal_floats(5 * MiB), "identity"),
         ("large zeros", bytes(20 * MiB), "zstd"),
         ("large, zero header only", bytes(4 * MiB) + os.urandom(16 * MiB), "identity"),

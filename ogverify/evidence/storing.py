@@ -23,8 +23,14 @@ MIN_SAVING = 0.05
 # blob, so a file whose first megabytes are a zero-filled header does not pass for compressible.
 SAMPLE_PIECES = 4
 SAMPLE_PIECE = 1 << 20
-# Up to this size a blob is compressed whenever that saves MIN_SAVING: it costs a few tens of ms.
+# Up to this size a blob is compressed whenever that saves MIN_SAVING: decompressing it costs
+# under 2 ms on each check.
+TINY_BLOB = 1 << 20
+# Up to this size, a larger blob only when zstd saves a quarter of it: decompressing costs ~1.3 ms
+# per MB on every check of the bundle, on the way to its verdict (a 12.8 MB input of floats that
+# saved 7.5 % took 16 ms), which 5-10 % of the bytes (float weights, images) is not worth.
 SMALL_BLOB = 16 << 20
+SMALL_BLOB_MAX_RATIO = 0.75
 # Above it, zstd (~200-600 MB/s on weights at level 3) is several times slower than copying
 # (~2 GB/s), so a large blob is compressed only when the sample nearly vanishes (zero-filled or
 # repeated data, which zstd compresses at several GB/s). Measured in docs/performance.md. The rule
@@ -68,7 +74,9 @@ def worth_compressing(sampled: bytes, size: int) -> bool:
     ratio = len(compressor().compress(sampled)) / len(sampled)
     if ratio > 1 - MIN_SAVING:
         return False
-    return size <= SMALL_BLOB or ratio <= LARGE_BLOB_MAX_RATIO
+    if size <= TINY_BLOB:
+        return True
+    return ratio <= (SMALL_BLOB_MAX_RATIO if size <= SMALL_BLOB else LARGE_BLOB_MAX_RATIO)
 
 
 def compress_file(source: Path, blob: Path, size: int) -> int:
