@@ -9,6 +9,7 @@ import json
 import os
 import tarfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -266,19 +267,30 @@ def test_a_region_that_may_shrink_is_hashed_alike_in_a_process_and_here(tmp_path
 
 def test_a_file_truncated_under_the_hashing_process_ends_that_process_not_this_one(tmp_path: Path) -> None:
     """The process maps the file; a truncation meanwhile kills it with SIGBUS (a map here would
-    kill the checker). The file is sparse: 64 GiB that take no disk and longer to hash than the
-    fraction of a second before the truncation, on any machine."""
+    kill the checker). The file is sparse: 64 GiB that take no disk. It is truncated once the
+    hashing process has it mapped (its /proc maps say so), however slowly that process starts."""
+    if not Path("/proc/self/maps").exists():
+        pytest.skip("needs /proc to see when the hashing process has mapped the file")
     path = tmp_path / "sparse"
     with path.open("wb") as out:
         out.truncate(64 << 30)
-    timer = threading.Timer(0.3, os.truncate, (path, 4096))
+    regions.prestart_hasher()
+    maps = Path(f"/proc/{regions._IDLE[-1].process_id}/maps")
+
+    def truncate_once_mapped() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and str(path) not in maps.read_text():
+            time.sleep(0.005)
+        os.truncate(path, 4096)
+
+    truncater = threading.Thread(target=truncate_once_mapped)
     with path.open("rb") as handle:
-        timer.start()
+        truncater.start()
         try:
             with pytest.raises(ValueError, match=r"got shorter .* while it was hashed"):
                 regions.digest_region_isolated(handle, 0, 64 << 30, ["blake3"])
         finally:
-            timer.cancel()
+            truncater.join()
     with path.open("rb") as handle:  # the next region gets a new process
         assert regions.digest_region_isolated(handle, 0, 4096, ["blake3"], isolate_from=0) == {
             "blake3": blake3.blake3(bytes(4096)).hexdigest()}
