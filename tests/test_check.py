@@ -223,6 +223,21 @@ def test_check_no_rerun_skips_execution(mlp_bundle: Path, run_cli: RunCli) -> No
     assert report["rerun"] is False
 
 
+def test_the_re_execution_process_takes_nothing_from_the_callers_folder(
+    mlp_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It starts in the caller's folder (before its work directory exists): a numpy.py there is
+    not what it imports, and nothing is written there."""
+    here = tmp_path / "caller"
+    here.mkdir()
+    for module in ("numpy", "onnxruntime", "ogverify"):
+        (here / f"{module}.py").write_text(f"raise ImportError('{module} from the caller folder')\n")
+    monkeypatch.chdir(here)
+    report = check_bundle(mlp_bundle, CheckOptions(allow_unsigned=True))
+    assert report.verdict is Verdict.VERIFIED, report.headline
+    assert sorted(p.name for p in here.iterdir()) == ["numpy.py", "ogverify.py", "onnxruntime.py"]
+
+
 def test_check_python_api(mlp_bundle: Path, keypair: tuple[Path, Path]) -> None:
     report = check_bundle(mlp_bundle, CheckOptions(allow_unsigned=True))
     assert report.verdict is Verdict.VERIFIED

@@ -23,7 +23,6 @@ threads a default session creates.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from functools import cache
 from pathlib import Path
@@ -58,6 +57,8 @@ def _linux_physical_cores(root: Path = SYSFS_CPU) -> int | None:
 
 
 def _macos_physical_cores() -> int | None:
+    import subprocess  # here: the re-execution process imports this module on its way to a run
+
     try:
         process = subprocess.run(["sysctl", "-n", "hw.physicalcpu"], capture_output=True, text=True,
                                  timeout=5, check=True)

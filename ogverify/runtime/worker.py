@@ -279,6 +279,8 @@ def main(argv: list[str]) -> int:
     else:
         job_file = argv[1]
     job_path = Path(job_file)
+    if serve:  # started before its work directory existed: whatever the runtime writes goes there
+        os.chdir(job_path.parent)
     try:
         raw = json.loads(job_path.read_text(encoding="utf-8"))
         document = answer(raw, environment)
