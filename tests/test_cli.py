@@ -133,3 +133,27 @@ def test_a_command_group_alone_still_shows_its_commands(run_cli: RunCli) -> None
     assert result.exit_code == 2
     assert result.stderr.startswith("Usage: ogverify log [OPTIONS] COMMAND [ARGS]...")
     assert "checkpoint" in result.stderr
+
+
+def _as_user_sees(app: typer.Typer, arguments: list[str]) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, arguments, prog_name="ogverify")
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_the_app_narrowed_to_the_command_a_start_names_reads_as_the_whole_app(name: str) -> None:
+    """The console entry builds only the command it is started with (``app_for``): its help, a
+    usage error and the root's --version read as they do from the whole app."""
+    from ogverify.cli.app import app, app_for
+
+    narrowed = app_for([name, "--help"])
+    assert narrowed is not app and len(narrowed.registered_commands) + len(narrowed.registered_groups) == 1
+    for arguments in ([name, "--help"], [name, "--no-such-option"], ["--version", name]):
+        assert _as_user_sees(narrowed, arguments) == _as_user_sees(app, arguments), arguments
+
+
+@pytest.mark.parametrize("arguments", [[], ["--help"], ["--version"], ["nosuch"], ["-h", "check"]])
+def test_a_start_that_names_no_command_first_gets_the_whole_app(arguments: list[str]) -> None:
+    from ogverify.cli.app import app, app_for
+
+    assert app_for(arguments) is app

@@ -6,6 +6,7 @@ Heavy libraries (onnxruntime, onnx, numpy) are imported inside the commands, so 
 
 from __future__ import annotations
 
+import copy
 import signal
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 import typer.core
+import typer.main
 
 from ogverify import __version__
 from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, log, pack, profile
@@ -110,7 +112,26 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def app_for(arguments: Sequence[str]) -> typer.Typer:
+    """``app`` holding only the command or group that ``arguments`` start with, else all of ``app``.
+
+    typer turns every command's signature into click options on each start: 18 ms for all of
+    them, 3 ms for ``check`` alone, on the way to every verdict. The narrowed app keeps the root
+    options, help, errors and exit codes; no argument, an option first or an unknown name get
+    the whole app (and its listing of the commands).
+    """
+    name = arguments[0] if arguments else ""
+    commands = [c for c in app.registered_commands
+                if (c.name or typer.main.get_command_name(getattr(c.callback, "__name__", ""))) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    narrowed = copy.copy(app)
+    narrowed.registered_commands, narrowed.registered_groups = commands, groups
+    return narrowed
+
+
 def main() -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _terminate)
-    app(prog_name="ogverify")
+    app_for(sys.argv[1:])(prog_name="ogverify")

@@ -44,24 +44,15 @@ def _reject_constant(name: str) -> Any:
     raise BundleError(f"JSON literal {name} is not allowed")
 
 
-def _nesting_depth(text: str) -> int:
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
+def _nesting_depth(value: Any) -> int:
+    """How deeply parsed JSON nests its arrays and objects (a scalar: 0), without recursion."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while pending:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return deepest
 
 
@@ -75,16 +66,21 @@ def loads_strict(raw: bytes, what: str) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BundleError(f"{what} is not UTF-8 text") from exc
-    if _nesting_depth(text) > MAX_NESTING:
-        raise BundleError(f"{what} is nested deeper than {MAX_NESTING} levels")
+    nested_too_deep = BundleError(f"{what} is nested deeper than {MAX_NESTING} levels")
     try:
-        return json.loads(
+        value = json.loads(
             text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
         )
     except BundleError as exc:
         raise BundleError(f"{what}: {exc.message}") from exc
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer over Python's digit limit
+    except RecursionError as exc:  # nested far deeper still: the parser ran out of stack
+        raise nested_too_deep from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
         raise BundleError(f"{what} is not valid JSON: {exc}") from exc
+    # Counted on the parsed value: a walk over the containers, not over every character of the text.
+    if _nesting_depth(value) > MAX_NESTING:
+        raise nested_too_deep
+    return value
 
 
 def is_canonical(raw: bytes, value: Any) -> bool:

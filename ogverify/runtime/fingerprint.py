@@ -14,9 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ogverify.report.findings import EnvironmentDifference, Impact
-
 if TYPE_CHECKING:
+    from ogverify.report.findings import EnvironmentDifference, Impact
     from ogverify.runtime.trials import TrialResult
 
 THREAD_ENV = re.compile(r"^(OMP|MKL|ORT|OPENBLAS|GOTO|KMP)_")
@@ -268,6 +267,9 @@ def _impact_of(field: str) -> tuple[Impact, str]:
 
 def diff_environments(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[EnvironmentDifference]:
     """Differences between two fingerprints, most likely to change numerics first."""
+    # Here, not above: the re-execution process takes a fingerprint and never compares one.
+    from ogverify.report.findings import EnvironmentDifference
+
     if "optimized_graph" not in current:
         # Model-specific, taken at pack; check compares it only when it re-derives it (drift).
         recorded = {key: value for key, value in recorded.items() if key != "optimized_graph"}
