@@ -45,6 +45,14 @@ def test_a_process_past_its_timeout_is_killed_and_reaped() -> None:
         os.waitpid(process.pid, os.WNOHANG)
 
 
+def test_waiting_for_a_process_that_was_sent_nothing_ends_its_stdin_rather_than_the_timeout() -> None:
+    """As when the job file cannot be written: the process reads the end of its stdin and exits."""
+    process = _python("import sys; sys.exit(0 if sys.stdin.readline() == '' else 1)")
+    started = time.monotonic()
+    assert process.wait(60) == ""
+    assert process.returncode == 0 and time.monotonic() - started < 30
+
+
 def test_a_line_to_a_process_that_already_ended_is_no_error() -> None:
     process = _python("import sys; sys.exit(5)")
     stat = Path(f"/proc/{process.pid}/stat")

@@ -140,10 +140,15 @@ class _Spawned:
 
     def wait(self, timeout: float) -> str | None:
         """Its stderr once it has exited (``returncode`` set); None, and the process killed, when
-        it has not within ``timeout`` seconds."""
+        it has not within ``timeout`` seconds. Its stdin is closed first, as ``communicate``
+        does: a process that was sent nothing (the job could not be written) reads the end and
+        exits instead of waiting out the timeout."""
         import selectors
         import time
 
+        if self._stdin >= 0:
+            os.close(self._stdin)
+            self._stdin = -1
         deadline = time.monotonic() + timeout
         tail = bytearray()
         with selectors.DefaultSelector() as selector:
