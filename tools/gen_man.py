@@ -12,7 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ogverify import __version__
-from ogverify.cli.app import app
+from ogverify.cli.app import app, command_name
 from ogverify.errors import EXIT_MEANINGS
 
 MAN_PATH = Path(__file__).resolve().parents[1] / "man" / "ogverify.1"
@@ -25,7 +25,7 @@ def command_names() -> list[str]:
     names = []
     for info in app.registered_commands:
         assert info.callback is not None
-        names.append(info.name or info.callback.__name__.replace("_", "-"))
+        names.append(command_name(info))
     for group in app.registered_groups:
         assert group.name is not None, "register a command group with add_typer(..., name=...)"
         names.append(group.name)

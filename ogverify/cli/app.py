@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 import typer.core
 import typer.main
+import typer.models
 
 from ogverify import __version__
 from ogverify.cli import bundle, check, diff, fingerprint, interop, keys, log, pack, profile
@@ -112,6 +113,11 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def command_name(info: typer.models.CommandInfo) -> str:
+    """The name a registered command is called by: its own, or its function's as typer derives it."""
+    return info.name or typer.main.get_command_name(getattr(info.callback, "__name__", ""))
+
+
 def app_for(arguments: Sequence[str]) -> typer.Typer:
     """``app`` holding only the command or group that ``arguments`` start with, else all of ``app``.
 
@@ -121,8 +127,7 @@ def app_for(arguments: Sequence[str]) -> typer.Typer:
     the whole app (and its listing of the commands).
     """
     name = arguments[0] if arguments else ""
-    commands = [c for c in app.registered_commands
-                if (c.name or typer.main.get_command_name(getattr(c.callback, "__name__", ""))) == name]
+    commands = [c for c in app.registered_commands if command_name(c) == name]
     groups = [g for g in app.registered_groups if g.name == name]
     if not commands and not groups:
         return app
