@@ -22,8 +22,6 @@ Heavy modules load on first use, so importing ogverify stays cheap.
 
 from __future__ import annotations
 
-from os import PathLike
-
 __version__ = "0.1.0"
 
 # Nothing else is imported here, not even typing (~8 ms): the console entry point
@@ -31,16 +29,14 @@ __version__ = "0.1.0"
 # imported. Type checkers read the name below as typing.TYPE_CHECKING.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any, TypedDict, Unpack
 
     from ogverify.evidence.bundle import Bundle
     from ogverify.evidence.cid import FileCids
-    from ogverify.evidence.comparison import ComparisonPolicy
-    from ogverify.evidence.execution import ExecutionConfig
-    from ogverify.evidence.trace import Profile, Trace
+    from ogverify.evidence.paths import StrPath
     from ogverify.packing.log import EvidenceLog
-    from ogverify.packing.pack import PackResult
+    from ogverify.packing.pack import PackResult, pack
     from ogverify.packing.recorder import Recorder
     from ogverify.report.findings import Report
     from ogverify.verify.batch import CheckSpec
@@ -58,74 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EvidenceLog", "Recorder", "Report", "__version__", "check", "check_many", "export_cyclonedx",
            "file_cids", "import_opengradient", "load_bundle", "pack"]
-
-StrPath = str | PathLike[str]
-
-
-def pack(
-    model: StrPath,
-    out: StrPath,
-    *,
-    inputs: Mapping[str, Any],
-    claimed_outputs: Mapping[str, Any] | None = None,
-    config: ExecutionConfig | None = None,
-    comparison: ComparisonPolicy | str | None = None,
-    sign_keys: Sequence[StrPath] = (),
-    annotations: Mapping[str, str] | None = None,
-    with_sha256: bool = False,
-    overwrite: bool = False,
-    model_cid: str | None = None,
-    model_signature: StrPath | None = None,
-    trace: bool | Trace = False,
-    profile: bool | Profile = False,
-) -> PackResult:
-    """Pack a model run into an evidence bundle (``.ogb`` → one file, else a directory).
-
-    Args:
-        model: the ONNX model file (external-data files beside it are packed too).
-        out: where to write the bundle.
-        inputs: input name → numpy array.
-        claimed_outputs: output name → array as claimed; None computes them now in a fresh process.
-        config: execution configuration; default: installed onnxruntime, CPU, ORT_ENABLE_ALL, 1 thread.
-        comparison: a ComparisonPolicy, or a mode string such as ``"allclose:1e-4,1e-5"``; default exact.
-        sign_keys: private key files to sign with.
-        annotations: free-form strings stored in the manifest.
-        with_sha256: add per-blob sha256 digests.
-        overwrite: replace an existing bundle.
-        model_cid: the model's IPFS CID as the producer claims it; ``check`` verifies it.
-        model_signature: the publisher's model_signing signature file of the model files, to attach.
-        trace: record a digest and sketch of every node output (True: take it now; see docs/drift.md).
-        profile: record which configuration knobs change the outputs' bits (True: measure it now).
-    """
-    from pathlib import Path
-
-    import numpy as np
-
-    from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
-    from ogverify.evidence.manifest import Provenance
-    from ogverify.model.tensors import canonicalize
-    from ogverify.packing.pack import pack as pack_bundle
-
-    def arrays(values: Mapping[str, Any], what: str) -> dict[str, Any]:
-        return {name: canonicalize(np.asarray(value), f"{what} {name!r}") for name, value in values.items()}
-
-    policy = ComparisonPolicy(ComparisonSpec.parse(comparison)) if isinstance(comparison, str) else comparison
-    return pack_bundle(
-        Path(model),
-        Path(out),
-        inputs=arrays(inputs, "input"),
-        claimed_outputs=None if claimed_outputs is None else arrays(claimed_outputs, "claimed output"),
-        config=config,
-        comparison=policy,
-        sign_keys=[Path(k) for k in sign_keys],
-        annotations=annotations,
-        with_sha256=with_sha256,
-        overwrite=overwrite,
-        provenance=Provenance(model_cid=model_cid) if model_cid is not None else None,
-        model_signature=Path(model_signature) if model_signature is not None else None,
-        trace=trace,
-        profile=profile,
-    )
 
 
 def file_cids(path: StrPath) -> FileCids:
@@ -238,6 +166,7 @@ def _spec(
 ) -> tuple[CheckSpec, int | None]:
     """The CheckSpec for the API's arguments, and the policy's ``jobs``. Arguments that differ
     from their defaults win over the policy's ``[check]`` settings."""
+    from os import PathLike
     from pathlib import Path
     from typing import get_args
 
@@ -276,6 +205,10 @@ def load_bundle(path: StrPath) -> Bundle:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "pack":
+        from ogverify.packing.pack import pack
+
+        return pack
     if name == "Report":
         from ogverify.report.findings import Report
 

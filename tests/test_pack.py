@@ -489,3 +489,26 @@ def test_pack_api_compare_output_must_name_a_claimed_output(tmp_path: Path, mlp_
     with pytest.raises(UsageError, match="--compare-output names 'logits', which is not a claimed output"):
         pack(mlp_files["model"], tmp_path / "b", inputs={"x": np.load(mlp_files["x"])}, comparison=policy)
     assert not (tmp_path / "b").exists()
+
+
+def test_public_pack_is_the_one_pack_and_takes_what_a_caller_has(tmp_path: Path, mlp_files: dict[str, Path]) -> None:
+    """``ogverify.pack`` is ``packing.pack.pack`` itself: strings as paths, a Fortran-ordered input,
+    a big-endian claimed output, a mode string and a claimed CID are converted there."""
+    import ogverify
+    from ogverify.evidence.cid import file_cids
+
+    assert ogverify.pack is pack
+    x = np.load(mlp_files["x"])
+    y = ort.InferenceSession(str(mlp_files["model"]), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    cid = file_cids(mlp_files["model"]).v1
+    result = pack(str(mlp_files["model"]), str(tmp_path / "b.ogb"), inputs={"x": np.asfortranarray(x)},
+                  claimed_outputs={"y": y.astype(y.dtype.newbyteorder(">"))}, comparison="allclose:1e-4,1e-5",
+                  model_cid=cid, annotations={"k": "v"})
+    assert result.path == tmp_path / "b.ogb"
+    with open_bundle(result.path) as bundle:
+        assert bundle.manifest.comparison.default.to_json() == {"mode": "allclose", "rtol": 1e-4, "atol": 1e-5}
+        assert bundle.manifest.provenance is not None and bundle.manifest.provenance.model_cid == cid
+        stored = {t.name: t for t in (*bundle.manifest.inputs, *bundle.manifest.outputs)}
+        assert stored["x"].describe() == f"float32[{','.join(map(str, x.shape))}]"
+        assert parse_npy(bundle.read_blob(stored["y"].artifact, "y", 1 << 20), "y").dtype.byteorder in "=<|"
+        assert np.array_equal(parse_npy(bundle.read_blob(stored["x"].artifact, "x", 1 << 20), "x"), x)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from ogverify.errors import UsageError
 
+StrPath = str | os.PathLike[str]
+"""A path as the public API takes it: a string or any path-like object."""
+
 _KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device"}
 

@@ -23,7 +23,6 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from ogverify.evidence.log.attached import LogProof
 from ogverify.evidence.log.layout import Descriptor, LogReader, RecordEntry, TensorRef, TileWriter, TraceRef, ValueRef
 from ogverify.evidence.log.store import LogStore, open_store
 from ogverify.evidence.manifest import Artifact, Manifest, ModelFile
+from ogverify.evidence.paths import StrPath
 from ogverify.evidence.trace import Trace
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from ogverify.model.tensors import Array
     from ogverify.runtime.trace import TraceTaker
 
-StrPath = str | PathLike[str]
 # A pack is closed and the next one begun past this many bytes.
 PACK_BYTES = 256 << 20
 WRITE_BYTES = 8 << 20

@@ -10,19 +10,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from ogverify import __version__
 from ogverify.errors import ModelError, ReplayError, UsageError
 from ogverify.evidence.bundle import BundleWriter, check_writable
-from ogverify.evidence.comparison import ComparisonPolicy
+from ogverify.evidence.comparison import ComparisonPolicy, ComparisonSpec
 from ogverify.evidence.execution import ExecutionConfig
 from ogverify.evidence.manifest import Entry, Manifest, ModelFile, Provenance, TensorEntry, ValueEntry
-from ogverify.evidence.paths import require
+from ogverify.evidence.paths import StrPath, require
 from ogverify.evidence.signing import load_private_key, sign_manifest
 from ogverify.evidence.trace import Profile, Trace
 from ogverify.model.initializers import initializer_digests
 from ogverify.model.signature import ModelSignature, TensorSpec, read_signature
 from ogverify.model.tensors import Array, canonicalize, describe, dtype_name, load_tensor_file, to_npy_bytes
 from ogverify.model.values import (
+    MapValue,
+    OptionalValue,
+    SequenceValue,
     Value,
     canonical,
     describe_value,
@@ -114,6 +119,11 @@ def assign_tensors(args: Sequence[str], declared: Sequence[TensorSpec], what: st
         if len(remaining) != 1:
             raise UsageError(f"{what} {path}: cannot tell which value it is; write NAME={path}")
         _put(named, remaining[0], loaded if loaded is not None else _load_value(path, remaining[0], specs, what), what)
+    return canonical_values(named, what)
+
+
+def canonical_values(named: Mapping[str, Value], what: str) -> dict[str, Value]:
+    """Each value stored canonically (``canonicalize`` for a tensor; its name in errors)."""
     return {name: _canonical(value, f"{what} {name!r}") for name, value in named.items()}
 
 
@@ -124,7 +134,9 @@ def _load_value(path: Path, name: str, specs: Mapping[str, TensorSpec], what: st
 
 
 def _canonical(value: Value, what: str) -> Value:
-    return canonicalize(value, what) if is_tensor(value) else canonical(value)
+    if isinstance(value, SequenceValue | MapValue | OptionalValue):
+        return canonical(value)
+    return canonicalize(np.asarray(value), what)
 
 
 def _put(named: dict[str, Value], name: str, value: Value, what: str) -> None:
@@ -257,44 +269,51 @@ def _profile(model: Path, inputs: Mapping[str, Value], config: ExecutionConfig) 
 
 
 def pack(
-    model: Path,
-    out: Path,
+    model: StrPath,
+    out: StrPath,
     *,
     inputs: Mapping[str, Value],
     claimed_outputs: Mapping[str, Value] | None = None,
     config: ExecutionConfig | None = None,
-    comparison: ComparisonPolicy | None = None,
-    sign_keys: Sequence[Path] = (),
+    comparison: ComparisonPolicy | str | None = None,
+    sign_keys: Sequence[StrPath] = (),
     annotations: Mapping[str, str] | None = None,
     with_sha256: bool = False,
     overwrite: bool = False,
     environment: Mapping[str, object] | None = None,
     provenance: Provenance | None = None,
-    model_signature: Path | None = None,
+    model_cid: str | None = None,
+    model_signature: StrPath | None = None,
     chain_files: Mapping[str, bytes] | None = None,
     trace: bool | Trace | Literal["auto"] = False,
     profile: bool | Profile = False,
 ) -> PackResult:
-    """Pack a model run into an evidence bundle at ``out`` (``.ogb`` → file, else directory).
+    """Pack a model run into an evidence bundle at ``out`` (``.ogb`` → one file, else a directory).
+
+    This is ``ogverify.pack``, the public API, and what the CLI, the Recorder and the OpenGradient
+    import call.
 
     Args:
         model: the ONNX model file; external-data files next to it are packed too.
         out: the bundle's path.
-        inputs: input name → value (an array, or a sequence, map or optional of
-            ``ogverify.model.values``), validated against the model's declared inputs.
+        inputs: input name → value: a numpy array (or anything ``numpy.asarray`` takes), or a
+            sequence, map or optional of ``ogverify.model.values``; validated against the model's
+            declared inputs and stored canonically (little-endian, C order).
         claimed_outputs: output name → value as the producer claims them; ``None`` runs the
             model now (in a fresh process, under ``config``) and records what it produced.
         config: the execution configuration; defaults to ``default_config()``: the installed
             runtime, CPU, ORT_ENABLE_ALL, onnxruntime's default intra-op thread count here (recorded
             as the number it resolves to), one inter-op thread.
-        comparison: how ``check`` compares outputs; exact by default.
-        sign_keys: private keys to sign the manifest with.
+        comparison: how ``check`` compares outputs: a ComparisonPolicy, or a mode string such as
+            ``"allclose:1e-4,1e-5"``; exact by default.
+        sign_keys: private key files to sign the manifest with.
         annotations: free-form strings stored in the manifest.
         with_sha256: add per-blob sha256 digests (and signed subjects).
         overwrite: replace an existing bundle at ``out``.
         environment: a fingerprint from ``record_environment`` for this model and configuration
             (default: taken now).
-        provenance: outside evidence to record for ``check`` (the model's claimed IPFS CID, ...).
+        provenance: outside evidence to record for ``check`` (the on-chain records, ...).
+        model_cid: the model's IPFS CID as the producer claims it; ``check`` verifies it.
         model_signature: the publisher's model_signing signature file of the model files, to attach.
         chain_files: the on-chain records (name → bytes) behind ``provenance.chain``, to store with it.
         trace: record the trace of node outputs (``record_trace``; True: take it now; "auto":
@@ -304,9 +323,17 @@ def pack(
     Raises:
         UsageError / ModelError: bad inputs, model or arguments. ReplayError: ``--run`` failed.
     """
+    model, out = Path(model), Path(out)
+    model_signature = None if model_signature is None else Path(model_signature)
+    inputs = canonical_values(inputs, "input")
+    claimed_outputs = None if claimed_outputs is None else canonical_values(claimed_outputs, "claimed output")
+    if isinstance(comparison, str):
+        comparison = ComparisonPolicy(ComparisonSpec.parse(comparison))
+    if model_cid is not None:
+        provenance = replace(provenance or Provenance(), model_cid=model_cid)
     require(model, "model")
     check_writable(out, overwrite=overwrite)  # before the model runs: a wrong --out fails at once
-    keys = [load_private_key(path) for path in sign_keys]
+    keys = [load_private_key(Path(path)) for path in sign_keys]
     if provenance is not None and provenance.model_cid is not None:
         from ogverify.evidence.cid import parse_cid
 

@@ -29,14 +29,12 @@ import numpy as np
 from ogverify.errors import UsageError
 from ogverify.evidence.comparison import ComparisonPolicy
 from ogverify.evidence.execution import ExecutionConfig, ProviderSpec
-from ogverify.evidence.paths import require
+from ogverify.evidence.paths import StrPath, require
 from ogverify.model.signature import ValueType
 from ogverify.model.tensors import canonicalize
 from ogverify.model.values import Value, from_python, from_runtime_outputs, is_tensor
 from ogverify.packing.pack import PackResult, default_config, pack, record_environment
 from ogverify.runtime.threads import resolve_threads
-
-StrPath = str | PathLike[str]
 
 # Session config entries that change numerics or kernels; onnxruntime has no way to list the
 # entries a session holds, so these are asked for one by one.
