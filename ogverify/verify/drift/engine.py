@@ -61,7 +61,9 @@ class KnobChange(JsonFields):
     recorded: str
     value: str
 
-    def __str__(self) -> str:
+    @property
+    def label(self) -> str:
+        """``knob=value``: how a trial, an attempt and a finding name the change."""
         return f"{self.knob}={self.value}"
 
 
@@ -76,16 +78,17 @@ class Attempt:
 
     @property
     def label(self) -> str:
-        return ", ".join(str(c) for c in self.changes) or "recorded configuration"
+        return ", ".join(c.label for c in self.changes) or "recorded configuration"
 
     def to_json(self) -> dict[str, Any]:
         return {"changes": [c.to_json() for c in self.changes], "reproduced": self.reproduced,
                 "elements_differing": self.elements_differing, "error": self.error}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Explanation:
-    """Why re-execution did not reproduce the claim, with the evidence."""
+    """Why re-execution did not reproduce the claim, with the evidence (built by keyword: a
+    positional list of its fifteen fields reads as nothing and breaks silently when one is added)."""
 
     cause: Cause
     summary: str
@@ -290,7 +293,7 @@ def explain(
     traces = trace is not None and context.budget.take(1) == 1
     every = single_knob_changes(context.recorded, available_providers, profile)
     singles = every[: context.budget.take(len(every))]
-    results = context.run([*reruns, *(Trial(str(c), context.config_for([c])) for c in singles)])
+    results = context.run([*reruns, *(Trial(c.label, context.config_for([c])) for c in singles)])
     noise, recorded_run = _noise_floor(context, first_reproduction, results[: len(reruns)])
     graph = graph_fingerprint(recorded_run)
     if noise is not None:
@@ -299,7 +302,7 @@ def explain(
     if traces:
         assert trace is not None
         traced = compare_trace(trace, model, inputs, recorded, work_dir / "trace-here", timeout=timeout)
-    search = _counterfactuals(context, singles, results[len(reruns):], tuple(str(c) for c in every[len(singles):]),
+    search = _counterfactuals(context, singles, results[len(reruns):], tuple(c.label for c in every[len(singles):]),
                               reserve=1 if candidate_model is not None else 0)
     attempts = search.attempts
     matching = [a for a in attempts if a.reproduced]
@@ -307,7 +310,7 @@ def explain(
         return dataclasses.replace(_unexplained(context, attempts, candidate_model, search), recorded_graph=graph,
                                    trace=traced, untried=search.untried, pairs_cut=search.pairs_cut, budget=budget)
     best = matching[0]
-    knobs = ", ".join(f"{c.knob}={c.value}" for c in best.changes)
+    knobs = ", ".join(c.label for c in best.changes)
     records = (best.changes[0].recorded if len(best.changes) == 1
                else ", ".join(f"{c.knob}={c.recorded}" for c in best.changes))
     summary = f"outputs reproduce exactly with {knobs}; the bundle records {records}"
@@ -338,9 +341,10 @@ def explain(
             work_dir / "trace", config=recorded, timeout=timeout,
         )
     return Explanation(
-        "knob", summary, best.changes, transformers, histogram, localisation, tuple(attempts),
-        context.budget.used, tuple(notes), tuple(a.label for a in matching[1:]), graph, traced,
-        search.untried, search.pairs_cut, budget,
+        cause="knob", summary=summary, changes=best.changes, transformers=transformers, op_histogram_diff=histogram,
+        localisation=localisation, attempts=tuple(attempts), runs=context.budget.used, notes=tuple(notes),
+        also_reproducing=tuple(a.label for a in matching[1:]), recorded_graph=graph, trace=traced,
+        untried=search.untried, pairs_cut=search.pairs_cut, budget=budget,
     )
 
 
@@ -373,8 +377,8 @@ def _noise_floor(
         if disagreeing else "a fresh re-run reproduced the claim although the first did not"
     )
     return Explanation(
-        "nondeterministic",
-        f"outputs are nondeterministic under the recorded configuration ({detail}); "
+        cause="nondeterministic",
+        summary=f"outputs are nondeterministic under the recorded configuration ({detail}); "
         "this is not evidence of tampering",
     ), recorded_run
 
@@ -488,8 +492,9 @@ def _unexplained(
             summary = (f"outputs reproduce exactly with the candidate model {candidate_model.name}, "
                        f"not with the bundle's model; they differ in {len(changed)} tensor(s): "
                        + ", ".join(changed[:8]) + ("..." if len(changed) > 8 else ""))
-            return Explanation("candidate_model", summary, attempts=tuple(attempts), runs=context.budget.used,
-                               notes=tuple(difference.summary_lines()))
+            return Explanation(cause="candidate_model", summary=summary, attempts=tuple(attempts),
+                               runs=context.budget.used, notes=tuple(difference.summary_lines()))
         else:
             notes.append(f"the candidate model {candidate_model.name} does not reproduce the claim either")
-    return Explanation("unexplained", summary, attempts=tuple(attempts), runs=context.budget.used, notes=tuple(notes))
+    return Explanation(cause="unexplained", summary=summary, attempts=tuple(attempts), runs=context.budget.used,
+                       notes=tuple(notes))
