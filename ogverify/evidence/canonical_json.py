@@ -66,7 +66,6 @@ def loads_strict(raw: bytes, what: str) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BundleError(f"{what} is not UTF-8 text") from exc
-    nested_too_deep = BundleError(f"{what} is nested deeper than {MAX_NESTING} levels")
     try:
         value = json.loads(
             text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant, parse_float=_finite_float
@@ -74,13 +73,17 @@ def loads_strict(raw: bytes, what: str) -> Any:
     except BundleError as exc:
         raise BundleError(f"{what}: {exc.message}") from exc
     except RecursionError as exc:  # nested far deeper still: the parser ran out of stack
-        raise nested_too_deep from exc
+        raise _nested_too_deep(what) from exc
     except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
         raise BundleError(f"{what} is not valid JSON: {exc}") from exc
     # Counted on the parsed value: a walk over the containers, not over every character of the text.
     if _nesting_depth(value) > MAX_NESTING:
-        raise nested_too_deep
+        raise _nested_too_deep(what)
     return value
+
+
+def _nested_too_deep(what: str) -> BundleError:
+    return BundleError(f"{what} is nested deeper than {MAX_NESTING} levels")
 
 
 def is_canonical(raw: bytes, value: Any) -> bool:
