@@ -88,7 +88,7 @@ class Attempt:
 @dataclass(frozen=True, kw_only=True)
 class Explanation:
     """Why re-execution did not reproduce the claim, with the evidence (built by keyword: a
-    positional list of its fifteen fields reads as nothing and breaks silently when one is added)."""
+    positional list of its many fields reads as nothing and breaks silently when one is added)."""
 
     cause: Cause
     summary: str
