@@ -191,12 +191,16 @@ def seed_log_inputs() -> dict[str, tuple[bytes, ...]]:
     from ogverify.evidence.log.layout import RecordEntry, TensorRef, TraceRef, ValueRef, encode_entries
 
     key = Ed25519PrivateKey.from_private_bytes(bytes(32))
-    entries = [RecordEntry(i, "ab" * 32, (TensorRef("x", "float32", (1, 4), "cd" * 32, 144, 0, 144 * i),),
-                           (TensorRef("y", "float32", (1, 4), "ef" * 32, 144, 0, 144 * i + 72),)) for i in range(2)]
+    def tensor(name: str, digest: str, offset: int) -> TensorRef:
+        return TensorRef(name, "float32", (1, 4), blake3=digest * 32, size=144, pack=0, offset=offset)
+
+    entries = [RecordEntry(index=i, log="ab" * 32, inputs=(tensor("x", "cd", 144 * i),),
+                           outputs=(tensor("y", "ef", 144 * i + 72),)) for i in range(2)]
     # A record with a sequence-of-maps output and a trace: the entry's optional fields.
-    entries.append(RecordEntry(2, "ab" * 32, (TensorRef("x", "float32", (1, 4), "cd" * 32, 144, 0, 288),),
-                               (ValueRef("p", "seq(map(int64,tensor(float)))", "ef" * 32, 379, 0, 432),),
-                               TraceRef("01" * 32, 2113, 1, 811)))
+    entries.append(RecordEntry(
+        index=2, log="ab" * 32, inputs=(tensor("x", "cd", 288),),
+        outputs=(ValueRef("p", "seq(map(int64,tensor(float)))", blake3="ef" * 32, size=379, pack=0, offset=432),),
+        trace=TraceRef(blake3="01" * 32, size=2113, pack=1, offset=811)))
     leaves = [e.leaf() for e in entries]
     source = merkle.ListSource([merkle.leaf_hash(leaf) for leaf in leaves])
     checkpoint = note.sign_note(note.Checkpoint("example.org/log", 3, merkle.tree_root(source, 3)).body(),

@@ -306,8 +306,8 @@ class EvidenceLog:
         # samples and refuses one that RecordEntry would not write byte for byte).
         templates = []
         for _, name, dtype, shape, at, size, _, _ in parts:
-            sample = TensorRef(name, dtype, shape, "0" * 64, size, 0, 0)
-            text = RecordEntry(0, "0" * 64, (sample,), ()).leaf().decode("utf-8")
+            sample = TensorRef(name, dtype, shape, blake3="0" * 64, size=size, pack=0, offset=0)
+            text = RecordEntry(index=0, log="0" * 64, inputs=(sample,), outputs=()).leaf().decode("utf-8")
             body = text[text.index('{"blake3":') : text.index("]", text.index('"shape":')) + 1]
             head = body[: len('{"blake3":"')]
             middle = body[len('{"blake3":"') + 64 : body.index('"offset":') + len('"offset":')]
@@ -439,8 +439,8 @@ class EvidenceLog:
         checked: set[tuple[tuple[str, str], ...]] = set()  # validated input/output types
         names: dict[Any, str] = {}  # dtype -> its manifest name
 
-        def store(parts: Sequence[Any], index: int) -> tuple[str, int, int, int]:
-            """Keep ``parts`` (their bytes in order) in the pack unless kept recently: (blake3, size, pack, offset)."""
+        def store(parts: Sequence[Any], index: int) -> layout.Stored:
+            """Keep ``parts`` (their bytes in order) in the pack unless kept recently; where they are."""
             nonlocal out, pack, offset
             hasher = blake3.blake3()
             for part in parts:
@@ -463,7 +463,7 @@ class EvidenceLog:
                     pending.clear()
                 where = self._stored[digest] = (pack, offset)
                 offset += length
-            return digest, length, *where
+            return layout.Stored(blake3=digest, size=length, pack=where[0], offset=where[1])
 
         def ref(name: str, value: Any, index: int) -> layout.Ref:
             if is_tensor(value):
@@ -472,11 +472,11 @@ class EvidenceLog:
                 dtype = names.get(value.dtype)
                 if dtype is None:
                     dtype = names[value.dtype] = dtype_name(value.dtype)
-                return TensorRef(name, dtype, tuple(value.shape), *stored)
+                return TensorRef(name, dtype, tuple(value.shape), **stored)
             spec = specs.get(name)
             # The declared type where the value cannot show it (an empty sequence's element type).
             value_type = (spec.value_type if spec is not None else None) or type_of(value)
-            return ValueRef(name, str(value_type), *store((encode(value, value_type),), index))
+            return ValueRef(name, str(value_type), **store((encode(value, value_type),), index))
 
         try:
             for record in records:
@@ -497,16 +497,18 @@ class EvidenceLog:
                 if given is None and trace:
                     given = self._trace(arrays, outputs, computed=claimed is None)
                 index = first + len(leaves)
-                refs = [tuple(ref(name, values[name], index) for name in order if name in values)
-                        for values, order in ((arrays, signature.input_names), (outputs, signature.output_names))]
+                refs = (tuple(ref(name, values[name], index) for name in order if name in values)
+                        for values, order in ((arrays, signature.input_names), (outputs, signature.output_names)))
+                input_refs, output_refs = refs
                 trace_ref = None
                 if given is not None:
                     data = canonical_json.dumps(given.to_json())
                     if len(data) > layout.MAX_TRACE_BLOB:
                         raise UsageError(f"record {index}: its trace is {len(data)} bytes, over the "
                                          f"{layout.MAX_TRACE_BLOB}-byte limit of a record's trace")
-                    trace_ref = TraceRef(*store((data,), index))
-                leaf = RecordEntry(index, self.log_digest, refs[0], refs[1], trace_ref).leaf()
+                    trace_ref = TraceRef(**store((data,), index))
+                leaf = RecordEntry(index=index, log=self.log_digest, inputs=input_refs, outputs=output_refs,
+                                   trace=trace_ref).leaf()
                 if len(leaf) > MAX_LEAF_BYTES:
                     raise UsageError(f"record {index}: its entry is {len(leaf)} bytes, over the "
                                      f"{MAX_LEAF_BYTES}-byte limit of a log entry (too many tensors or long names)")

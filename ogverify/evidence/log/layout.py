@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from ogverify.errors import BundleError
 from ogverify.evidence import canonical_json
@@ -108,8 +108,21 @@ def stored_width(level: int, n: int, size: int) -> int:
 # --- records --------------------------------------------------------------------------------
 
 
-def _stored_at(raw: Mapping[str, Any], index: int, what: str) -> tuple[str, int, int, int]:
-    """(blake3, size, pack, offset) of a stored piece of a record, validated."""
+class Stored(TypedDict):
+    """Where a stored piece of a record is: the blake3 and size of its bytes, and its pack and offset.
+
+    Passed by name (``TensorRef(name, dtype, shape, **stored)``): three of the four are integers,
+    which a positional tuple would let slip into one another's place unnoticed.
+    """
+
+    blake3: str
+    size: int
+    pack: int
+    offset: int
+
+
+def _stored_at(raw: Mapping[str, Any], index: int, what: str) -> Stored:
+    """Where a stored piece of a record is, validated."""
     if not isinstance(raw["blake3"], str) or not HEX64.match(raw["blake3"]):
         raise LogFormatError(f"record {index}: {what} has no valid blake3 digest")
     for key in ("size", "pack", "offset"):
@@ -117,7 +130,7 @@ def _stored_at(raw: Mapping[str, Any], index: int, what: str) -> tuple[str, int,
             raise LogFormatError(f"record {index}: {what} has no valid {key}")
     if raw["pack"] > index:
         raise LogFormatError(f"record {index}: {what} names a pack of later records")
-    return raw["blake3"], raw["size"], raw["pack"], raw["offset"]
+    return Stored(blake3=raw["blake3"], size=raw["size"], pack=raw["pack"], offset=raw["offset"])
 
 
 def _name(raw: Mapping[str, Any], index: int) -> str:
@@ -162,7 +175,7 @@ class TensorRef(JsonFields):
             raise LogFormatError(f"record {index}: tensor {name!r} has no valid dtype")
         if not isinstance(shape, list) or len(shape) > 64 or not all(_count(d, MAX_SHAPE) for d in shape):
             raise LogFormatError(f"record {index}: tensor {name!r} has no valid shape")
-        return cls(name, dtype, tuple(shape), *_stored_at(raw, index, f"tensor {name!r}"))
+        return cls(name, dtype, tuple(shape), **_stored_at(raw, index, f"tensor {name!r}"))
 
 
 @dataclass(frozen=True)
@@ -192,7 +205,7 @@ class ValueRef(JsonFields):
         kind = raw["type"]
         if not isinstance(kind, str) or not VALUE_TYPE.fullmatch(kind):
             raise LogFormatError(f"record {index}: value {name!r} has no valid type")
-        return cls(name, kind, *_stored_at(raw, index, f"value {name!r}"))
+        return cls(name, kind, **_stored_at(raw, index, f"value {name!r}"))
 
 
 # A value type as onnxruntime writes it: seq(map(int64,tensor(float))), optional(...) (checked in
@@ -210,9 +223,10 @@ def ref_from_json(raw: Any, index: int) -> Ref:
     return TensorRef.from_json(raw, index)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TraceRef(JsonFields):
-    """Where a record's trace is: the blake3 and size of its canonical JSON, its pack and offset."""
+    """Where a record's trace is: the blake3 and size of its canonical JSON, its pack and offset
+    (built by name, as ``Stored``)."""
 
     blake3: str
     size: int
@@ -226,7 +240,7 @@ class TraceRef(JsonFields):
     def from_json(cls, raw: Any, index: int) -> TraceRef:
         if not isinstance(raw, dict) or set(raw) != {"blake3", "size", "pack", "offset"}:
             raise LogFormatError(f"record {index}: the trace entry does not have the fields of one")
-        ref = cls(*_stored_at(raw, index, "the trace"))
+        ref = cls(**_stored_at(raw, index, "the trace"))
         if ref.size > MAX_TRACE_BLOB:
             raise LogFormatError(f"record {index}: the trace declares {ref.size} bytes, over the "
                                  f"{MAX_TRACE_BLOB}-byte limit of a trace")
@@ -237,9 +251,12 @@ def _count(value: Any, limit: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RecordEntry:
-    """A record as its leaf commits to it (``trace``: where its trace is, when the producer took one)."""
+    """A record as its leaf commits to it (``trace``: where its trace is, when the producer took one).
+
+    Built by keyword: ``inputs`` and ``outputs`` have one type, and a leaf that swapped them would
+    still be well formed."""
 
     index: int
     log: str
@@ -278,7 +295,7 @@ class RecordEntry:
                 raise LogFormatError(f"record {index}: {key} is not a list of at most {MAX_TENSORS}")
             tensors.append(tuple(ref_from_json(item, index) for item in items))
         trace = TraceRef.from_json(raw["trace"], index) if "trace" in raw else None
-        return cls(index, raw["log"], tensors[0], tensors[1], trace)
+        return cls(index=index, log=raw["log"], inputs=tensors[0], outputs=tensors[1], trace=trace)
 
     @classmethod
     def parse(cls, leaf: bytes, index: int) -> RecordEntry:
