@@ -74,9 +74,10 @@ class ModelFile:
         return cls(raw["name"], Artifact.from_json(raw), raw["media_type"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TensorEntry:
-    """A named tensor stored as canonical .npy: a model input or a claimed output."""
+    """A named tensor stored as canonical .npy: a model input or a claimed output (built by keyword:
+    its name and dtype are both strings)."""
 
     name: str
     dtype: str
@@ -88,7 +89,7 @@ class TensorEntry:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> TensorEntry:
-        return cls(raw["name"], raw["dtype"], tuple(raw["shape"]), Artifact.from_json(raw))
+        return cls(name=raw["name"], dtype=raw["dtype"], shape=tuple(raw["shape"]), artifact=Artifact.from_json(raw))
 
     def describe(self) -> str:
         """``float32[1,4]``, as messages name a tensor."""
@@ -100,11 +101,11 @@ class TensorEntry:
         return self.dtype, self.shape
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ValueEntry:
     """A named sequence, map or optional: its type as onnxruntime writes it
     (``seq(map(int64,tensor(float)))``), stored in ogverify's canonical value encoding
-    (``ogverify.model.values``; docs/format.md)."""
+    (``ogverify.model.values``; docs/format.md). Built by keyword, as ``TensorEntry``."""
 
     name: str
     type: str
@@ -115,7 +116,7 @@ class ValueEntry:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> ValueEntry:
-        return cls(raw["name"], raw["type"], Artifact.from_json(raw))
+        return cls(name=raw["name"], type=raw["type"], artifact=Artifact.from_json(raw))
 
     def describe(self) -> str:
         return self.type

@@ -401,10 +401,10 @@ def pack(
         def entry(name: str, value: Value, spec: TensorSpec) -> Entry:
             if is_tensor(value):
                 blob = writer.add_bytes(to_npy_bytes(value))
-                return TensorEntry(name, dtype_name(value.dtype), tuple(value.shape), blob)
+                return TensorEntry(name=name, dtype=dtype_name(value.dtype), shape=tuple(value.shape), artifact=blob)
             # The declared type where the value cannot show it (an empty sequence's element type).
             value_type = spec.value_type or type_of(value)
-            return ValueEntry(name, str(value_type), writer.add_bytes(encode(value, value_type)))
+            return ValueEntry(name=name, type=str(value_type), artifact=writer.add_bytes(encode(value, value_type)))
 
         def entries(values: Mapping[str, Value], specs: Sequence[TensorSpec]) -> tuple[Entry, ...]:
             return tuple(entry(spec.name, values[spec.name], spec) for spec in specs if spec.name in values)
