@@ -52,9 +52,6 @@ class FieldChange(JsonFields):
     a: Any
     b: Any
 
-    def describe(self) -> str:
-        return f"{self.section} {self.field}: {self.a!r} -> {self.b!r}"
-
 
 @dataclass(frozen=True)
 class Difference:
@@ -78,7 +75,7 @@ class Difference:
         lines = [f"tensor {t.describe()}" for t in self.changed_tensors]
         lines += [f"tensor {name} only in {self.a}" for name in self.only_in_a]
         lines += [f"tensor {name} only in {self.b}" for name in self.only_in_b]
-        lines += [f.describe() for f in self.fields]
+        lines += [f"{f.section} {f.field}: {f.a!r} -> {f.b!r}" for f in self.fields]
         return lines
 
     def to_json(self) -> dict[str, Any]:
