@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import TextJsonFormatOption, echo, emit, guarded, require_format, use_color
+from ogverify.cli.common import TextJsonFormatOption, echo, emit, emit_json, guarded, require_format, use_color
 
 
 @guarded
@@ -16,7 +16,6 @@ def inspect(
     output_format: TextJsonFormatOption = "text",
 ) -> None:
     """Show what a bundle holds, from its manifest: nothing is executed or verified."""
-    import json
 
     from ogverify.evidence.inspection import inspect_bundle
     from ogverify.report.formats.text import render_inspection
@@ -24,7 +23,7 @@ def inspect(
     require_format(output_format, "text", "json")
     summary = inspect_bundle(bundle)
     if output_format == "json":
-        emit(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        emit_json(summary)
     else:
         emit(render_inspection(summary, color=use_color()))
 

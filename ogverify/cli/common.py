@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -129,6 +130,11 @@ def emit(text: str, output: Path | None = None) -> None:
         raise UsageError(f"directory {output.parent} does not exist")
     write_member_atomically(output, text.encode("utf-8"))
     typer.echo(f"wrote {output}", err=True)
+
+
+def emit_json(value: Any, output: Path | None = None) -> None:
+    """Write ``value`` as a JSON document (indented, keys sorted: one value, one text), as ``emit``."""
+    emit(json.dumps(value, indent=2, sort_keys=True) + "\n", output)
 
 
 def require_writable(output: Path | None, option: str) -> None:

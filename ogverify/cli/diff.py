@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import TextJsonFormatOption, emit, guarded, require_format
+from ogverify.cli.common import TextJsonFormatOption, emit, emit_json, guarded, require_format
 
 
 @guarded
@@ -20,7 +20,6 @@ def diff(
 
     Exits 0 when nothing differs and 1 when something does.
     """
-    import json
 
     from ogverify.evidence.paths import require
     from ogverify.verify.diff import diff_paths
@@ -30,7 +29,7 @@ def diff(
         require(path, "", want="file or directory")
     difference = diff_paths(a, b)
     if output_format == "json":
-        emit(json.dumps(difference.to_json(), indent=2, sort_keys=True) + "\n")
+        emit_json(difference.to_json())
     else:
         lines = difference.summary_lines()
         header = (

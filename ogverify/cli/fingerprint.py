@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ogverify.cli.common import TextJsonFormatOption, emit, guarded, require_format, use_color
+from ogverify.cli.common import TextJsonFormatOption, emit, emit_json, guarded, require_format, use_color
 
 
 @guarded
@@ -10,7 +10,6 @@ def fingerprint(
     output_format: TextJsonFormatOption = "text",
 ) -> None:
     """Print this machine's execution-environment fingerprint."""
-    import json
 
     from ogverify.report.formats.text import render_fingerprint
     from ogverify.runtime.fingerprint import capture
@@ -18,6 +17,6 @@ def fingerprint(
     require_format(output_format, "text", "json")
     current = capture()
     if output_format == "json":
-        emit(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        emit_json(current)
     else:
         emit(render_fingerprint(current, color=use_color()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from ogverify.cli.common import (
     TextJsonFormatOption,
     echo,
     emit,
+    emit_json,
     guarded,
     require_format,
 )
@@ -38,7 +38,7 @@ def cid(
     named = [(path, file_cids(path)) for path in files]
     if output_format == "json":
         document = [{"file": str(path), **cids.to_json()} for path, cids in named]
-        emit(json.dumps(document, indent=2) + "\n")
+        emit_json(document)
     else:
         emit("".join(f"{cids.v0} {cids.v1} {path}\n" for path, cids in named))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from ogverify.cli.common import (
     ThreadsOption,
     echo,
     emit,
+    emit_json,
     execution_options,
     guarded,
     require_writable,
@@ -28,10 +28,6 @@ log_app = typer_group("Evidence logs: one model and configuration, an append-onl
 
 LogArg = Annotated[str, typer.Argument(metavar="LOG", help="The log: a directory or an fsspec URL (s3://...).")]
 RecordIndexOption = Annotated[int, typer.Option("--index", metavar="I", help="The record.")]
-
-
-def _json(value: Any) -> None:
-    emit(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 @log_app.command()
@@ -153,7 +149,7 @@ def prove(
     from ogverify.packing.log import EvidenceLog
 
     with EvidenceLog.open(log) as opened:
-        _json(opened.prove(index, size).to_json())
+        emit_json(opened.prove(index, size).to_json())
 
 
 @log_app.command()
@@ -167,7 +163,7 @@ def consistency(
     from ogverify.packing.log import EvidenceLog
 
     with EvidenceLog.open(log) as opened:
-        _json(opened.consistency(first, second).to_json())
+        emit_json(opened.consistency(first, second).to_json())
 
 
 @log_app.command()
@@ -237,7 +233,9 @@ def audit(
         explain_budget=explain_budget, explain_records=explain_records,
     )
     result = audit_log(log, options, progress=echo)
-    emit(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n" if formatter is None
-         else formatter.render([result.report]), output)
+    if formatter is None:
+        emit_json(result.to_json(), output)
+    else:
+        emit(formatter.render([result.report]), output)
     echo(result.statement)
     raise typer.Exit(int(result.exit_code))

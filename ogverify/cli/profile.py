@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ogverify.cli.common import TextJsonFormatOption, emit, guarded, require_format
+from ogverify.cli.common import TextJsonFormatOption, emit, emit_json, guarded, require_format
 from ogverify.errors import UsageError
 
 
@@ -31,7 +31,6 @@ def profile(
     Varies each alone from the baseline: the optimisation level, intra-op threads, execution mode,
     prepacking, the GELU approximation, denormals, and each graph transformer the model triggers.
     """
-    import json
     import tempfile
 
     from ogverify.evidence.execution import ExecutionConfig, parse_opt_level
@@ -53,7 +52,7 @@ def profile(
     with tempfile.TemporaryDirectory(prefix="ogverify-profile-") as work:
         result = profile_model(model.resolve(), require_tensors(inputs, "profile"), config, Path(work), parallel=jobs)
     if output_format == "json":
-        emit(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+        emit_json(result.to_json())
         return
     from ogverify.evidence.trace import knob_phrase
 
