@@ -166,22 +166,6 @@ def consistency(
         emit_json(opened.consistency(first, second).to_json())
 
 
-@log_app.command()
-@guarded
-def export(
-    log: LogArg,
-    index: RecordIndexOption,
-    out: Annotated[Path, typer.Option("--out", "-o", metavar="BUNDLE", help="The bundle to write (.ogb: one file).")],
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle.")] = False,
-) -> None:
-    """Write record I as a bundle, signed through the log (inclusion proof and the latest checkpoint)."""
-    from ogverify.packing.log import EvidenceLog
-
-    with EvidenceLog.open(log) as opened:
-        path = opened.export(index, out, overwrite=force)
-    typer.echo(f"wrote {path}", err=True)
-
-
 @guarded
 def audit(
     log: LogArg,
@@ -239,3 +223,19 @@ def audit(
         emit(formatter.render([result.report]), output)
     echo(result.statement)
     raise typer.Exit(int(result.exit_code))
+
+
+@log_app.command()
+@guarded
+def export(
+    log: LogArg,
+    index: RecordIndexOption,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="BUNDLE", help="The bundle to write (.ogb: one file).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle.")] = False,
+) -> None:
+    """Write record I as a bundle, signed through the log (inclusion proof and the latest checkpoint)."""
+    from ogverify.packing.log import EvidenceLog
+
+    with EvidenceLog.open(log) as opened:
+        path = opened.export(index, out, overwrite=force)
+    typer.echo(f"wrote {path}", err=True)
