@@ -199,12 +199,6 @@ def audit(
     from ogverify.report.formats import get_formatter
     from ogverify.verify.audit import AuditOptions, audit_log, parse_sample, parse_seed
 
-    if not 0 < confidence < 1:
-        raise UsageError("--confidence must be between 0 and 1")
-    if max_failure_rate is not None and not 0 <= max_failure_rate < 1:
-        raise UsageError("--max-failure-rate must be at least 0 and below 1")
-    if jobs < 1 or timeout <= 0 or explain_budget < 0 or explain_records < 0:
-        raise UsageError("--jobs and --timeout must be positive, --explain-budget and --explain-records 0 or more")
     if previous is not None and not previous.is_file():
         raise UsageError(f"--previous-checkpoint {previous} does not exist")
     formatter = None if output_format == "json" else get_formatter(output_format, color=False)

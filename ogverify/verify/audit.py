@@ -33,6 +33,7 @@ from ogverify.evidence.log.layout import Descriptor, LogReader, RecordEntry
 from ogverify.evidence.log.store import open_store
 from ogverify.evidence.signing import TrustedKey
 from ogverify.report.findings import Finding, Report, Status
+from ogverify.runtime.runner import checked_timeout
 from ogverify.verify import sampling
 
 if TYPE_CHECKING:
@@ -68,7 +69,8 @@ def parse_seed(text: str | None) -> bytes | None:
 
 @dataclass(frozen=True)
 class AuditOptions:
-    """What the auditor trusts and how far the audit goes."""
+    """What the auditor trusts and how far the audit goes (a value out of range: UsageError, in the
+    command line's words, as ``parse_sample`` and ``parse_seed`` speak)."""
 
     trusted_keys: Mapping[str, TrustedKey] = field(default_factory=dict)
     previous_checkpoint: bytes | None = None
@@ -82,6 +84,15 @@ class AuditOptions:
     explain: bool = True
     explain_budget: int = 32
     explain_records: int = EXPLAIN_RECORDS
+
+    def __post_init__(self) -> None:
+        if not 0 < self.confidence < 1:
+            raise UsageError("--confidence must be between 0 and 1")
+        if self.max_failure_rate is not None and not 0 <= self.max_failure_rate < 1:
+            raise UsageError("--max-failure-rate must be at least 0 and below 1")
+        if self.jobs < 1 or self.explain_budget < 0 or self.explain_records < 0:
+            raise UsageError("--jobs must be positive, --explain-budget and --explain-records 0 or more")
+        checked_timeout(self.timeout, "--timeout")
 
 
 @dataclass(frozen=True)

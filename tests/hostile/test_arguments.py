@@ -17,6 +17,7 @@ import pytest
 from ogverify.errors import UsageError
 from ogverify.evidence.bundle import Limits
 from ogverify.packing.pack import pack
+from ogverify.verify.audit import AuditOptions
 from ogverify.verify.pipeline import CheckOptions
 from tests.bundle_helpers import single_error_line
 from tests.conftest import RunCli
@@ -95,6 +96,32 @@ def test_the_library_refuses_an_unusable_timeout() -> None:
     for value in (float("inf"), float("nan"), 0.0):
         with pytest.raises(UsageError, match="timeout must be a number of seconds"):
             CheckOptions(timeout=value)
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--timeout", "inf", "--timeout must be a number of seconds above 0 and at most"),
+    ("--timeout", "nan", "--timeout must be a number of seconds above 0 and at most"),
+    ("--timeout", "1e400", "--timeout must be a number of seconds above 0 and at most"),
+    ("--confidence", "nan", "--confidence must be between 0 and 1"),
+    ("--max-failure-rate", "nan", "--max-failure-rate must be at least 0 and below 1"),
+    ("--explain-records", "-1", "--jobs must be positive, --explain-budget and --explain-records 0 or more"),
+])
+def test_an_audit_number_out_of_range_is_a_usage_error(
+    signed: dict[str, Path], tmp_path: Path, run_cli: RunCli, option: str, value: str, message: str
+) -> None:
+    """Refused before the log is read (there is none here): exit 2, not an internal error or a NaN bound."""
+    result = run_cli("audit", tmp_path / "no-log", "-k", signed["pub"], option, value)
+    assert result.exit_code == 2, result.output
+    assert single_error_line(result).startswith(f"error: {message}")
+
+
+@pytest.mark.parametrize("options", [
+    {"timeout": float("inf")}, {"timeout": float("nan")}, {"confidence": 1.0}, {"confidence": float("nan")},
+    {"max_failure_rate": -0.5}, {"jobs": 0}, {"explain_budget": -1},
+])
+def test_the_library_refuses_unusable_audit_options(options: dict[str, float]) -> None:
+    with pytest.raises(UsageError, match="must be"):
+        AuditOptions(**options)  # type: ignore[arg-type]
 
 
 # --- policy mistakes, in words ----------------------------------------------------------------------
