@@ -21,6 +21,7 @@ import rfc8785
 import zstandard
 
 from tests.conftest import CliResult, RunCli
+from tools.fuzz import tar_of
 
 Members = dict[str, bytes]
 
@@ -41,13 +42,7 @@ def read_members(bundle: Path) -> Members:
 def write_members(bundle: Path, members: Members) -> None:
     """Replace the bundle at ``bundle`` by exactly ``members``, keeping its form."""
     if bundle.suffix == ".ogb":
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in sorted(members):
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = len(members[name]), 0, 0o644
-                tar.addfile(info, io.BytesIO(members[name]))
-        bundle.write_bytes(buffer.getvalue())
+        bundle.write_bytes(tar_of(members))
         return
     if bundle.exists():
         shutil.rmtree(bundle)
