@@ -100,31 +100,24 @@ def test_untouched_bundle_verifies(bundle: Path, run_cli: RunCli, signed: Signed
 # --- blobs changed behind the manifest's back: integrity fails, naming the artifact ----------------
 
 
-def test_changed_input_blob(bundle: Path, run_cli: RunCli, signed: Signed) -> None:
+@pytest.mark.parametrize(("side", "name", "subject"), [("inputs", "x", "input 'x'"),
+                                                     ("outputs", "y", "claimed output 'y'")])
+def test_changed_tensor_blob(bundle: Path, run_cli: RunCli, signed: Signed, side: str, name: str,
+                             subject: str) -> None:
+    """A changed input or claimed output blob fails integrity naming that tensor alone; nothing runs."""
     def change(members: Members) -> None:
-        name = blob_name(tensor_entry(_manifest(members), "inputs", "x"))
-        members[name] = flip_last_byte(members[name])
+        blob = blob_name(tensor_entry(_manifest(members), side, name))
+        members[blob] = flip_last_byte(members[blob])
 
     tamper(bundle, change)
     result, headline, report = _check(run_cli, bundle, signed)
     assert result.exit_code == 1, result.output
-    assert headline.startswith("FAILED: input 'x': ")
+    assert headline.startswith(f"FAILED: {subject}: ")
+    assert subject in result.stdout
     failing = [f for f in findings_of(report, "integrity") if f["status"] == "fail" and f["children"] == []]
-    assert [f["subject"] for f in failing] == ["input 'x'"]
+    assert [f["subject"] for f in failing] == [subject]
     (replay,) = findings_of(report, "replay")
     assert replay["status"] == "skip"
-
-
-def test_changed_claimed_output_blob(bundle: Path, run_cli: RunCli, signed: Signed) -> None:
-    def change(members: Members) -> None:
-        name = blob_name(tensor_entry(_manifest(members), "outputs", "y"))
-        members[name] = flip_last_byte(members[name])
-
-    tamper(bundle, change)
-    result, headline, report = _check(run_cli, bundle, signed)
-    assert result.exit_code == 1, result.output
-    assert headline.startswith("FAILED: claimed output 'y': ")
-    assert "claimed output 'y'" in result.stdout
     assert report["outputs"] == []
 
 
