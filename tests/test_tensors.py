@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -317,49 +318,36 @@ def test_load_pb_string_tensor_becomes_unicode(tmp_path: Path) -> None:
     assert canonical.tolist() == ["cat", "bé"]
 
 
-def test_load_pb_garbage_is_a_usage_error(tmp_path: Path) -> None:
-    path = tmp_path / "bad.pb"
-    path.write_bytes(b"\xff\xff\xff\xff not a protobuf")
-    with pytest.raises(UsageError) as info:
-        load_tensor_file(path, "-i bad.pb")
-    assert "-i bad.pb" in info.value.message
-    assert "is not an ONNX TensorProto file" in info.value.message
-
-
-def test_load_object_npy_written_with_pickle_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "strings.npy"
+def _pickled_strings(path: Path) -> None:
     np.save(path, np.array(["a", "b"], dtype=object), allow_pickle=True)
-    with pytest.raises(UsageError) as info:
-        load_tensor_file(path, "-i strings.npy")
-    assert info.value.exit_code == ExitCode.USAGE
-    assert "-i strings.npy" in info.value.message
-    assert "'|O' is not allowed" in info.value.message
 
 
-def test_load_npz_with_an_object_member_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "mixed.npz"
+def _npz_with_an_object_member(path: Path) -> None:
     np.savez(path, good=sample(), bad=np.array([{"k": 1}], dtype=object))
-    with pytest.raises(UsageError) as info:
-        load_tensor_file(path, "-i mixed.npz")
-    assert "-i mixed.npz [bad]" in info.value.message
-    assert "is not allowed" in info.value.message
 
 
-def test_load_npz_that_is_not_a_zip(tmp_path: Path) -> None:
-    path = tmp_path / "fake.npz"
-    path.write_bytes(b"not a zip file")
-    with pytest.raises(UsageError) as info:
-        load_tensor_file(path, "-i fake.npz")
-    assert "is not a .npz archive" in info.value.message
-
-
-def test_load_npz_with_a_non_npy_member(tmp_path: Path) -> None:
-    path = tmp_path / "odd.npz"
+def _npz_with_a_text_member(path: Path) -> None:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("readme.txt", "hello")
+
+
+@pytest.mark.parametrize(("name", "write", "message"), [
+    ("bad.pb", lambda path: path.write_bytes(b"\xff\xff\xff\xff not a protobuf"), "is not an ONNX TensorProto file"),
+    ("strings.npy", _pickled_strings, "'|O' is not allowed"),
+    ("mixed.npz", _npz_with_an_object_member, "-i mixed.npz [bad]"),
+    ("fake.npz", lambda path: path.write_bytes(b"not a zip file"), "is not a .npz archive"),
+    ("odd.npz", _npz_with_a_text_member, "-i odd.npz [readme.txt] is not a .npy tensor"),
+])
+def test_a_file_that_is_not_a_tensor_is_a_usage_error(
+    tmp_path: Path, name: str, write: Callable[[Path], object], message: str
+) -> None:
+    """Refused with exit 2, the option and file named (a pickle is never loaded)."""
+    path = tmp_path / name
+    write(path)
     with pytest.raises(UsageError) as info:
-        load_tensor_file(path, "-i odd.npz")
-    assert "-i odd.npz [readme.txt] is not a .npy tensor" in info.value.message
+        load_tensor_file(path, f"-i {name}")
+    assert info.value.exit_code == ExitCode.USAGE
+    assert f"-i {name}" in info.value.message and message in info.value.message, info.value.message
 
 
 def test_load_truncated_npy_file_is_a_usage_error(tmp_path: Path) -> None:
