@@ -17,7 +17,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 import ogverify
-from ogverify.evidence.signing import sign_bundle
+from ogverify.evidence.signing import generate_key_pair, sign_bundle
 from tests.bundle_helpers import blob_name, flip_last_byte, manifest_of, replace_tensor_blob, tamper, tensor_entry
 from tests.fixtures import models
 
@@ -40,6 +40,16 @@ def reference_run(model: Path, x: Array) -> Array:
     (y,) = session.run(["y"], {"x": x})
     result: Array = y
     return result
+
+
+def signed_mlp_claim(root: Path, keys: tuple[str, ...], seed: int) -> tuple[Path, Array, Array]:
+    """A key pair ``NAME.key`` (and ``.pub``) in ``root`` for each of ``keys``, the MLP saved there,
+    a random input batch from ``seed`` and this machine's output for it: (model, x, y)."""
+    for name in keys:
+        generate_key_pair(root / f"{name}.key")
+    model = models.save(models.mlp(), root / "mlp.onnx")
+    x = np.random.default_rng(seed).standard_normal((4, 16)).astype(np.float32)
+    return model, x, reference_run(model, x)
 
 
 def tamper_input(bundle: Path) -> None:

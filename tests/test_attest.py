@@ -9,17 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import ogverify
-from ogverify.evidence.signing import generate_key_pair
 from tests.bundle_helpers import check_json, findings_of, single_error_line
 from tests.conftest import RunCli
-from tests.fixtures import models
-from tests.gate_helpers import reference_run
+from tests.gate_helpers import signed_mlp_claim
 
 TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
 
@@ -27,11 +24,7 @@ TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("attest")
-    for who in ("producer", "auditor"):
-        generate_key_pair(root / f"{who}.key")
-    model = models.save(models.mlp(), root / "mlp.onnx")
-    x = np.random.default_rng(4).standard_normal((4, 16)).astype(np.float32)
-    y = reference_run(model, x)
+    model, x, y = signed_mlp_claim(root, ("producer", "auditor"), seed=4)
     producer = [root / "producer.key"]
     ogverify.pack(model, root / "good.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=producer)
     ogverify.pack(model, root / "bad", inputs={"x": x}, claimed_outputs={"y": y * 2}, sign_keys=producer)

@@ -26,21 +26,16 @@ from ogverify.verify.policy import (
 )
 from tests.bundle_helpers import canonical, check_json, findings_of, single_error_line, tamper
 from tests.conftest import RunCli
-from tests.fixtures import models
-from tests.gate_helpers import reference_run
+from tests.gate_helpers import reference_run, signed_mlp_claim
 
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Keys A and B; bundles signed by A, by A and B, and an unsigned one comparing allclose."""
-    from ogverify.evidence.signing import generate_key_pair, sign_bundle
+    from ogverify.evidence.signing import sign_bundle
 
     root = tmp_path_factory.mktemp("policy")
-    for name in ("a", "b"):
-        generate_key_pair(root / f"{name}.key")
-    model = models.save(models.mlp(), root / "mlp.onnx")
-    x = np.random.default_rng(2).standard_normal((4, 16)).astype(np.float32)
-    y = reference_run(model, x)
+    model, x, y = signed_mlp_claim(root, ("a", "b"), seed=2)
     ogverify.pack(model, root / "by-a.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=[root / "a.key"])
     ogverify.pack(model, root / "by-ab.ogb", inputs={"x": x}, claimed_outputs={"y": y},
                   sign_keys=[root / "a.key", root / "b.key"])
