@@ -7,7 +7,7 @@ Layout:
 
 - ``entry.py``: the console script; starts a check's re-execution process before any import.
 - ``app.py``: the typer app, its global options, and the one list of commands (--help order).
-- ``common.py``: ``guarded`` (every error to one line and its exit code), ``emit``, ``echo``,
+- ``common.py``: ``guarded`` (every error to one line and its exit code), ``emit``, ``emit_json``, ``echo``,
   ``typer_group`` (the help settings of the root and of ``log``), options several commands declare.
 - one module per topic: ``keys.py`` (keygen, sign), ``pack.py``, ``check.py``, ``diff.py``,
   ``bundle.py`` (inspect, extract), ``fingerprint.py``, ``interop.py`` (cid, import, export: other
