@@ -478,6 +478,9 @@ class EvidenceLog:
             value_type = (spec.value_type if spec is not None else None) or type_of(value)
             return ValueRef(name, str(value_type), **store((encode(value, value_type),), index))
 
+        def refs(values: Mapping[str, Any], order: Sequence[str], index: int) -> tuple[layout.Ref, ...]:
+            return tuple(ref(name, values[name], index) for name in order if name in values)
+
         try:
             for record in records:
                 inputs, claimed, given = (*record, None) if len(record) == 2 else record
@@ -497,9 +500,8 @@ class EvidenceLog:
                 if given is None and trace:
                     given = self._trace(arrays, outputs, computed=claimed is None)
                 index = first + len(leaves)
-                refs = (tuple(ref(name, values[name], index) for name in order if name in values)
-                        for values, order in ((arrays, signature.input_names), (outputs, signature.output_names)))
-                input_refs, output_refs = refs
+                input_refs = refs(arrays, signature.input_names, index)  # stored in this order: inputs,
+                output_refs = refs(outputs, signature.output_names, index)  # outputs, then the trace
                 trace_ref = None
                 if given is not None:
                     data = canonical_json.dumps(given.to_json())
