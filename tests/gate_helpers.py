@@ -42,7 +42,7 @@ def reference_run(model: Path, x: Array) -> Array:
     return result
 
 
-def signed_mlp_claim(root: Path, keys: tuple[str, ...], seed: int) -> tuple[Path, Array, Array]:
+def mlp_claim_and_keys(root: Path, keys: tuple[str, ...], seed: int) -> tuple[Path, Array, Array]:
     """A key pair ``NAME.key`` (and ``.pub``) in ``root`` for each of ``keys``, the MLP saved there,
     a random input batch from ``seed`` and this machine's output for it: (model, x, y)."""
     for name in keys:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 import ogverify
 from tests.bundle_helpers import check_json, findings_of, single_error_line
 from tests.conftest import RunCli
-from tests.gate_helpers import signed_mlp_claim
+from tests.gate_helpers import mlp_claim_and_keys
 
 TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
 
@@ -24,7 +24,7 @@ TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("attest")
-    model, x, y = signed_mlp_claim(root, ("producer", "auditor"), seed=4)
+    model, x, y = mlp_claim_and_keys(root, ("producer", "auditor"), seed=4)
     producer = [root / "producer.key"]
     ogverify.pack(model, root / "good.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=producer)
     ogverify.pack(model, root / "bad", inputs={"x": x}, claimed_outputs={"y": y * 2}, sign_keys=producer)

@@ -26,7 +26,7 @@ from ogverify.verify.policy import (
 )
 from tests.bundle_helpers import canonical, check_json, findings_of, single_error_line, tamper
 from tests.conftest import RunCli
-from tests.gate_helpers import reference_run, signed_mlp_claim
+from tests.gate_helpers import mlp_claim_and_keys, reference_run
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from ogverify.evidence.signing import sign_bundle
 
     root = tmp_path_factory.mktemp("policy")
-    model, x, y = signed_mlp_claim(root, ("a", "b"), seed=2)
+    model, x, y = mlp_claim_and_keys(root, ("a", "b"), seed=2)
     ogverify.pack(model, root / "by-a.ogb", inputs={"x": x}, claimed_outputs={"y": y}, sign_keys=[root / "a.key"])
     ogverify.pack(model, root / "by-ab.ogb", inputs={"x": x}, claimed_outputs={"y": y},
                   sign_keys=[root / "a.key", root / "b.key"])
